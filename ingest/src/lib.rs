@@ -1,0 +1,37 @@
+//! Readings in: everything between a Kafka message and a closed event-time
+//! window ready for aggregation.
+//!
+//! # Layout
+//! - [`reading`]: the reading message contract (single-metric and gateway
+//!   multi-metric forms, RFC 3339 or epoch-millisecond `ts`) and its decoder.
+//! - [`registry`]: the sensor registry (CSV or YAML): sensor id → district,
+//!   street, grid cell, position, kind; kept as Arrow columns so a window's
+//!   rows are enriched with one `take` per column.
+//! - [`metric`]: the catalogue of metric names the rules use, interned to ids.
+//! - [`window`]: tumbling event-time windows aligned to local wall-clock
+//!   boundaries, the per-window buffers, and the Arrow batch a closed window
+//!   becomes.
+//! - [`watermark`]: per-partition watermarks and the pipeline watermark.
+//! - [`offsets`]: which Kafka offsets are safe to commit (only those whose
+//!   windows have closed).
+//! - [`clock`]: wall clock or simulated (compressed) clock.
+//! - [`kafka`]: building the rdkafka consumer from configuration.
+//! - [`error`]: this crate's error type.
+
+pub mod clock;
+pub mod error;
+pub mod kafka;
+pub mod metric;
+pub mod offsets;
+pub mod reading;
+pub mod registry;
+pub mod watermark;
+pub mod window;
+
+pub use clock::Clock;
+pub use error::{DecodeError, IngestError};
+pub use metric::MetricCatalog;
+pub use reading::{Reading, decode_readings};
+pub use registry::{AreaLevel, Sensor, SensorRegistry};
+pub use watermark::Watermarks;
+pub use window::{ClosedWindow, TumblingWindows, WindowStore};

@@ -1,0 +1,128 @@
+//! Which offsets may be committed.
+//!
+//! A message may only be committed once every window holding one of its
+//! readings has closed and the resulting warnings were acknowledged by the
+//! sinks; otherwise a restart would lose them. For each partition the
+//! tracker keeps, per window end still pending, the smallest offset waiting
+//! for it. The committable offset is the smallest pending offset, or the
+//! next offset to read when nothing is pending.
+
+use std::collections::{BTreeMap, HashMap};
+
+#[derive(Debug, Default)]
+struct Partition {
+    /// Offset after the last message consumed.
+    next: i64,
+    /// Window end → smallest offset whose readings wait for it.
+    pending: BTreeMap<i64, i64>,
+    /// Last offset handed out for commit.
+    committed: Option<i64>,
+}
+
+impl Partition {
+    fn committable(&self) -> i64 {
+        self.pending.values().min().copied().unwrap_or(self.next)
+    }
+}
+
+/// Pending offsets per (topic, partition).
+#[derive(Debug, Default)]
+pub struct OffsetTracker {
+    partitions: HashMap<(String, i32), Partition>,
+}
+
+impl OffsetTracker {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// A message was consumed. `done_at` is the latest end of the windows its
+    /// readings went into, or `None` when it needs nothing more (for
+    /// example it was dead-lettered and acknowledged).
+    pub fn consumed(&mut self, topic: &str, partition: i32, offset: i64, done_at: Option<i64>) {
+        let p = self
+            .partitions
+            .entry((topic.to_owned(), partition))
+            .or_default();
+        p.next = p.next.max(offset + 1);
+        if let Some(end) = done_at {
+            let min = p.pending.entry(end).or_insert(offset);
+            *min = (*min).min(offset);
+        }
+    }
+
+    /// Every window ending at or before `closed_until` has closed and its
+    /// warnings were acknowledged.
+    pub fn windows_closed(&mut self, closed_until: i64) {
+        for p in self.partitions.values_mut() {
+            let still_open = p.pending.split_off(&(closed_until + 1));
+            p.pending = still_open;
+        }
+    }
+
+    /// Offsets that advanced since the last call, as (topic, partition,
+    /// next offset to read) — Kafka's commit convention.
+    pub fn take_commits(&mut self) -> Vec<(String, i32, i64)> {
+        let mut out = Vec::new();
+        for ((topic, partition), p) in &mut self.partitions {
+            let offset = p.committable();
+            if p.committed.is_none_or(|c| c < offset) {
+                p.committed = Some(offset);
+                out.push((topic.clone(), *partition, offset));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// Forget a partition (revoked in a rebalance).
+    pub fn remove(&mut self, topic: &str, partition: i32) {
+        self.partitions.remove(&(topic.to_owned(), partition));
+    }
+
+    /// Messages consumed but not yet committable, over all partitions (an
+    /// upper bound: counts offsets between the committable and next offset).
+    pub fn uncommitted(&self) -> i64 {
+        self.partitions
+            .values()
+            .map(|p| p.next - p.committable())
+            .sum()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn commits_wait_for_windows() {
+        let mut t = OffsetTracker::new();
+        t.consumed("r", 0, 10, Some(100));
+        t.consumed("r", 0, 11, Some(200));
+        t.consumed("r", 0, 12, None);
+        t.consumed("r", 0, 13, Some(100));
+        // Offset 10 waits for window 100: nothing beyond it may be committed.
+        assert_eq!(t.take_commits(), vec![("r".into(), 0, 10)]);
+        assert_eq!(t.uncommitted(), 4);
+        t.windows_closed(100);
+        assert_eq!(t.take_commits(), vec![("r".into(), 0, 11)]);
+        assert!(t.take_commits().is_empty(), "no change, no commit");
+        t.windows_closed(250);
+        assert_eq!(t.take_commits(), vec![("r".into(), 0, 14)]);
+        assert_eq!(t.uncommitted(), 0);
+    }
+
+    #[test]
+    fn partitions_are_independent() {
+        let mut t = OffsetTracker::new();
+        t.consumed("r", 0, 5, Some(100));
+        t.consumed("r", 1, 7, None);
+        assert_eq!(
+            t.take_commits(),
+            vec![("r".into(), 0, 5), ("r".into(), 1, 8)]
+        );
+        t.remove("r", 0);
+        t.windows_closed(100);
+        assert!(t.take_commits().is_empty());
+    }
+}

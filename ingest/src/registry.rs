@@ -1,0 +1,294 @@
+//! The sensor registry: where each sensor stands in the city.
+//!
+//! CSV (header row required):
+//! ```text
+//! sensor_id,kind,district,district_code,street,grid,lat,lon
+//! cq-yb-aq-0001,air,Yubei,500112,Longxi,cq-yb-g01,29.59,106.52
+//! ```
+//! or YAML: `sensors: [{sensor_id: …, kind: …, …}]`. Unknown columns are
+//! refused so a typo in a header is caught at start.
+
+use std::collections::HashMap;
+use std::path::Path;
+use std::sync::Arc;
+
+use arrow::array::StringArray;
+use serde::{Deserialize, Serialize};
+
+use crate::error::IngestError;
+
+/// One physical sensor.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Sensor {
+    pub sensor_id: String,
+    /// What it measures, e.g. `air`, `water`, `noise`, `weather`.
+    pub kind: String,
+    /// District name, e.g. `Yubei`.
+    pub district: String,
+    /// GB/T 2260 administrative division code, e.g. `500112`.
+    pub district_code: String,
+    /// Street (街道) or town.
+    pub street: String,
+    /// Grid cell (网格) id, the smallest unit of urban governance.
+    pub grid: String,
+    pub lat: f64,
+    pub lon: f64,
+}
+
+/// The level at which readings are grouped into one warning.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AreaLevel {
+    Sensor,
+    Grid,
+    Street,
+    District,
+}
+
+impl AreaLevel {
+    /// Column holding this level's key in a window batch.
+    pub fn column(self) -> &'static str {
+        match self {
+            AreaLevel::Sensor => "sensor_id",
+            AreaLevel::Grid => "grid",
+            AreaLevel::Street => "street",
+            AreaLevel::District => "district",
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            AreaLevel::Sensor => "sensor",
+            AreaLevel::Grid => "grid",
+            AreaLevel::Street => "street",
+            AreaLevel::District => "district",
+        }
+    }
+}
+
+/// What is known of an area (a sensor, grid, street or district): its place
+/// in the hierarchy and the centre of its sensors.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Area {
+    pub district: String,
+    pub district_code: String,
+    /// Set for grids and sensors (and streets): the street they lie in.
+    pub street: Option<String>,
+    /// Set for grids and sensors.
+    pub grid: Option<String>,
+    pub lat: f64,
+    pub lon: f64,
+    /// Distance from the centre to the farthest sensor, in km (0 for one sensor).
+    pub radius_km: f64,
+    pub sensors: usize,
+}
+
+#[derive(Deserialize)]
+#[serde(deny_unknown_fields)]
+struct YamlRegistry {
+    sensors: Vec<Sensor>,
+}
+
+/// All sensors, indexed by id, with Arrow columns for enrichment.
+#[derive(Debug, Clone)]
+pub struct SensorRegistry {
+    sensors: Arc<Vec<Sensor>>,
+    index: Arc<HashMap<String, u32>>,
+    columns: Arc<RegistryColumns>,
+    areas: Arc<HashMap<(AreaLevel, String), Area>>,
+}
+
+/// One Arrow array per attribute, row `i` = sensor index `i`.
+#[derive(Debug)]
+pub struct RegistryColumns {
+    pub sensor_id: StringArray,
+    pub grid: StringArray,
+    pub street: StringArray,
+    pub district: StringArray,
+}
+
+impl SensorRegistry {
+    /// Load a `.csv`, `.yaml` or `.yml` registry.
+    pub fn load(path: &Path) -> Result<Self, IngestError> {
+        let text = std::fs::read_to_string(path).map_err(|source| IngestError::RegistryIo {
+            path: path.to_owned(),
+            source,
+        })?;
+        let format_err = |message: String| IngestError::RegistryFormat {
+            path: path.to_owned(),
+            message,
+        };
+        let sensors = match path.extension().and_then(|e| e.to_str()) {
+            Some("yaml" | "yml") => {
+                serde_yaml_ng::from_str::<YamlRegistry>(&text)
+                    .map_err(|e| format_err(e.to_string()))?
+                    .sensors
+            }
+            _ => parse_csv(&text).map_err(format_err)?,
+        };
+        Self::new(sensors).map_err(format_err)
+    }
+
+    /// Build from a list; sensor ids must be unique.
+    pub fn new(sensors: Vec<Sensor>) -> Result<Self, String> {
+        let mut index = HashMap::with_capacity(sensors.len());
+        for (i, s) in sensors.iter().enumerate() {
+            if index.insert(s.sensor_id.clone(), i as u32).is_some() {
+                return Err(format!("sensor {:?} is listed twice", s.sensor_id));
+            }
+        }
+        let col = |f: fn(&Sensor) -> &str| StringArray::from_iter_values(sensors.iter().map(f));
+        let columns = RegistryColumns {
+            sensor_id: col(|s| &s.sensor_id),
+            grid: col(|s| &s.grid),
+            street: col(|s| &s.street),
+            district: col(|s| &s.district),
+        };
+        let areas = build_areas(&sensors);
+        Ok(SensorRegistry {
+            sensors: Arc::new(sensors),
+            index: Arc::new(index),
+            columns: Arc::new(columns),
+            areas: Arc::new(areas),
+        })
+    }
+
+    /// Index of a sensor, used as its row in [`columns`](Self::columns).
+    pub fn index_of(&self, sensor_id: &str) -> Option<u32> {
+        self.index.get(sensor_id).copied()
+    }
+
+    pub fn columns(&self) -> &RegistryColumns {
+        &self.columns
+    }
+
+    pub fn sensors(&self) -> &[Sensor] {
+        &self.sensors
+    }
+
+    pub fn get(&self, sensor_id: &str) -> Option<&Sensor> {
+        self.index_of(sensor_id).map(|i| &self.sensors[i as usize])
+    }
+
+    /// The area a group key names at a level, e.g. grid `cq-yb-g01`.
+    pub fn area(&self, level: AreaLevel, key: &str) -> Option<&Area> {
+        self.areas.get(&(level, key.to_owned()))
+    }
+
+    pub fn len(&self) -> usize {
+        self.sensors.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.sensors.is_empty()
+    }
+}
+
+fn parse_csv(text: &str) -> Result<Vec<Sensor>, String> {
+    let mut reader = csv::ReaderBuilder::new()
+        .trim(csv::Trim::All)
+        .comment(Some(b'#'))
+        .from_reader(text.as_bytes());
+    let mut out = Vec::new();
+    for row in reader.deserialize::<Sensor>() {
+        out.push(row.map_err(|e| match e.position() {
+            Some(p) => format!("line {}: {e}", p.line()),
+            None => e.to_string(),
+        })?);
+    }
+    Ok(out)
+}
+
+fn build_areas(sensors: &[Sensor]) -> HashMap<(AreaLevel, String), Area> {
+    let mut members: HashMap<(AreaLevel, String), Vec<&Sensor>> = HashMap::new();
+    for s in sensors {
+        members.entry((AreaLevel::Sensor, s.sensor_id.clone())).or_default().push(s);
+        members.entry((AreaLevel::Grid, s.grid.clone())).or_default().push(s);
+        members.entry((AreaLevel::Street, s.street.clone())).or_default().push(s);
+        members.entry((AreaLevel::District, s.district.clone())).or_default().push(s);
+    }
+    members
+        .into_iter()
+        .map(|((level, key), group)| {
+            let first = group[0];
+            let n = group.len() as f64;
+            let lat = group.iter().map(|s| s.lat).sum::<f64>() / n;
+            let lon = group.iter().map(|s| s.lon).sum::<f64>() / n;
+            let radius_km = group
+                .iter()
+                .map(|s| approx_km(lat, lon, s.lat, s.lon))
+                .fold(0.0, f64::max);
+            let area = Area {
+                district: first.district.clone(),
+                district_code: first.district_code.clone(),
+                street: (level != AreaLevel::District).then(|| first.street.clone()),
+                grid: matches!(level, AreaLevel::Grid | AreaLevel::Sensor)
+                    .then(|| first.grid.clone()),
+                lat,
+                lon,
+                radius_km,
+                sensors: group.len(),
+            };
+            ((level, key), area)
+        })
+        .collect()
+}
+
+/// Equirectangular distance; accurate to well under 1% at city scale.
+fn approx_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
+    let r = 6371.0;
+    let x = (lon2 - lon1).to_radians() * ((lat1 + lat2) / 2.0).to_radians().cos();
+    let y = (lat2 - lat1).to_radians();
+    r * (x * x + y * y).sqrt()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const CSV: &str = "sensor_id,kind,district,district_code,street,grid,lat,lon\n\
+        a,air,Yubei,500112,Longxi,g1,29.60,106.50\n\
+        b,air,Yubei,500112,Longxi,g1,29.62,106.50\n\
+        c,water,Yuzhong,500103,Jiefangbei,g9,29.55,106.57\n";
+
+    fn write(name: &str, text: &str) -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!("yujing-reg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join(name);
+        std::fs::write(&p, text).unwrap();
+        p
+    }
+
+    #[test]
+    fn loads_csv_and_indexes_areas() {
+        let reg = SensorRegistry::load(&write("s.csv", CSV)).unwrap();
+        assert_eq!(reg.len(), 3);
+        assert_eq!(reg.index_of("c"), Some(2));
+        assert_eq!(reg.columns().grid.value(1), "g1");
+        let g1 = reg.area(AreaLevel::Grid, "g1").unwrap();
+        assert_eq!(g1.sensors, 2);
+        assert_eq!(g1.district_code, "500112");
+        assert!((g1.lat - 29.61).abs() < 1e-9);
+        assert!(g1.radius_km > 1.0 && g1.radius_km < 1.2, "{}", g1.radius_km);
+        let d = reg.area(AreaLevel::District, "Yuzhong").unwrap();
+        assert_eq!(d.street, None);
+    }
+
+    #[test]
+    fn loads_yaml() {
+        let yaml = "sensors:\n  - {sensor_id: a, kind: air, district: Yubei, district_code: '500112', street: Longxi, grid: g1, lat: 29.6, lon: 106.5}\n";
+        let reg = SensorRegistry::load(&write("s.yaml", yaml)).unwrap();
+        assert_eq!(reg.get("a").unwrap().street, "Longxi");
+    }
+
+    #[test]
+    fn refuses_duplicates_and_bad_rows_with_line() {
+        let dup = format!("{CSV}a,air,Yubei,500112,Longxi,g1,29.6,106.5\n");
+        let e = SensorRegistry::load(&write("dup.csv", &dup)).unwrap_err();
+        assert!(e.to_string().contains("listed twice"), "{e}");
+        let bad = "sensor_id,kind,district,district_code,street,grid,lat,lon\na,air,Yubei,500112,Longxi,g1,north,106.5\n";
+        let e = SensorRegistry::load(&write("bad.csv", bad)).unwrap_err();
+        assert!(e.to_string().contains("line 2"), "{e}");
+    }
+}
