@@ -1,1 +1,55 @@
-//! placeholder
+//! Sinks: where warnings go.
+//!
+//! # Layout
+//! - [`alert`]: the alert message contract (JSON, `yujing.alert/v1`) built
+//!   from a warning transition and the sensor registry — the pure part.
+//! - [`terminal`]: one readable, coloured line per warning.
+//! - [`kafka`]: the alert topic producer (key = fingerprint, headers with
+//!   grade, rule, district), which waits for the broker's acknowledgement.
+//! - [`error`]: this crate's error type.
+//!
+//! [`Sink`] is an explicit enum: there are few kinds, each configured in
+//! the YAML config, and the pipeline delivers a window's alerts to every
+//! sink and waits for all of them before committing offsets.
+
+pub mod alert;
+pub mod error;
+pub mod kafka;
+pub mod terminal;
+
+pub use alert::{AlertMessage, TimeFormat};
+pub use error::SinkError;
+pub use kafka::KafkaAlertSink;
+pub use terminal::TerminalSink;
+
+/// A configured destination for alerts.
+pub enum Sink {
+    Kafka(KafkaAlertSink),
+    Terminal(TerminalSink),
+}
+
+impl Sink {
+    /// Low-cardinality name for metrics and logs, e.g. `kafka:city.alerts`.
+    pub fn name(&self) -> String {
+        match self {
+            Sink::Kafka(k) => format!("kafka:{}", k.topic()),
+            Sink::Terminal(_) => "terminal".to_owned(),
+        }
+    }
+
+    /// Deliver alerts in order; returns once every one is acknowledged.
+    pub async fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.deliver(alerts).await,
+            Sink::Terminal(t) => t.deliver(alerts),
+        }
+    }
+
+    /// Flush anything buffered (on shutdown).
+    pub async fn flush(&mut self) -> Result<(), SinkError> {
+        match self {
+            Sink::Kafka(k) => k.flush(),
+            Sink::Terminal(t) => t.flush(),
+        }
+    }
+}

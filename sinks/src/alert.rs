@@ -1,0 +1,224 @@
+//! The alert message: what subscribers of the alert topic receive.
+//!
+//! One message per transition of a warning, JSON, key = fingerprint. The
+//! field list and meaning are documented in `docs/alert-message.md`; the
+//! `schema` field names the version (`yujing.alert/v1`), and fields are only
+//! ever added within a version.
+
+use chrono::{DateTime, FixedOffset, TimeZone};
+use serde::{Deserialize, Serialize};
+use yujing_ingest::SensorRegistry;
+use yujing_rules::WarningTransition;
+
+/// Version tag carried by every message.
+pub const SCHEMA: &str = "yujing.alert/v1";
+
+/// How timestamps are written: RFC 3339 in a fixed local offset.
+#[derive(Debug, Clone, Copy)]
+pub struct TimeFormat {
+    offset: FixedOffset,
+}
+
+impl TimeFormat {
+    /// `utc_offset_ms` east of UTC, e.g. 8 h for Beijing time.
+    pub fn new(utc_offset_ms: i64) -> Self {
+        let offset = FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
+            .unwrap_or_else(|| FixedOffset::east_opt(0).expect("UTC"));
+        TimeFormat { offset }
+    }
+
+    pub fn datetime(&self, ms: i64) -> DateTime<FixedOffset> {
+        self.offset
+            .timestamp_millis_opt(ms)
+            .single()
+            .unwrap_or_else(|| self.offset.timestamp_millis_opt(0).single().expect("epoch"))
+    }
+
+    pub fn rfc3339(&self, ms: i64) -> String {
+        self.datetime(ms).to_rfc3339()
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertRule {
+    pub id: String,
+    pub description: String,
+    pub metric: String,
+    pub aggregate: String,
+    pub unit: String,
+    pub window_seconds: i64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertGroup {
+    /// `sensor`, `grid`, `street` or `district`.
+    pub by: String,
+    pub key: String,
+    pub district: Option<String>,
+    pub district_code: Option<String>,
+    pub street: Option<String>,
+    pub grid: Option<String>,
+    pub lat: Option<f64>,
+    pub lon: Option<f64>,
+    pub radius_km: Option<f64>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertWindow {
+    pub start: String,
+    pub end: String,
+}
+
+/// One alert message (`yujing.alert/v1`).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertMessage {
+    pub schema: String,
+    pub warning_id: String,
+    pub fingerprint: String,
+    pub sequence: u32,
+    /// `raised`, `escalated`, `de-escalated` or `resolved`.
+    pub transition: String,
+    /// Grade after the transition; null when resolved.
+    pub grade: Option<String>,
+    /// `IV`..`I`; null when resolved.
+    pub level: Option<String>,
+    /// CAP severity `Minor`..`Extreme`; null when resolved.
+    pub severity: Option<String>,
+    pub previous_grade: Option<String>,
+    pub rule: AlertRule,
+    pub group: AlertGroup,
+    pub window: AlertWindow,
+    /// The window aggregate; null when resolved for lack of data.
+    pub value: Option<f64>,
+    /// Threshold of `grade` (of `previous_grade` when resolved).
+    pub threshold: Option<f64>,
+    /// `above` or `below`.
+    pub direction: String,
+    pub readings: i64,
+    pub sensors: i64,
+    pub started_at: String,
+    /// Event time of the transition: the end of the window that caused it.
+    pub event_time: String,
+    /// Wall-clock time the message was built.
+    pub emitted_at: String,
+    /// `cleared` or `no_data` when resolved, else null.
+    pub resolve_reason: Option<String>,
+    pub summary: String,
+}
+
+impl AlertMessage {
+    pub fn new(
+        t: &WarningTransition,
+        registry: &SensorRegistry,
+        times: TimeFormat,
+        emitted_at_ms: i64,
+    ) -> Self {
+        let area = registry.area(t.rule.group_by, &t.group_key);
+        let group = AlertGroup {
+            by: t.rule.group_by.as_str().to_owned(),
+            key: t.group_key.clone(),
+            district: area.map(|a| a.district.clone()),
+            district_code: area.map(|a| a.district_code.clone()),
+            street: area.and_then(|a| a.street.clone()),
+            grid: area.and_then(|a| a.grid.clone()),
+            lat: area.map(|a| a.lat),
+            lon: area.map(|a| a.lon),
+            radius_km: area.map(|a| (a.radius_km * 1000.0).round() / 1000.0),
+        };
+        AlertMessage {
+            schema: SCHEMA.to_owned(),
+            warning_id: t.warning_id.clone(),
+            fingerprint: t.fingerprint.clone(),
+            sequence: t.sequence,
+            transition: t.transition.as_str().to_owned(),
+            grade: t.grade.map(|g| g.as_str().to_owned()),
+            level: t.grade.map(|g| g.level().to_owned()),
+            severity: t.grade.map(|g| g.cap_severity().to_owned()),
+            previous_grade: t.previous_grade.map(|g| g.as_str().to_owned()),
+            rule: AlertRule {
+                id: t.rule.id.clone(),
+                description: t.rule.description.clone(),
+                metric: t.rule.metric.clone(),
+                aggregate: t.rule.aggregate.as_str().to_owned(),
+                unit: t.rule.unit.clone(),
+                window_seconds: t.rule.window_ms / 1000,
+            },
+            window: AlertWindow {
+                start: times.rfc3339(t.window_start_ms),
+                end: times.rfc3339(t.window_end_ms),
+            },
+            value: t.value,
+            threshold: t.threshold,
+            direction: match t.direction() {
+                yujing_rules::Direction::Above => "above".to_owned(),
+                yujing_rules::Direction::Below => "below".to_owned(),
+            },
+            readings: t.readings,
+            sensors: t.sensors,
+            started_at: times.rfc3339(t.started_at_ms),
+            event_time: times.rfc3339(t.window_end_ms),
+            emitted_at: times.rfc3339(emitted_at_ms),
+            resolve_reason: t.resolve_reason.map(|r| {
+                match r {
+                    yujing_rules::ResolveReason::Cleared => "cleared",
+                    yujing_rules::ResolveReason::NoData => "no_data",
+                }
+                .to_owned()
+            }),
+            summary: summary(t, group.district.as_deref()),
+            group,
+        }
+    }
+
+    /// A short area label: `grid cq-yb-g03 (Yubei)`.
+    pub fn area_label(&self) -> String {
+        match (&self.group.district, self.group.by.as_str()) {
+            (Some(d), by) if by != "district" => format!("{by} {} ({d})", self.group.key),
+            _ => format!("{} {}", self.group.by, self.group.key),
+        }
+    }
+}
+
+fn fmt_value(v: f64) -> String {
+    let s = format!("{v:.1}");
+    s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
+}
+
+fn summary(t: &WarningTransition, district: Option<&str>) -> String {
+    let what = if t.rule.description.is_empty() {
+        format!("{} {}", t.rule.aggregate.as_str(), t.rule.metric)
+    } else {
+        t.rule.description.clone()
+    };
+    let place = match district {
+        Some(d) if t.rule.group_by != yujing_ingest::AreaLevel::District => {
+            format!("{} {} ({d})", t.rule.group_by.as_str(), t.group_key)
+        }
+        _ => format!("{} {}", t.rule.group_by.as_str(), t.group_key),
+    };
+    let unit = if t.rule.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", t.rule.unit)
+    };
+    let sym = t.rule.direction.symbol();
+    match (t.grade, t.value, t.threshold) {
+        (Some(g), Some(v), Some(th)) => format!(
+            "{what} in {place} {}: {} {} warning, {}{unit} {sym} {}{unit}",
+            t.transition.as_str(),
+            g.as_str(),
+            g.level(),
+            fmt_value(v),
+            fmt_value(th),
+        ),
+        (None, Some(v), _) => format!(
+            "{what} in {place} back to normal: {}{unit}, was {}",
+            fmt_value(v),
+            t.previous_grade.map(|g| g.as_str()).unwrap_or("-"),
+        ),
+        _ => format!(
+            "{what} in {place} resolved: no readings in the window, was {}",
+            t.previous_grade.map(|g| g.as_str()).unwrap_or("-"),
+        ),
+    }
+}

@@ -1,0 +1,97 @@
+//! One readable line per warning:
+//!
+//! ```text
+//! 2026-07-15 10:00 +08:00  ORANGE II  escalated     pm25-1h  grid cq-yb-g03 (Yubei)  avg pm25 162.3 > 150 ug/m3  [09:00–10:00]
+//! ```
+
+use std::io::Write;
+
+use crate::alert::AlertMessage;
+use crate::error::SinkError;
+
+/// Writes warnings as text lines, coloured by grade when asked to.
+pub struct TerminalSink {
+    out: Box<dyn Write + Send>,
+    colour: bool,
+}
+
+impl TerminalSink {
+    pub fn new(out: Box<dyn Write + Send>, colour: bool) -> Self {
+        TerminalSink { out, colour }
+    }
+
+    /// Standard output, coloured when it is a terminal and `NO_COLOR` is unset.
+    pub fn stdout() -> Self {
+        use std::io::IsTerminal;
+        let colour = std::io::stdout().is_terminal() && std::env::var_os("NO_COLOR").is_none();
+        Self::new(Box::new(std::io::stdout()), colour)
+    }
+
+    pub fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
+        for a in alerts {
+            writeln!(self.out, "{}", line(a, self.colour))?;
+        }
+        self.out.flush()?;
+        Ok(())
+    }
+
+    pub fn flush(&mut self) -> Result<(), SinkError> {
+        Ok(self.out.flush()?)
+    }
+}
+
+fn ansi(grade: Option<&str>) -> &'static str {
+    match grade {
+        Some("blue") => "\x1b[1;37;44m",
+        Some("yellow") => "\x1b[1;30;43m",
+        Some("orange") => "\x1b[1;30;48;5;208m",
+        Some("red") => "\x1b[1;37;41m",
+        _ => "\x1b[1;30;42m",
+    }
+}
+
+fn short(v: f64) -> String {
+    let s = format!("{v:.1}");
+    s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
+}
+
+/// The text of one line (without newline).
+pub fn line(a: &AlertMessage, colour: bool) -> String {
+    // "2026-07-15T10:00:00+08:00" → "2026-07-15 10:00 +08:00"
+    let when = match (a.event_time.get(..16), a.event_time.get(19..)) {
+        (Some(t), Some(off)) => format!("{} {}", t.replacen('T', " ", 1), off),
+        _ => a.event_time.clone(),
+    };
+    let badge = match (&a.grade, &a.level) {
+        (Some(g), Some(l)) => format!("{} {l}", g.to_uppercase()),
+        _ => "CLEAR".to_owned(),
+    };
+    let badge = if colour {
+        format!("{} {badge:<9} \x1b[0m", ansi(a.grade.as_deref()))
+    } else {
+        format!(" {badge:<9} ")
+    };
+    let unit = if a.rule.unit.is_empty() {
+        String::new()
+    } else {
+        format!(" {}", a.rule.unit)
+    };
+    let sym = if a.direction == "below" { "<" } else { ">" };
+    let measure = match (a.value, a.threshold, &a.grade) {
+        (Some(v), Some(t), Some(_)) => format!("{} {sym} {}{unit}", short(v), short(t)),
+        (Some(v), _, None) => format!("{}{unit}, was {}", short(v), a.previous_grade.as_deref().unwrap_or("-")),
+        _ => format!("no data, was {}", a.previous_grade.as_deref().unwrap_or("-")),
+    };
+    let span = match (a.window.start.get(11..16), a.window.end.get(11..16)) {
+        (Some(s), Some(e)) => format!("[{s}–{e}]"),
+        _ => String::new(),
+    };
+    format!(
+        "{when} {badge} {:<12}  {}  {}  {} {} {measure}  {span}",
+        a.transition,
+        a.rule.id,
+        a.area_label(),
+        a.rule.aggregate,
+        a.rule.metric,
+    )
+}
