@@ -179,9 +179,24 @@ impl AlertMessage {
     }
 }
 
-fn fmt_value(v: f64) -> String {
+/// A number for people: one decimal, trailing `.0` dropped.
+pub fn fmt_number(v: f64) -> String {
     let s = format!("{v:.1}");
     s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
+}
+
+/// A measured value shown next to its threshold: with enough decimals that
+/// a value just over the threshold never prints equal to it.
+pub fn fmt_value(v: f64, threshold: Option<f64>) -> String {
+    let t = threshold.map(fmt_number);
+    let mut s = fmt_number(v);
+    for decimals in 2..=4 {
+        if Some(&s) != t.as_ref() || threshold == Some(v) {
+            break;
+        }
+        s = format!("{v:.decimals$}");
+    }
+    s
 }
 
 fn summary(t: &WarningTransition, district: Option<&str>) -> String {
@@ -208,12 +223,12 @@ fn summary(t: &WarningTransition, district: Option<&str>) -> String {
             t.transition.as_str(),
             g.as_str(),
             g.level(),
-            fmt_value(v),
-            fmt_value(th),
+            fmt_value(v, Some(th)),
+            fmt_number(th),
         ),
         (None, Some(v), _) => format!(
             "{what} in {place} back to normal: {}{unit}, was {}",
-            fmt_value(v),
+            fmt_number(v),
             t.previous_grade.map(|g| g.as_str()).unwrap_or("-"),
         ),
         _ => format!(

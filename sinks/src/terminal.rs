@@ -6,7 +6,7 @@
 
 use std::io::Write;
 
-use crate::alert::AlertMessage;
+use crate::alert::{AlertMessage, fmt_number, fmt_value};
 use crate::error::SinkError;
 
 /// Writes warnings as text lines, coloured by grade when asked to.
@@ -50,11 +50,6 @@ fn ansi(grade: Option<&str>) -> &'static str {
     }
 }
 
-fn short(v: f64) -> String {
-    let s = format!("{v:.1}");
-    s.strip_suffix(".0").map(str::to_owned).unwrap_or(s)
-}
-
 /// The text of one line (without newline).
 pub fn line(a: &AlertMessage, colour: bool) -> String {
     // "2026-07-15T10:00:00+08:00" → "2026-07-15 10:00 +08:00"
@@ -78,8 +73,8 @@ pub fn line(a: &AlertMessage, colour: bool) -> String {
     };
     let sym = if a.direction == "below" { "<" } else { ">" };
     let measure = match (a.value, a.threshold, &a.grade) {
-        (Some(v), Some(t), Some(_)) => format!("{} {sym} {}{unit}", short(v), short(t)),
-        (Some(v), _, None) => format!("{}{unit}, was {}", short(v), a.previous_grade.as_deref().unwrap_or("-")),
+        (Some(v), Some(t), Some(_)) => format!("{} {sym} {}{unit}", fmt_value(v, Some(t)), fmt_number(t)),
+        (Some(v), _, None) => format!("{}{unit}, was {}", fmt_number(v), a.previous_grade.as_deref().unwrap_or("-")),
         _ => format!("no data, was {}", a.previous_grade.as_deref().unwrap_or("-")),
     };
     let span = match (a.window.start.get(11..16), a.window.end.get(11..16)) {

@@ -1,0 +1,201 @@
+//! Command line: `yujing demo`, `yujing run --config FILE`,
+//! `yujing check-rules FILE…`.
+
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use clap::{Parser, Subcommand};
+use yujing_ingest::{Clock, SensorRegistry};
+use yujing_rules::RuleSet;
+use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink};
+
+use crate::config::{Config, SinkConfig};
+use crate::demo::{self, DemoOptions};
+use crate::metrics_server::MetricsServer;
+use crate::pipeline::{self, PipelineError, RunSummary, Setup};
+use crate::telemetry::Metrics;
+
+#[derive(Debug, Parser)]
+#[command(name = "yujing", version, about = "预警 early warning: sensor readings on Kafka to graded warnings")]
+pub struct Cli {
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Run everything in-process: mock Kafka cluster, synthetic city, real rules.
+    Demo {
+        /// Real time to run (e.g. 60s, 5m); Ctrl-C stops earlier.
+        #[arg(long, default_value = "60s", value_parser = humantime::parse_duration)]
+        duration: Duration,
+        /// Simulated seconds per real second (600: one city hour every 6 s).
+        #[arg(long, default_value_t = 600.0)]
+        speed: f64,
+        /// Address of the Prometheus endpoint.
+        #[arg(long, default_value = "127.0.0.1:9464")]
+        metrics: SocketAddr,
+        /// Rules file to use instead of deploy/examples/rules.yaml.
+        #[arg(long)]
+        rules: Option<PathBuf>,
+        /// Print without colours.
+        #[arg(long)]
+        no_color: bool,
+    },
+    /// Run the pipeline against the brokers in a config file.
+    Run {
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Validate rules files; prints file:line:column for each error.
+    CheckRules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+/// Entry point used by `main`.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(matches!(cli.command, Command::Demo { .. }));
+    if let Command::CheckRules { files } = &cli.command {
+        return check_rules(files);
+    }
+    let runtime = match tokio::runtime::Runtime::new() {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    let result = runtime.block_on(async {
+        match cli.command {
+            Command::Demo { duration, speed, metrics, rules, no_color } => {
+                let opts = DemoOptions {
+                    duration,
+                    speed,
+                    metrics_addr: metrics,
+                    rules,
+                    colour: no_color.then_some(false),
+                    print: true,
+                };
+                demo::run(opts, shutdown_signal()).await.map(|_| ())
+            }
+            Command::Run { config } => run(config, shutdown_signal()).await.map(|s| {
+                eprintln!(
+                    "stopped: {} messages, {} readings, {} refused, {} windows, {} warning transitions",
+                    s.messages, s.readings, s.bad_messages, s.windows_closed, s.transitions
+                );
+            }),
+            Command::CheckRules { .. } => Ok(()),
+        }
+    });
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn init_logging(demo: bool) {
+    use tracing_subscriber::EnvFilter;
+    // The demo prints warnings on stdout; keep its log to what matters.
+    let default = if demo { "warn" } else { "info" };
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+fn check_rules(files: &[PathBuf]) -> ExitCode {
+    let mut failed = false;
+    for f in files {
+        match RuleSet::load(f) {
+            Ok(set) => println!("{}: ok, {} rules", f.display(), set.rules.len()),
+            Err(e) => {
+                eprintln!("{e}");
+                failed = true;
+            }
+        }
+    }
+    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+}
+
+/// Ctrl-C or SIGTERM.
+pub async fn shutdown_signal() {
+    let ctrl_c = async {
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let term = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut s) => {
+                s.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let term = std::future::pending::<()>();
+    tokio::select! {
+        _ = ctrl_c => {},
+        _ = term => {},
+    }
+}
+
+/// `yujing run`: load the config and everything it names, serve metrics,
+/// run the pipeline until `shutdown`.
+pub async fn run(config_path: PathBuf, shutdown: impl Future<Output = ()>) -> Result<RunSummary, PipelineError> {
+    let config = Config::load(&config_path)?;
+    let rules = RuleSet::load(&config.rules)?;
+    let registry = SensorRegistry::load(&config.sensors)?;
+    let metrics = Metrics::new();
+    let sinks = build_sinks(&config)?;
+    let server = MetricsServer::bind(config.metrics.listen, metrics.clone())
+        .await
+        .map_err(|e| PipelineError::Invalid(format!("cannot bind metrics endpoint {}: {e}", config.metrics.listen)))?;
+    let addr = server.local_addr().map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    eprintln!("metrics at http://{addr}/metrics");
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server_task = tokio::spawn(server.serve(async {
+        let _ = stop_rx.await;
+    }));
+    let setup = Setup {
+        kafka: config.kafka.clone(),
+        pipeline: config.pipeline.clone(),
+        rules,
+        registry,
+        sinks,
+        metrics,
+        clock: Clock::Wall,
+    };
+    let result = pipeline::run(setup, shutdown).await;
+    let _ = stop_tx.send(());
+    let _ = server_task.await;
+    result
+}
+
+/// Sinks named in the config, in order.
+pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
+    let mut props = config.kafka.properties.clone();
+    props.extend(config.kafka.producer_properties.clone());
+    config
+        .sinks
+        .iter()
+        .map(|s| match s {
+            SinkConfig::Kafka { topic } => KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
+                .map(Sink::Kafka)
+                .map_err(|e| PipelineError::Invalid(e.to_string())),
+            SinkConfig::Terminal { colour } => Ok(Sink::Terminal(match colour {
+                Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),
+                None => TerminalSink::stdout(),
+            })),
+        })
+        .collect()
+}

@@ -1,0 +1,269 @@
+//! The `yujing run` configuration file (YAML).
+//!
+//! Paths inside it (rules, sensors) are relative to the file itself. Every
+//! section refuses unknown keys so a misspelt setting is an error, not a
+//! silently ignored default. See `deploy/examples/yujing.yaml`.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::{Deserialize, Deserializer};
+
+/// Errors in the configuration file.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}:{line}:{column}: {message}")]
+    Syntax {
+        path: PathBuf,
+        line: usize,
+        column: usize,
+        message: String,
+    },
+    #[error("{path}: {message}")]
+    Invalid { path: PathBuf, message: String },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Config {
+    pub kafka: KafkaConfig,
+    /// Rules file (YAML).
+    pub rules: PathBuf,
+    /// Sensor registry (CSV or YAML).
+    pub sensors: PathBuf,
+    #[serde(default)]
+    pub pipeline: PipelineConfig,
+    /// Where warnings go; at least one.
+    pub sinks: Vec<SinkConfig>,
+    #[serde(default)]
+    pub metrics: MetricsConfig,
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct KafkaConfig {
+    /// `host:port[,host:port…]`.
+    pub bootstrap_servers: String,
+    /// Consumer group; instances with the same id share the partitions.
+    #[serde(default = "default_group")]
+    pub group_id: String,
+    /// Topics carrying readings.
+    pub readings_topics: Vec<String>,
+    /// Refused messages go here with their original bytes and the reason.
+    #[serde(default = "default_dead_letter")]
+    pub dead_letter_topic: String,
+    /// librdkafka properties for every client (security, timeouts, …).
+    #[serde(default)]
+    pub properties: BTreeMap<String, String>,
+    /// librdkafka properties for the readings consumer only.
+    #[serde(default)]
+    pub consumer_properties: BTreeMap<String, String>,
+    /// librdkafka properties for producers (alerts, dead letters) only.
+    #[serde(default)]
+    pub producer_properties: BTreeMap<String, String>,
+}
+
+fn default_group() -> String {
+    "yujing".into()
+}
+
+fn default_dead_letter() -> String {
+    "yujing.dead-letter".into()
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PipelineConfig {
+    /// How long to wait for out-of-order readings before a window closes:
+    /// the watermark is the latest event time seen minus this.
+    #[serde(default = "default_delay", deserialize_with = "duration")]
+    pub allowed_delay: Duration,
+    /// Readings stamped further than this ahead of now are refused (they
+    /// would otherwise push the watermark into the future).
+    #[serde(default = "default_skew", deserialize_with = "duration")]
+    pub max_future_skew: Duration,
+    /// Offset of local time, for window alignment and displayed times.
+    #[serde(default = "default_offset")]
+    pub utc_offset: String,
+}
+
+fn default_delay() -> Duration {
+    Duration::from_secs(30)
+}
+
+fn default_skew() -> Duration {
+    Duration::from_secs(300)
+}
+
+fn default_offset() -> String {
+    "+08:00".into()
+}
+
+impl Default for PipelineConfig {
+    fn default() -> Self {
+        PipelineConfig {
+            allowed_delay: default_delay(),
+            max_future_skew: default_skew(),
+            utc_offset: default_offset(),
+        }
+    }
+}
+
+impl PipelineConfig {
+    /// `utc_offset` in milliseconds east of UTC.
+    pub fn utc_offset_ms(&self) -> Result<i64, String> {
+        parse_offset(&self.utc_offset)
+    }
+}
+
+/// One destination for warnings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
+pub enum SinkConfig {
+    /// JSON alert messages on a Kafka topic.
+    Kafka { topic: String },
+    /// Readable lines on standard output.
+    Terminal {
+        /// Force colours on or off (default: on when stdout is a terminal).
+        #[serde(default)]
+        colour: Option<bool>,
+    },
+}
+
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct MetricsConfig {
+    /// Address of the Prometheus `/metrics` endpoint.
+    #[serde(default = "default_listen")]
+    pub listen: SocketAddr,
+}
+
+fn default_listen() -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], 9464))
+}
+
+impl Default for MetricsConfig {
+    fn default() -> Self {
+        MetricsConfig {
+            listen: default_listen(),
+        }
+    }
+}
+
+fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+    let text = String::deserialize(d)?;
+    humantime::parse_duration(&text)
+        .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (write e.g. 30s, 10m, 1h)")))
+}
+
+/// `+08:00`, `-05:30`, `Z` → milliseconds east of UTC.
+pub fn parse_offset(text: &str) -> Result<i64, String> {
+    if text == "Z" || text == "UTC" {
+        return Ok(0);
+    }
+    let bad = || format!("utc_offset {text:?}: write it as +HH:MM, e.g. +08:00");
+    let (sign, rest) = match text.as_bytes().first() {
+        Some(b'+') => (1, &text[1..]),
+        Some(b'-') => (-1, &text[1..]),
+        _ => return Err(bad()),
+    };
+    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
+    let h: i64 = h.parse().map_err(|_| bad())?;
+    let m: i64 = m.parse().map_err(|_| bad())?;
+    if h > 14 || m > 59 {
+        return Err(bad());
+    }
+    Ok(sign * (h * 3600 + m * 60) * 1000)
+}
+
+impl Config {
+    /// Read, parse and validate; relative paths are resolved against the
+    /// file's directory.
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.to_owned(),
+            source,
+        })?;
+        let mut config: Config = serde_yaml_ng::from_str(&text).map_err(|e| {
+            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let message = e.to_string();
+            let message = match message.rfind(" at line ") {
+                Some(i) => message[..i].to_owned(),
+                None => message,
+            };
+            ConfigError::Syntax {
+                path: path.to_owned(),
+                line,
+                column,
+                message,
+            }
+        })?;
+        let base = path.parent().unwrap_or(Path::new("."));
+        config.rules = base.join(&config.rules);
+        config.sensors = base.join(&config.sensors);
+        config.validate().map_err(|message| ConfigError::Invalid {
+            path: path.to_owned(),
+            message,
+        })?;
+        Ok(config)
+    }
+
+    pub fn validate(&self) -> Result<(), String> {
+        if self.kafka.readings_topics.is_empty() {
+            return Err("kafka.readings_topics must name at least one topic".into());
+        }
+        if self.kafka.bootstrap_servers.trim().is_empty() {
+            return Err("kafka.bootstrap_servers must not be empty".into());
+        }
+        if self.sinks.is_empty() {
+            return Err("sinks must name at least one destination, or warnings go nowhere".into());
+        }
+        self.pipeline.utc_offset_ms()?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn offsets() {
+        assert_eq!(parse_offset("+08:00"), Ok(8 * 3_600_000));
+        assert_eq!(parse_offset("-05:30"), Ok(-(5 * 3_600_000 + 30 * 60_000)));
+        assert_eq!(parse_offset("Z"), Ok(0));
+        assert!(parse_offset("8").is_err());
+        assert!(parse_offset("+25:00").is_err());
+    }
+
+    #[test]
+    fn example_config_loads() {
+        let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/yujing.yaml");
+        let c = Config::load(&path).unwrap();
+        assert!(c.rules.ends_with("rules.yaml") && c.rules.exists(), "{:?}", c.rules);
+        assert!(c.sensors.exists(), "{:?}", c.sensors);
+        assert_eq!(c.pipeline.allowed_delay, Duration::from_secs(60));
+        assert!(!c.kafka.properties.is_empty(), "shows pass-through properties");
+    }
+
+    #[test]
+    fn unknown_keys_are_refused_with_position() {
+        let dir = std::env::temp_dir().join(format!("yujing-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let p = dir.join("bad.yaml");
+        std::fs::write(
+            &p,
+            "kafka:\n  bootstrap_servers: x:9092\n  readings_topics: [r]\n  group: y\nrules: r.yaml\nsensors: s.csv\nsinks: [{kind: terminal}]\n",
+        )
+        .unwrap();
+        let e = Config::load(&p).unwrap_err().to_string();
+        assert!(e.contains("bad.yaml:4:3: kafka: unknown field `group`"), "{e}");
+    }
+}

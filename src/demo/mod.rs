@@ -1,0 +1,211 @@
+//! `yujing demo`: the whole product on one machine with nothing installed.
+//!
+//! Starts librdkafka's in-process mock cluster, creates the readings,
+//! alert and dead-letter topics, plays the synthetic [`city`] on a
+//! simulated clock, and runs the real pipeline against it: a consumer
+//! group reads the readings topic, warnings are printed and published as
+//! JSON on the alert topic, and metrics are served over HTTP.
+
+pub mod city;
+
+use std::collections::BTreeMap;
+use std::future::Future;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::types::RDKafkaErrorCode;
+use tokio::sync::watch;
+use yujing_ingest::Clock;
+use yujing_rules::RuleSet;
+use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink, TimeFormat};
+
+use crate::config::{KafkaConfig, PipelineConfig};
+use crate::metrics_server::MetricsServer;
+use crate::pipeline::{self, PipelineError, RunSummary, Setup};
+use crate::telemetry::Metrics;
+
+/// The rules the demo runs: the example deployment's, compiled in so the
+/// demo works from any directory.
+pub const DEFAULT_RULES: &str = include_str!("../../deploy/examples/rules.yaml");
+
+pub const READINGS_TOPIC: &str = "city.readings";
+pub const ALERTS_TOPIC: &str = "city.alerts";
+pub const DEAD_LETTER_TOPIC: &str = "city.readings.dead-letter";
+
+/// Demo settings (the `yujing demo` flags).
+#[derive(Debug, Clone)]
+pub struct DemoOptions {
+    /// Real time to run before stopping on its own.
+    pub duration: Duration,
+    /// Simulated seconds per real second.
+    pub speed: f64,
+    pub metrics_addr: SocketAddr,
+    /// Rules file instead of the built-in example rules.
+    pub rules: Option<PathBuf>,
+    /// Force terminal colours on or off.
+    pub colour: Option<bool>,
+    /// Print warnings to standard output.
+    pub print: bool,
+}
+
+impl Default for DemoOptions {
+    fn default() -> Self {
+        DemoOptions {
+            duration: Duration::from_secs(60),
+            speed: 600.0,
+            metrics_addr: SocketAddr::from(([127, 0, 0, 1], 9464)),
+            rules: None,
+            colour: None,
+            print: true,
+        }
+    }
+}
+
+/// Run the demo until `duration` passes or `shutdown` completes.
+pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<RunSummary, PipelineError> {
+    let rules = match &opts.rules {
+        Some(p) => RuleSet::load(p)?,
+        None => RuleSet::parse(Path::new("deploy/examples/rules.yaml"), DEFAULT_RULES)?,
+    };
+    let cluster = MockCluster::new(1)?;
+    cluster.create_topic(READINGS_TOPIC, 3, 1)?;
+    cluster.create_topic(ALERTS_TOPIC, 3, 1)?;
+    cluster.create_topic(DEAD_LETTER_TOPIC, 1, 1)?;
+    let bootstrap = cluster.bootstrap_servers();
+
+    let metrics = Metrics::new();
+    let server = match MetricsServer::bind(opts.metrics_addr, metrics.clone()).await {
+        Ok(s) => s,
+        Err(e) => {
+            eprintln!("note: {} is taken ({e}); serving metrics on a free port instead", opts.metrics_addr);
+            MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), metrics.clone())
+                .await
+                .map_err(|e| PipelineError::Invalid(format!("cannot bind metrics endpoint: {e}")))?
+        }
+    };
+    let metrics_addr = server.local_addr().map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let (stop_tx, stop_rx) = watch::channel(false);
+    let mut server_stop = stop_rx.clone();
+    tokio::spawn(server.serve(async move {
+        let _ = server_stop.changed().await;
+    }));
+
+    let clock = Clock::simulated(city::SCRIPT_START_MS, opts.speed);
+    let start = TimeFormat::new(8 * 3_600_000).rfc3339(city::SCRIPT_START_MS);
+    eprintln!("yujing demo");
+    eprintln!("  kafka    in-process mock cluster at {bootstrap}");
+    eprintln!("           readings → {READINGS_TOPIC}, warnings → {ALERTS_TOPIC}, refused → {DEAD_LETTER_TOPIC}");
+    eprintln!("  city     {} sensors in 6 districts of Chongqing; {} rules", city::sensors().len(), rules.rules.len());
+    eprintln!("  clock    simulated ×{} from {start}, for {} real", opts.speed, humantime::format_duration(opts.duration));
+    eprintln!("  metrics  http://{metrics_addr}/metrics");
+    eprintln!();
+
+    let generator = tokio::spawn(generate(bootstrap.clone(), clock.clone(), stop_rx.clone()));
+
+    let mut sinks = vec![Sink::Kafka(
+        KafkaAlertSink::new(&bootstrap, ALERTS_TOPIC, &BTreeMap::new()).map_err(|e| PipelineError::Invalid(e.to_string()))?,
+    )];
+    if opts.print {
+        let terminal = match opts.colour {
+            Some(c) => TerminalSink::new(Box::new(std::io::stdout()), c),
+            None => TerminalSink::stdout(),
+        };
+        sinks.push(Sink::Terminal(terminal));
+    }
+    let setup = Setup {
+        kafka: KafkaConfig {
+            bootstrap_servers: bootstrap.clone(),
+            group_id: "yujing-demo".into(),
+            readings_topics: vec![READINGS_TOPIC.into()],
+            dead_letter_topic: DEAD_LETTER_TOPIC.into(),
+            properties: BTreeMap::new(),
+            consumer_properties: BTreeMap::new(),
+            producer_properties: BTreeMap::new(),
+        },
+        pipeline: PipelineConfig {
+            allowed_delay: Duration::from_secs(30),
+            max_future_skew: Duration::from_secs(300),
+            utc_offset: "+08:00".into(),
+        },
+        rules,
+        registry: city::registry(),
+        sinks,
+        metrics: metrics.clone(),
+        clock,
+    };
+    let stop = async {
+        tokio::select! {
+            _ = shutdown => {},
+            _ = tokio::time::sleep(opts.duration) => {},
+        }
+    };
+    let result = pipeline::run(setup, stop).await;
+    let _ = stop_tx.send(true);
+    let _ = generator.await;
+    let summary = result?;
+    print_summary(&summary, &metrics);
+    drop(cluster);
+    Ok(summary)
+}
+
+fn print_summary(s: &RunSummary, metrics: &Metrics) {
+    let alerts: u64 = metrics.sink_alerts.with_label_values(&[&format!("kafka:{ALERTS_TOPIC}")]).get();
+    eprintln!();
+    eprintln!("summary");
+    eprintln!("  messages consumed   {}", s.messages);
+    eprintln!("  readings processed  {}", s.readings);
+    eprintln!("  refused (dead-letter) {} bad messages, {} late readings", s.bad_messages, s.late_readings);
+    eprintln!("  windows closed      {}", s.windows_closed);
+    let by: Vec<String> = s.warnings_by_grade.iter().map(|(g, n)| format!("{g} {n}")).collect();
+    eprintln!("  warnings by grade   {}", if by.is_empty() { "none".into() } else { by.join(", ") });
+    eprintln!("  resolved            {}", s.resolved);
+    eprintln!("  still active        {}", s.active_at_end);
+    eprintln!("  alert messages      {alerts} published to {ALERTS_TOPIC}");
+}
+
+/// Produce the city's readings as simulated time passes.
+async fn generate(bootstrap: String, clock: Clock, mut stop: watch::Receiver<bool>) {
+    let producer: FutureProducer = match ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("linger.ms", "5")
+        .set("queue.buffering.max.messages", "1000000")
+        .create()
+    {
+        Ok(p) => p,
+        Err(e) => {
+            tracing::error!("demo generator cannot start: {e}");
+            return;
+        }
+    };
+    let mut city = city::City::new(2026);
+    let mut minute = city::SCRIPT_START_MS;
+    loop {
+        while minute + 60_000 <= clock.now_ms() {
+            for (key, payload) in city.minute(minute) {
+                let mut record = FutureRecord::to(READINGS_TOPIC).key(&key).payload(&payload);
+                loop {
+                    match producer.send_result(record) {
+                        Ok(_delivery) => break,
+                        Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                            record = r;
+                            tokio::time::sleep(Duration::from_millis(5)).await;
+                        }
+                        Err((e, _)) => {
+                            tracing::warn!("demo generator: {e}");
+                            break;
+                        }
+                    }
+                }
+            }
+            minute += 60_000;
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(Duration::from_millis(50)) => {}
+            _ = stop.changed() => break,
+        }
+    }
+}

@@ -1,0 +1,24 @@
+//! yujing (预警, "early warning"): sensor readings on Kafka become graded
+//! warnings (blue IV, yellow III, orange II, red I) on an alert topic.
+//!
+//! # Layout
+//! - [`cli`]: the `yujing` command line (`demo`, `run`, `check-rules`),
+//!   wiring configuration to the pipeline, and shutdown on Ctrl-C/SIGTERM.
+//! - [`config`]: the YAML configuration of `yujing run`.
+//! - [`pipeline`]: the consume → window → aggregate → grade → deliver →
+//!   commit loop; shutdown is passed in as a future.
+//! - [`telemetry`]: every Prometheus metric, and typed events that log and
+//!   count.
+//! - [`metrics_server`]: the `/metrics` HTTP endpoint.
+//! - [`demo`]: the in-process demo: mock Kafka cluster and a synthetic city.
+//!
+//! The work itself lives in the member crates: `yujing-ingest` (decoding,
+//! windows, watermarks), `yujing-rules` (rules, DataFusion aggregates,
+//! warning state) and `yujing-sinks` (alert messages and destinations).
+
+pub mod cli;
+pub mod config;
+pub mod demo;
+pub mod metrics_server;
+pub mod pipeline;
+pub mod telemetry;

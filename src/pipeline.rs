@@ -1,0 +1,514 @@
+//! The pipeline: readings topic → windows → rules → sinks → commit.
+//!
+//! One task reads the readings topic through a consumer group. Each message
+//! is decoded and its readings go into the open windows of every window
+//! size a rule uses; refused messages go to the dead-letter topic. When the
+//! watermark passes the end of a window, the window is closed, each of its
+//! rules is aggregated by DataFusion and graded, the transitions are
+//! delivered to every sink, and only then are the offsets of the messages
+//! that fed it committed. A crash at any point re-reads what was not yet
+//! turned into acknowledged warnings (at-least-once; alert messages carry
+//! ids and sequence numbers so a subscriber can drop a repeat).
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
+use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{Message, Offset, TopicPartitionList};
+use yujing_ingest::offsets::OffsetTracker;
+use yujing_ingest::{
+    Clock, ClosedWindow, DecodeError, MetricCatalog, SensorRegistry, TumblingWindows,
+    Watermarks, WindowStore, decode_readings, kafka,
+};
+use yujing_rules::{Grade, Rule, RuleSet, WarningBook, WindowAggregator};
+use yujing_sinks::{AlertMessage, Sink, TimeFormat};
+
+use crate::config::{KafkaConfig, PipelineConfig};
+use crate::telemetry::{BadMessage, DeadLetterFailed, LateReadings, Metrics, SinkDelivered, SinkFailed};
+
+/// Errors that stop the pipeline. Offsets of unfinished work are not
+/// committed, so a restart resumes without loss.
+#[derive(Debug, thiserror::Error)]
+pub enum PipelineError {
+    #[error(transparent)]
+    Ingest(#[from] yujing_ingest::IngestError),
+    #[error(transparent)]
+    Rules(#[from] yujing_rules::RulesError),
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    #[error("sink {sink} failed {attempts} times, last: {source}")]
+    Sink {
+        sink: String,
+        attempts: u32,
+        source: yujing_sinks::SinkError,
+    },
+    #[error("kafka: {0}")]
+    Kafka(#[from] rdkafka::error::KafkaError),
+    #[error("{0}")]
+    Invalid(String),
+}
+
+/// Everything the pipeline needs, already loaded.
+pub struct Setup {
+    pub kafka: KafkaConfig,
+    pub pipeline: PipelineConfig,
+    pub rules: RuleSet,
+    pub registry: SensorRegistry,
+    pub sinks: Vec<Sink>,
+    pub metrics: Metrics,
+    pub clock: Clock,
+}
+
+/// What a run did, for the closing summary.
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct RunSummary {
+    pub messages: u64,
+    pub readings: u64,
+    pub bad_messages: u64,
+    pub late_readings: u64,
+    pub windows_closed: u64,
+    pub transitions: u64,
+    /// Transitions into each grade (raised, escalated or de-escalated).
+    pub warnings_by_grade: BTreeMap<Grade, u64>,
+    pub resolved: u64,
+    pub active_at_end: usize,
+}
+
+/// Delivery attempts per sink before the pipeline gives up (and exits
+/// without committing, so nothing is lost).
+const SINK_ATTEMPTS: u32 = 6;
+
+struct WindowGroup {
+    store: WindowStore,
+    rules: Vec<Rule>,
+}
+
+struct State {
+    groups: Vec<WindowGroup>,
+    catalog: MetricCatalog,
+    registry: SensorRegistry,
+    watermarks: Watermarks,
+    offsets: OffsetTracker,
+    book: WarningBook,
+    aggregator: WindowAggregator,
+    sinks: Vec<Sink>,
+    dead_letter: FutureProducer,
+    dead_letter_topic: String,
+    metrics: Metrics,
+    clock: Clock,
+    times: TimeFormat,
+    max_future_skew_ms: i64,
+    summary: RunSummary,
+    /// When refused messages were last reported in the log, and the count then.
+    refusals_reported: (Instant, u64),
+}
+
+/// How often refused messages are summarised in the log.
+const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
+
+/// Run until `shutdown` completes, then close what can be closed, flush the
+/// sinks and commit.
+pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<RunSummary, PipelineError> {
+    let utc_offset_ms = setup
+        .pipeline
+        .utc_offset_ms()
+        .map_err(PipelineError::Invalid)?;
+    let k = &setup.kafka;
+    let mut consumer_props = k.properties.clone();
+    consumer_props.extend(k.consumer_properties.clone());
+    let mut producer_props = k.properties.clone();
+    producer_props.extend(k.producer_properties.clone());
+
+    let catalog = MetricCatalog::new(setup.rules.metrics());
+    let mut by_size: BTreeMap<i64, Vec<Rule>> = BTreeMap::new();
+    for rule in &setup.rules.rules {
+        by_size.entry(rule.window_ms).or_default().push(rule.clone());
+    }
+    let groups = by_size
+        .into_iter()
+        .map(|(size, rules)| {
+            let metrics: Vec<u16> = rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
+            WindowGroup {
+                store: WindowStore::new(TumblingWindows::new(size, utc_offset_ms), &catalog, &metrics),
+                rules,
+            }
+        })
+        .collect();
+
+    let dead_letter: FutureProducer = kafka::client_config(&k.bootstrap_servers, &producer_props)
+        .set("acks", "all")
+        .set("message.timeout.ms", "30000")
+        .create()?;
+    let consumer = kafka::readings_consumer(
+        &k.bootstrap_servers,
+        &k.group_id,
+        &k.readings_topics,
+        &consumer_props,
+    )?;
+    tracing::info!(
+        group = %k.group_id,
+        topics = ?k.readings_topics,
+        rules = setup.rules.rules.len(),
+        sensors = setup.registry.len(),
+        "pipeline started"
+    );
+
+    let mut state = State {
+        groups,
+        catalog,
+        registry: setup.registry,
+        watermarks: Watermarks::new(setup.pipeline.allowed_delay.as_millis() as i64),
+        offsets: OffsetTracker::new(),
+        book: WarningBook::new(),
+        aggregator: WindowAggregator::new(),
+        sinks: setup.sinks,
+        dead_letter,
+        dead_letter_topic: k.dead_letter_topic.clone(),
+        metrics: setup.metrics,
+        clock: setup.clock,
+        times: TimeFormat::new(utc_offset_ms),
+        max_future_skew_ms: setup.pipeline.max_future_skew.as_millis() as i64,
+        summary: RunSummary::default(),
+        refusals_reported: (Instant::now(), 0),
+    };
+
+    tokio::pin!(shutdown);
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let outcome = loop {
+        tokio::select! {
+            biased;
+            _ = &mut shutdown => break Ok(()),
+            msg = consumer.recv() => match msg {
+                Ok(m) => state.on_message(&m).await,
+                Err(e) => {
+                    tracing::warn!("kafka consumer error: {e}");
+                    state.metrics.kafka_errors.inc();
+                }
+            },
+            _ = tick.tick() => {
+                state.update_gauges();
+                state.report_refusals();
+                commit(&consumer, &mut state, CommitMode::Async);
+            }
+        }
+        if let Err(e) = state.close_ready().await {
+            break Err(e);
+        }
+    };
+    // Stop consuming; deliver what the watermark already closed; commit.
+    tracing::info!("shutting down: flushing sinks and committing offsets");
+    for sink in &mut state.sinks {
+        if let Err(e) = sink.flush().await {
+            tracing::warn!(sink = %sink.name(), "flush failed: {e}");
+        }
+    }
+    if outcome.is_ok() {
+        commit(&consumer, &mut state, CommitMode::Sync);
+    }
+    state.update_gauges();
+    state.report_refusals();
+    consumer.unsubscribe();
+    state.summary.active_at_end = state.book.active_count();
+    outcome.map(|()| state.summary)
+}
+
+fn commit(consumer: &StreamConsumer, state: &mut State, mode: CommitMode) {
+    let commits = state.offsets.take_commits();
+    if commits.is_empty() {
+        return;
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in &commits {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!("cannot build commit for {topic}/{partition}: {e}");
+        }
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => state.metrics.commits.inc(),
+        Err(e) => {
+            tracing::warn!("offset commit failed: {e}");
+            state.metrics.commit_failures.inc();
+        }
+    }
+}
+
+impl State {
+    async fn on_message(&mut self, m: &BorrowedMessage<'_>) {
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        let payload = m.payload().unwrap_or(&[]);
+        self.metrics.messages_consumed.with_label_values(&[topic]).inc();
+        self.summary.messages += 1;
+
+        let readings = match decode_readings(payload) {
+            Ok(r) => r,
+            Err(e) => return self.refuse(m, e).await,
+        };
+        // Check the whole message before touching any window.
+        let now = self.clock.now_ms();
+        let mut placed = Vec::with_capacity(readings.len());
+        for r in &readings {
+            let Some(sensor) = self.registry.index_of(&r.sensor_id) else {
+                return self.refuse(m, DecodeError::UnknownSensor(r.sensor_id.clone())).await;
+            };
+            if r.ts_ms > now + self.max_future_skew_ms {
+                let e = DecodeError::FutureTimestamp {
+                    sensor_id: r.sensor_id.clone(),
+                    ts_ms: r.ts_ms,
+                    skew_ms: self.max_future_skew_ms,
+                };
+                return self.refuse(m, e).await;
+            }
+            placed.push((sensor, self.catalog.id(&r.metric)));
+        }
+
+        let mut done_at: Option<i64> = None;
+        let mut late: Option<DecodeError> = None;
+        let mut late_count = 0u64;
+        let mut accepted = 0u64;
+        for (r, (sensor, metric)) in readings.iter().zip(placed) {
+            let Some(metric) = metric else {
+                self.metrics.readings_unused.inc();
+                continue;
+            };
+            let mut used = false;
+            for g in &mut self.groups {
+                if !g.store.wants(metric) {
+                    continue;
+                }
+                match g.store.insert(sensor, metric, r.ts_ms, r.value) {
+                    Ok(end) => {
+                        done_at = Some(done_at.map_or(end, |d: i64| d.max(end)));
+                        used = true;
+                    }
+                    Err(window_end_ms) => {
+                        late_count += 1;
+                        late.get_or_insert(DecodeError::Late {
+                            sensor_id: r.sensor_id.clone(),
+                            ts_ms: r.ts_ms,
+                            window_end_ms,
+                        });
+                    }
+                }
+            }
+            if used {
+                accepted += 1;
+            }
+            self.watermarks.observe(topic, partition, r.ts_ms);
+        }
+        self.metrics
+            .readings_accepted
+            .with_label_values(&[topic])
+            .inc_by(accepted);
+        self.summary.readings += accepted;
+
+        if let Some(e) = late {
+            LateReadings {
+                topic,
+                partition,
+                offset,
+                count: late_count,
+            }
+            .emit(&self.metrics);
+            self.summary.late_readings += late_count;
+            if !self.dead_letter(m, &e).await {
+                self.offsets.consumed(topic, partition, offset, Some(i64::MAX));
+                return;
+            }
+        }
+        self.offsets.consumed(topic, partition, offset, done_at);
+    }
+
+    /// Send a refused message to the dead-letter topic and account for it.
+    async fn refuse(&mut self, m: &BorrowedMessage<'_>, error: DecodeError) {
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        BadMessage {
+            topic,
+            partition,
+            offset,
+            error: &error,
+        }
+        .emit(&self.metrics);
+        self.summary.bad_messages += 1;
+        // Until the dead-letter copy is acknowledged the offset is held:
+        // `i64::MAX` is a window end that never closes.
+        let delivered = self.dead_letter(m, &error).await;
+        self.offsets
+            .consumed(topic, partition, offset, (!delivered).then_some(i64::MAX));
+    }
+
+    /// Copy the original message to the dead-letter topic with the reason
+    /// in headers. Returns whether the broker acknowledged it.
+    async fn dead_letter(&self, m: &BorrowedMessage<'_>, error: &DecodeError) -> bool {
+        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+        let partition_s = partition.to_string();
+        let offset_s = offset.to_string();
+        let detail = error.to_string();
+        let at = self.times.rfc3339(yujing_ingest::clock::wall_now_ms());
+        let headers = OwnedHeaders::new()
+            .insert(Header { key: "yujing.reason", value: Some(error.reason()) })
+            .insert(Header { key: "yujing.error", value: Some(detail.as_str()) })
+            .insert(Header { key: "yujing.source.topic", value: Some(topic) })
+            .insert(Header { key: "yujing.source.partition", value: Some(partition_s.as_str()) })
+            .insert(Header { key: "yujing.source.offset", value: Some(offset_s.as_str()) })
+            .insert(Header { key: "yujing.time", value: Some(at.as_str()) });
+        let mut record: FutureRecord<'_, [u8], [u8]> =
+            FutureRecord::to(&self.dead_letter_topic).headers(headers);
+        if let Some(p) = m.payload() {
+            record = record.payload(p);
+        }
+        if let Some(k) = m.key() {
+            record = record.key(k);
+        }
+        let result = self.dead_letter.send(record, Duration::from_secs(10)).await;
+        match result {
+            Ok(_) => true,
+            Err((e, _)) => {
+                DeadLetterFailed {
+                    topic,
+                    partition,
+                    offset,
+                    error: &e.to_string(),
+                }
+                .emit(&self.metrics);
+                false
+            }
+        }
+    }
+
+    /// Close every window the watermark has passed, grade it, deliver the
+    /// warnings, and release the offsets behind it.
+    async fn close_ready(&mut self) -> Result<(), PipelineError> {
+        let Some(watermark) = self.watermarks.current() else {
+            return Ok(());
+        };
+        let ready = self
+            .groups
+            .iter()
+            .any(|g| g.store.next_end().is_some_and(|end| end <= watermark));
+        if !ready {
+            return Ok(());
+        }
+        let started = Instant::now();
+        // Windows of all sizes, in order of their end, so that warnings go
+        // out in event-time order.
+        let mut closed: Vec<(ClosedWindow, usize)> = Vec::new();
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            for w in g.store.close_until(watermark, &self.registry, &self.catalog)? {
+                closed.push((w, i));
+            }
+        }
+        closed.sort_by_key(|(w, i)| (w.end_ms, *i));
+
+        let emitted_at = yujing_ingest::clock::wall_now_ms();
+        let mut alerts = Vec::new();
+        for (window, i) in &closed {
+            let label = humantime::format_duration(Duration::from_millis(
+                self.groups[*i].store.windows().size_ms as u64,
+            ))
+            .to_string();
+            self.metrics.windows_closed.with_label_values(&[&label]).inc();
+            self.summary.windows_closed += 1;
+            for rule in &self.groups[*i].rules {
+                let aggregates = self.aggregator.aggregate(window, rule).await?;
+                for t in self.book.apply(rule, window.start_ms, window.end_ms, &aggregates) {
+                    let grade_label = t.grade.map_or("clear", Grade::as_str);
+                    self.metrics
+                        .warnings
+                        .with_label_values(&[&rule.id, grade_label, t.transition.as_str()])
+                        .inc();
+                    self.summary.transitions += 1;
+                    match t.grade {
+                        Some(g) => *self.summary.warnings_by_grade.entry(g).or_default() += 1,
+                        None => self.summary.resolved += 1,
+                    }
+                    alerts.push(AlertMessage::new(&t, &self.registry, self.times, emitted_at));
+                }
+            }
+        }
+        if !alerts.is_empty() {
+            self.deliver(&alerts).await?;
+        }
+        self.offsets.windows_closed(watermark);
+        self.update_active_gauge();
+        self.metrics
+            .window_processing
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    async fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), PipelineError> {
+        for sink in &mut self.sinks {
+            let name = sink.name();
+            let mut attempt = 0;
+            loop {
+                attempt += 1;
+                match sink.deliver(alerts).await {
+                    Ok(()) => {
+                        SinkDelivered { sink: &name, alerts: alerts.len() }.emit(&self.metrics);
+                        break;
+                    }
+                    Err(e) => {
+                        SinkFailed { sink: &name, attempt, error: &e.to_string() }.emit(&self.metrics);
+                        if attempt >= SINK_ATTEMPTS {
+                            return Err(PipelineError::Sink { sink: name, attempts: attempt, source: e });
+                        }
+                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn update_active_gauge(&self) {
+        let mut counts: HashMap<(&str, Grade), i64> = HashMap::new();
+        for (rule, grade) in self.book.active() {
+            *counts.entry((rule, grade)).or_default() += 1;
+        }
+        for g in &self.groups {
+            for rule in &g.rules {
+                for grade in Grade::ALL {
+                    let n = counts.get(&(rule.id.as_str(), grade)).copied().unwrap_or(0);
+                    self.metrics
+                        .active_warnings
+                        .with_label_values(&[&rule.id, grade.as_str()])
+                        .set(n);
+                }
+            }
+        }
+    }
+
+    /// One log line per period for refused messages, instead of one per message.
+    fn report_refusals(&mut self) {
+        let total = self.summary.bad_messages + self.summary.late_readings;
+        let (at, before) = self.refusals_reported;
+        if total > before && at.elapsed() >= REFUSAL_REPORT_EVERY {
+            tracing::warn!(
+                bad_messages = self.summary.bad_messages,
+                late_readings = self.summary.late_readings,
+                "{} messages or readings refused since last report; copies are on {} (reason in headers), counts in yujing_bad_messages_total and yujing_late_readings_total",
+                total - before,
+                self.dead_letter_topic
+            );
+            self.refusals_reported = (Instant::now(), total);
+        }
+    }
+
+    fn update_gauges(&self) {
+        if let Some(w) = self.watermarks.current() {
+            self.metrics.watermark.set(w as f64 / 1000.0);
+            self.metrics
+                .watermark_lag
+                .set((self.clock.now_ms() - w) as f64 / 1000.0);
+        }
+        let buffered: usize = self.groups.iter().map(|g| g.store.buffered()).sum();
+        self.metrics.buffered_readings.set(buffered as i64);
+        self.metrics
+            .uncommitted_messages
+            .set(self.offsets.uncommitted());
+    }
+}

@@ -1,0 +1,273 @@
+//! Metrics and internal events, in one place.
+//!
+//! Every metric yujing exports is registered here. Things that happen are
+//! typed events (one struct per occurrence) whose `emit` both logs and
+//! counts, with fixed, low-cardinality labels: reasons are enum names,
+//! rules and sinks come from configuration, never from message content.
+
+use prometheus::{
+    Encoder, Gauge, Histogram, HistogramOpts, IntCounter, IntCounterVec, IntGauge, IntGaugeVec,
+    Opts, Registry, TextEncoder,
+};
+use yujing_ingest::DecodeError;
+
+/// Handles to every metric.
+#[derive(Clone)]
+pub struct Metrics {
+    pub registry: Registry,
+    pub messages_consumed: IntCounterVec,
+    pub readings_accepted: IntCounterVec,
+    pub readings_unused: IntCounter,
+    pub bad_messages: IntCounterVec,
+    pub late_readings: IntCounterVec,
+    pub dead_letter_failures: IntCounter,
+    pub kafka_errors: IntCounter,
+    pub windows_closed: IntCounterVec,
+    pub warnings: IntCounterVec,
+    pub active_warnings: IntGaugeVec,
+    pub sink_sends: IntCounterVec,
+    pub sink_alerts: IntCounterVec,
+    pub sink_failures: IntCounterVec,
+    pub watermark: Gauge,
+    pub watermark_lag: Gauge,
+    pub buffered_readings: IntGauge,
+    pub uncommitted_messages: IntGauge,
+    pub commits: IntCounter,
+    pub commit_failures: IntCounter,
+    pub window_processing: Histogram,
+}
+
+impl Metrics {
+    pub fn new() -> Self {
+        let registry = Registry::new();
+        let counter_vec = |name: &str, help: &str, labels: &[&str]| {
+            let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let counter = |name: &str, help: &str| {
+            let c = IntCounter::new(name, help).expect("valid metric");
+            registry.register(Box::new(c.clone())).expect("unique metric");
+            c
+        };
+        let gauge = |name: &str, help: &str| {
+            let g = Gauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let int_gauge = |name: &str, help: &str| {
+            let g = IntGauge::new(name, help).expect("valid metric");
+            registry.register(Box::new(g.clone())).expect("unique metric");
+            g
+        };
+        let active_warnings = IntGaugeVec::new(
+            Opts::new("yujing_active_warnings", "Warnings currently active, by rule and grade."),
+            &["rule", "grade"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(active_warnings.clone()))
+            .expect("unique metric");
+        let window_processing = Histogram::with_opts(
+            HistogramOpts::new(
+                "yujing_window_processing_seconds",
+                "Time from the watermark closing windows to every sink acknowledging their warnings.",
+            )
+            .buckets(vec![0.001, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0]),
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(window_processing.clone()))
+            .expect("unique metric");
+
+        Metrics {
+            messages_consumed: counter_vec(
+                "yujing_messages_consumed_total",
+                "Kafka messages read from reading topics.",
+                &["topic"],
+            ),
+            readings_accepted: counter_vec(
+                "yujing_readings_total",
+                "Readings decoded and placed in a window.",
+                &["topic"],
+            ),
+            readings_unused: counter(
+                "yujing_readings_unused_total",
+                "Valid readings of metrics no rule uses (skipped).",
+            ),
+            bad_messages: counter_vec(
+                "yujing_bad_messages_total",
+                "Messages refused and sent to the dead-letter topic, by reason.",
+                &["reason"],
+            ),
+            late_readings: counter_vec(
+                "yujing_late_readings_total",
+                "Readings whose window had already closed (sent to the dead-letter topic).",
+                &["topic", "partition"],
+            ),
+            dead_letter_failures: counter(
+                "yujing_dead_letter_failures_total",
+                "Messages that could not be written to the dead-letter topic (their offsets are held back).",
+            ),
+            kafka_errors: counter("yujing_kafka_errors_total", "Errors reported by the Kafka consumer."),
+            windows_closed: counter_vec(
+                "yujing_windows_closed_total",
+                "Event-time windows closed by the watermark, by window size.",
+                &["window"],
+            ),
+            warnings: counter_vec(
+                "yujing_warnings_total",
+                "Warning transitions, by rule, grade after the change (clear when resolved) and transition.",
+                &["rule", "grade", "transition"],
+            ),
+            active_warnings,
+            sink_sends: counter_vec(
+                "yujing_sink_sends_total",
+                "Batches of alerts acknowledged by a sink.",
+                &["sink"],
+            ),
+            sink_alerts: counter_vec(
+                "yujing_sink_alerts_total",
+                "Alerts acknowledged by a sink.",
+                &["sink"],
+            ),
+            sink_failures: counter_vec(
+                "yujing_sink_failures_total",
+                "Failed delivery attempts, by sink.",
+                &["sink"],
+            ),
+            watermark: gauge(
+                "yujing_watermark_seconds",
+                "Pipeline watermark (event time, Unix seconds).",
+            ),
+            watermark_lag: gauge(
+                "yujing_watermark_lag_seconds",
+                "Processing time minus the pipeline watermark.",
+            ),
+            buffered_readings: int_gauge(
+                "yujing_buffered_readings",
+                "Readings held in open windows.",
+            ),
+            uncommitted_messages: int_gauge(
+                "yujing_uncommitted_messages",
+                "Messages consumed whose offsets cannot be committed yet (their windows are open).",
+            ),
+            commits: counter("yujing_offset_commits_total", "Offset commits sent to Kafka."),
+            commit_failures: counter("yujing_offset_commit_failures_total", "Offset commits that failed."),
+            window_processing,
+            registry,
+        }
+    }
+
+    /// The registry in Prometheus text exposition format.
+    pub fn render(&self) -> String {
+        let mut buf = Vec::new();
+        TextEncoder::new()
+            .encode(&self.registry.gather(), &mut buf)
+            .expect("text encoding cannot fail");
+        String::from_utf8(buf).expect("prometheus text is UTF-8")
+    }
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+/// A message was refused and dead-lettered.
+pub struct BadMessage<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: &'a DecodeError,
+}
+
+impl BadMessage<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        // Per message at debug: a burst of bad input must not flood the
+        // log. The pipeline logs a periodic warning with the counts.
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            reason = self.error.reason(),
+            "bad message sent to dead-letter topic: {}",
+            self.error
+        );
+        m.bad_messages.with_label_values(&[self.error.reason()]).inc();
+    }
+}
+
+/// Readings arrived after their window closed.
+pub struct LateReadings<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub count: u64,
+}
+
+impl LateReadings<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            count = self.count,
+            "late readings sent to dead-letter topic"
+        );
+        m.late_readings
+            .with_label_values(&[self.topic, &self.partition.to_string()])
+            .inc_by(self.count);
+    }
+}
+
+/// The dead-letter topic refused a message: loud, and its offset is held.
+pub struct DeadLetterFailed<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub error: &'a str,
+}
+
+impl DeadLetterFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        tracing::error!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            "cannot write to dead-letter topic; offset held back so the message is not lost: {}",
+            self.error
+        );
+        m.dead_letter_failures.inc();
+    }
+}
+
+/// A sink failed to take a batch of alerts.
+pub struct SinkFailed<'a> {
+    pub sink: &'a str,
+    pub attempt: u32,
+    pub error: &'a str,
+}
+
+impl SinkFailed<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        tracing::warn!(sink = self.sink, attempt = self.attempt, "sink delivery failed: {}", self.error);
+        m.sink_failures.with_label_values(&[self.sink]).inc();
+    }
+}
+
+/// A sink acknowledged a batch of alerts.
+pub struct SinkDelivered<'a> {
+    pub sink: &'a str,
+    pub alerts: usize,
+}
+
+impl SinkDelivered<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        m.sink_sends.with_label_values(&[self.sink]).inc();
+        m.sink_alerts
+            .with_label_values(&[self.sink])
+            .inc_by(self.alerts as u64);
+    }
+}
