@@ -19,7 +19,11 @@ use crate::pipeline::{self, PipelineError, RunSummary, Setup};
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Parser)]
-#[command(name = "yujing", version, about = "预警 early warning: sensor readings on Kafka to graded warnings")]
+#[command(
+    name = "yujing",
+    version,
+    about = "预警 early warning: sensor readings on Kafka to graded warnings"
+)]
 pub struct Cli {
     #[command(subcommand)]
     pub command: Command,
@@ -124,7 +128,11 @@ fn check_rules(files: &[PathBuf]) -> ExitCode {
             }
         }
     }
-    if failed { ExitCode::FAILURE } else { ExitCode::SUCCESS }
+    if failed {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    }
 }
 
 /// Ctrl-C or SIGTERM.
@@ -151,7 +159,10 @@ pub async fn shutdown_signal() {
 
 /// `yujing run`: load the config and everything it names, serve metrics,
 /// run the pipeline until `shutdown`.
-pub async fn run(config_path: PathBuf, shutdown: impl Future<Output = ()>) -> Result<RunSummary, PipelineError> {
+pub async fn run(
+    config_path: PathBuf,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, PipelineError> {
     let config = Config::load(&config_path)?;
     let rules = RuleSet::load(&config.rules)?;
     let registry = SensorRegistry::load(&config.sensors)?;
@@ -159,8 +170,15 @@ pub async fn run(config_path: PathBuf, shutdown: impl Future<Output = ()>) -> Re
     let sinks = build_sinks(&config)?;
     let server = MetricsServer::bind(config.metrics.listen, metrics.clone())
         .await
-        .map_err(|e| PipelineError::Invalid(format!("cannot bind metrics endpoint {}: {e}", config.metrics.listen)))?;
-    let addr = server.local_addr().map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        .map_err(|e| {
+            PipelineError::Invalid(format!(
+                "cannot bind metrics endpoint {}: {e}",
+                config.metrics.listen
+            ))
+        })?;
+    let addr = server
+        .local_addr()
+        .map_err(|e| PipelineError::Invalid(e.to_string()))?;
     eprintln!("metrics at http://{addr}/metrics");
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.serve(async {
@@ -189,9 +207,11 @@ pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
         .sinks
         .iter()
         .map(|s| match s {
-            SinkConfig::Kafka { topic } => KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
-                .map(Sink::Kafka)
-                .map_err(|e| PipelineError::Invalid(e.to_string())),
+            SinkConfig::Kafka { topic } => {
+                KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
+                    .map(Sink::Kafka)
+                    .map_err(|e| PipelineError::Invalid(e.to_string()))
+            }
             SinkConfig::Terminal { colour } => Ok(Sink::Terminal(match colour {
                 Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),
                 None => TerminalSink::stdout(),

@@ -192,7 +192,10 @@ impl Config {
             source,
         })?;
         let mut config: Config = serde_yaml_ng::from_str(&text).map_err(|e| {
-            let (line, column) = e.location().map(|l| (l.line(), l.column())).unwrap_or((1, 1));
+            let (line, column) = e
+                .location()
+                .map(|l| (l.line(), l.column()))
+                .unwrap_or((1, 1));
             let message = e.to_string();
             let message = match message.rfind(" at line ") {
                 Some(i) => message[..i].to_owned(),
@@ -247,10 +250,17 @@ mod tests {
     fn example_config_loads() {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/yujing.yaml");
         let c = Config::load(&path).unwrap();
-        assert!(c.rules.ends_with("rules.yaml") && c.rules.exists(), "{:?}", c.rules);
+        assert!(
+            c.rules.ends_with("rules.yaml") && c.rules.exists(),
+            "{:?}",
+            c.rules
+        );
         assert!(c.sensors.exists(), "{:?}", c.sensors);
         assert_eq!(c.pipeline.allowed_delay, Duration::from_secs(60));
-        assert!(!c.kafka.properties.is_empty(), "shows pass-through properties");
+        assert!(
+            !c.kafka.properties.is_empty(),
+            "shows pass-through properties"
+        );
     }
 
     #[test]
@@ -264,6 +274,9 @@ mod tests {
         )
         .unwrap();
         let e = Config::load(&p).unwrap_err().to_string();
-        assert!(e.contains("bad.yaml:4:3: kafka: unknown field `group`"), "{e}");
+        assert!(
+            e.contains("bad.yaml:4:3: kafka: unknown field `group`"),
+            "{e}"
+        );
     }
 }

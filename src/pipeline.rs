@@ -20,14 +20,16 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
 use yujing_ingest::{
-    Clock, ClosedWindow, DecodeError, MetricCatalog, SensorRegistry, TumblingWindows,
-    Watermarks, WindowStore, decode_readings, kafka,
+    Clock, ClosedWindow, DecodeError, MetricCatalog, SensorRegistry, TumblingWindows, Watermarks,
+    WindowStore, decode_readings, kafka,
 };
 use yujing_rules::{Grade, Rule, RuleSet, WarningBook, WindowAggregator};
 use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
-use crate::telemetry::{BadMessage, DeadLetterFailed, LateReadings, Metrics, SinkDelivered, SinkFailed};
+use crate::telemetry::{
+    BadMessage, DeadLetterFailed, LateReadings, Metrics, SinkDelivered, SinkFailed,
+};
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
 /// committed, so a restart resumes without loss.
@@ -43,7 +45,7 @@ pub enum PipelineError {
     Sink {
         sink: String,
         attempts: u32,
-        source: yujing_sinks::SinkError,
+        source: Box<yujing_sinks::SinkError>,
     },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
@@ -111,7 +113,10 @@ const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
 
 /// Run until `shutdown` completes, then close what can be closed, flush the
 /// sinks and commit.
-pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<RunSummary, PipelineError> {
+pub async fn run(
+    setup: Setup,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, PipelineError> {
     let utc_offset_ms = setup
         .pipeline
         .utc_offset_ms()
@@ -125,14 +130,21 @@ pub async fn run(setup: Setup, shutdown: impl Future<Output = ()>) -> Result<Run
     let catalog = MetricCatalog::new(setup.rules.metrics());
     let mut by_size: BTreeMap<i64, Vec<Rule>> = BTreeMap::new();
     for rule in &setup.rules.rules {
-        by_size.entry(rule.window_ms).or_default().push(rule.clone());
+        by_size
+            .entry(rule.window_ms)
+            .or_default()
+            .push(rule.clone());
     }
     let groups = by_size
         .into_iter()
         .map(|(size, rules)| {
             let metrics: Vec<u16> = rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
             WindowGroup {
-                store: WindowStore::new(TumblingWindows::new(size, utc_offset_ms), &catalog, &metrics),
+                store: WindowStore::new(
+                    TumblingWindows::new(size, utc_offset_ms),
+                    &catalog,
+                    &metrics,
+                ),
                 rules,
             }
         })
@@ -240,7 +252,10 @@ impl State {
     async fn on_message(&mut self, m: &BorrowedMessage<'_>) {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let payload = m.payload().unwrap_or(&[]);
-        self.metrics.messages_consumed.with_label_values(&[topic]).inc();
+        self.metrics
+            .messages_consumed
+            .with_label_values(&[topic])
+            .inc();
         self.summary.messages += 1;
 
         let readings = match decode_readings(payload) {
@@ -252,7 +267,9 @@ impl State {
         let mut placed = Vec::with_capacity(readings.len());
         for r in &readings {
             let Some(sensor) = self.registry.index_of(&r.sensor_id) else {
-                return self.refuse(m, DecodeError::UnknownSensor(r.sensor_id.clone())).await;
+                return self
+                    .refuse(m, DecodeError::UnknownSensor(r.sensor_id.clone()))
+                    .await;
             };
             if r.ts_ms > now + self.max_future_skew_ms {
                 let e = DecodeError::FutureTimestamp {
@@ -315,7 +332,8 @@ impl State {
             .emit(&self.metrics);
             self.summary.late_readings += late_count;
             if !self.dead_letter(m, &e).await {
-                self.offsets.consumed(topic, partition, offset, Some(i64::MAX));
+                self.offsets
+                    .consumed(topic, partition, offset, Some(i64::MAX));
                 return;
             }
         }
@@ -349,12 +367,30 @@ impl State {
         let detail = error.to_string();
         let at = self.times.rfc3339(yujing_ingest::clock::wall_now_ms());
         let headers = OwnedHeaders::new()
-            .insert(Header { key: "yujing.reason", value: Some(error.reason()) })
-            .insert(Header { key: "yujing.error", value: Some(detail.as_str()) })
-            .insert(Header { key: "yujing.source.topic", value: Some(topic) })
-            .insert(Header { key: "yujing.source.partition", value: Some(partition_s.as_str()) })
-            .insert(Header { key: "yujing.source.offset", value: Some(offset_s.as_str()) })
-            .insert(Header { key: "yujing.time", value: Some(at.as_str()) });
+            .insert(Header {
+                key: "yujing.reason",
+                value: Some(error.reason()),
+            })
+            .insert(Header {
+                key: "yujing.error",
+                value: Some(detail.as_str()),
+            })
+            .insert(Header {
+                key: "yujing.source.topic",
+                value: Some(topic),
+            })
+            .insert(Header {
+                key: "yujing.source.partition",
+                value: Some(partition_s.as_str()),
+            })
+            .insert(Header {
+                key: "yujing.source.offset",
+                value: Some(offset_s.as_str()),
+            })
+            .insert(Header {
+                key: "yujing.time",
+                value: Some(at.as_str()),
+            });
         let mut record: FutureRecord<'_, [u8], [u8]> =
             FutureRecord::to(&self.dead_letter_topic).headers(headers);
         if let Some(p) = m.payload() {
@@ -397,7 +433,10 @@ impl State {
         // out in event-time order.
         let mut closed: Vec<(ClosedWindow, usize)> = Vec::new();
         for (i, g) in self.groups.iter_mut().enumerate() {
-            for w in g.store.close_until(watermark, &self.registry, &self.catalog)? {
+            for w in g
+                .store
+                .close_until(watermark, &self.registry, &self.catalog)?
+            {
                 closed.push((w, i));
             }
         }
@@ -410,11 +449,17 @@ impl State {
                 self.groups[*i].store.windows().size_ms as u64,
             ))
             .to_string();
-            self.metrics.windows_closed.with_label_values(&[&label]).inc();
+            self.metrics
+                .windows_closed
+                .with_label_values(&[&label])
+                .inc();
             self.summary.windows_closed += 1;
             for rule in &self.groups[*i].rules {
                 let aggregates = self.aggregator.aggregate(window, rule).await?;
-                for t in self.book.apply(rule, window.start_ms, window.end_ms, &aggregates) {
+                for t in self
+                    .book
+                    .apply(rule, window.start_ms, window.end_ms, &aggregates)
+                {
                     let grade_label = t.grade.map_or("clear", Grade::as_str);
                     self.metrics
                         .warnings
@@ -425,7 +470,12 @@ impl State {
                         Some(g) => *self.summary.warnings_by_grade.entry(g).or_default() += 1,
                         None => self.summary.resolved += 1,
                     }
-                    alerts.push(AlertMessage::new(&t, &self.registry, self.times, emitted_at));
+                    alerts.push(AlertMessage::new(
+                        &t,
+                        &self.registry,
+                        self.times,
+                        emitted_at,
+                    ));
                 }
             }
         }
@@ -448,13 +498,26 @@ impl State {
                 attempt += 1;
                 match sink.deliver(alerts).await {
                     Ok(()) => {
-                        SinkDelivered { sink: &name, alerts: alerts.len() }.emit(&self.metrics);
+                        SinkDelivered {
+                            sink: &name,
+                            alerts: alerts.len(),
+                        }
+                        .emit(&self.metrics);
                         break;
                     }
                     Err(e) => {
-                        SinkFailed { sink: &name, attempt, error: &e.to_string() }.emit(&self.metrics);
+                        SinkFailed {
+                            sink: &name,
+                            attempt,
+                            error: &e.to_string(),
+                        }
+                        .emit(&self.metrics);
                         if attempt >= SINK_ATTEMPTS {
-                            return Err(PipelineError::Sink { sink: name, attempts: attempt, source: e });
+                            return Err(PipelineError::Sink {
+                                sink: name,
+                                attempts: attempt,
+                                source: Box::new(e),
+                            });
                         }
                         tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
                     }

@@ -42,26 +42,37 @@ impl Metrics {
         let registry = Registry::new();
         let counter_vec = |name: &str, help: &str, labels: &[&str]| {
             let c = IntCounterVec::new(Opts::new(name, help), labels).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let counter = |name: &str, help: &str| {
             let c = IntCounter::new(name, help).expect("valid metric");
-            registry.register(Box::new(c.clone())).expect("unique metric");
+            registry
+                .register(Box::new(c.clone()))
+                .expect("unique metric");
             c
         };
         let gauge = |name: &str, help: &str| {
             let g = Gauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let int_gauge = |name: &str, help: &str| {
             let g = IntGauge::new(name, help).expect("valid metric");
-            registry.register(Box::new(g.clone())).expect("unique metric");
+            registry
+                .register(Box::new(g.clone()))
+                .expect("unique metric");
             g
         };
         let active_warnings = IntGaugeVec::new(
-            Opts::new("yujing_active_warnings", "Warnings currently active, by rule and grade."),
+            Opts::new(
+                "yujing_active_warnings",
+                "Warnings currently active, by rule and grade.",
+            ),
             &["rule", "grade"],
         )
         .expect("valid metric");
@@ -109,7 +120,10 @@ impl Metrics {
                 "yujing_dead_letter_failures_total",
                 "Messages that could not be written to the dead-letter topic (their offsets are held back).",
             ),
-            kafka_errors: counter("yujing_kafka_errors_total", "Errors reported by the Kafka consumer."),
+            kafka_errors: counter(
+                "yujing_kafka_errors_total",
+                "Errors reported by the Kafka consumer.",
+            ),
             windows_closed: counter_vec(
                 "yujing_windows_closed_total",
                 "Event-time windows closed by the watermark, by window size.",
@@ -152,8 +166,14 @@ impl Metrics {
                 "yujing_uncommitted_messages",
                 "Messages consumed whose offsets cannot be committed yet (their windows are open).",
             ),
-            commits: counter("yujing_offset_commits_total", "Offset commits sent to Kafka."),
-            commit_failures: counter("yujing_offset_commit_failures_total", "Offset commits that failed."),
+            commits: counter(
+                "yujing_offset_commits_total",
+                "Offset commits sent to Kafka.",
+            ),
+            commit_failures: counter(
+                "yujing_offset_commit_failures_total",
+                "Offset commits that failed.",
+            ),
             window_processing,
             registry,
         }
@@ -195,7 +215,9 @@ impl BadMessage<'_> {
             "bad message sent to dead-letter topic: {}",
             self.error
         );
-        m.bad_messages.with_label_values(&[self.error.reason()]).inc();
+        m.bad_messages
+            .with_label_values(&[self.error.reason()])
+            .inc();
     }
 }
 
@@ -252,7 +274,12 @@ pub struct SinkFailed<'a> {
 
 impl SinkFailed<'_> {
     pub fn emit(&self, m: &Metrics) {
-        tracing::warn!(sink = self.sink, attempt = self.attempt, "sink delivery failed: {}", self.error);
+        tracing::warn!(
+            sink = self.sink,
+            attempt = self.attempt,
+            "sink delivery failed: {}",
+            self.error
+        );
         m.sink_failures.with_label_values(&[self.sink]).inc();
     }
 }

@@ -33,7 +33,9 @@ pub enum DecodeError {
         ts_ms: i64,
         skew_ms: i64,
     },
-    #[error("reading from {sensor_id} at {ts_ms} is for window ending {window_end_ms}, already closed")]
+    #[error(
+        "reading from {sensor_id} at {ts_ms} is for window ending {window_end_ms}, already closed"
+    )]
     Late {
         sensor_id: String,
         ts_ms: i64,

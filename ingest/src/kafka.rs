@@ -10,7 +10,10 @@ use crate::error::IngestError;
 
 /// Base client configuration: bootstrap servers plus pass-through properties
 /// (which win over yujing's defaults).
-pub fn client_config(bootstrap_servers: &str, properties: &BTreeMap<String, String>) -> ClientConfig {
+pub fn client_config(
+    bootstrap_servers: &str,
+    properties: &BTreeMap<String, String>,
+) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap_servers);
     for (k, v) in properties {

@@ -219,8 +219,14 @@ mod tests {
 
     #[test]
     fn utc_and_offset_agree() {
-        let a = decode_readings(br#"{"sensor_id":"a","ts":"2026-07-15T09:00:00+08:00","metric":"m","value":1}"#).unwrap();
-        let b = decode_readings(br#"{"sensor_id":"a","ts":"2026-07-15T01:00:00Z","metric":"m","value":1}"#).unwrap();
+        let a = decode_readings(
+            br#"{"sensor_id":"a","ts":"2026-07-15T09:00:00+08:00","metric":"m","value":1}"#,
+        )
+        .unwrap();
+        let b = decode_readings(
+            br#"{"sensor_id":"a","ts":"2026-07-15T01:00:00Z","metric":"m","value":1}"#,
+        )
+        .unwrap();
         assert_eq!(a[0].ts_ms, b[0].ts_ms);
     }
 
@@ -236,10 +242,17 @@ mod tests {
         let missing = err(br#"{"ts":1784077200000,"metric":"pm25","value":1}"#);
         assert_eq!(missing.reason(), "malformed");
         assert!(missing.to_string().contains("sensor_id"), "{missing}");
-        let wrong_type = err(br#"{"sensor_id":"a","ts":1784077200000,"metric":"pm25","value":"high"}"#);
+        let wrong_type =
+            err(br#"{"sensor_id":"a","ts":1784077200000,"metric":"pm25","value":"high"}"#);
         assert_eq!(wrong_type.reason(), "malformed");
-        assert!(wrong_type.to_string().contains("invalid type"), "{wrong_type}");
-        assert_eq!(err(br#"{"sensor_id":"a","ts":1784077200000}"#).reason(), "no_value");
+        assert!(
+            wrong_type.to_string().contains("invalid type"),
+            "{wrong_type}"
+        );
+        assert_eq!(
+            err(br#"{"sensor_id":"a","ts":1784077200000}"#).reason(),
+            "no_value"
+        );
         assert_eq!(
             err(br#"{"sensor_id":"a","ts":1784077200000,"metric":"pm25"}"#).reason(),
             "no_value"
@@ -252,7 +265,8 @@ mod tests {
 
     #[test]
     fn bad_timestamps_explain_the_expected_format() {
-        let no_offset = err(br#"{"sensor_id":"a","ts":"2026-07-14T08:00:00","metric":"pm25","value":1}"#);
+        let no_offset =
+            err(br#"{"sensor_id":"a","ts":"2026-07-14T08:00:00","metric":"pm25","value":1}"#);
         assert_eq!(no_offset.reason(), "bad_timestamp");
         assert!(no_offset.to_string().contains("RFC 3339"), "{no_offset}");
         let micros = err(br#"{"sensor_id":"a","ts":1784077200000000,"metric":"pm25","value":1}"#);

@@ -203,10 +203,22 @@ fn parse_csv(text: &str) -> Result<Vec<Sensor>, String> {
 fn build_areas(sensors: &[Sensor]) -> HashMap<(AreaLevel, String), Area> {
     let mut members: HashMap<(AreaLevel, String), Vec<&Sensor>> = HashMap::new();
     for s in sensors {
-        members.entry((AreaLevel::Sensor, s.sensor_id.clone())).or_default().push(s);
-        members.entry((AreaLevel::Grid, s.grid.clone())).or_default().push(s);
-        members.entry((AreaLevel::Street, s.street.clone())).or_default().push(s);
-        members.entry((AreaLevel::District, s.district.clone())).or_default().push(s);
+        members
+            .entry((AreaLevel::Sensor, s.sensor_id.clone()))
+            .or_default()
+            .push(s);
+        members
+            .entry((AreaLevel::Grid, s.grid.clone()))
+            .or_default()
+            .push(s);
+        members
+            .entry((AreaLevel::Street, s.street.clone()))
+            .or_default()
+            .push(s);
+        members
+            .entry((AreaLevel::District, s.district.clone()))
+            .or_default()
+            .push(s);
     }
     members
         .into_iter()

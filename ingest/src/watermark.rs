@@ -27,7 +27,8 @@ impl Watermarks {
         match self.max_event_ms.get_mut(&(topic.to_owned(), partition)) {
             Some(max) => *max = (*max).max(ts_ms),
             None => {
-                self.max_event_ms.insert((topic.to_owned(), partition), ts_ms);
+                self.max_event_ms
+                    .insert((topic.to_owned(), partition), ts_ms);
             }
         }
     }

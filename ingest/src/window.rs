@@ -242,7 +242,12 @@ mod tests {
         assert_eq!(store.next_end(), Some(T8 + HOUR));
         assert_eq!(store.buffered(), 3);
 
-        assert!(store.close_until(T8 + HOUR - 1, &reg, &cat).unwrap().is_empty());
+        assert!(
+            store
+                .close_until(T8 + HOUR - 1, &reg, &cat)
+                .unwrap()
+                .is_empty()
+        );
         let closed = store.close_until(T8 + HOUR, &reg, &cat).unwrap();
         assert_eq!(closed.len(), 1);
         let w = &closed[0];

@@ -64,7 +64,10 @@ impl WindowAggregator {
         window: &ClosedWindow,
         rule: &Rule,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
-        let value = cast(aggregate_expr(rule.aggregate, col("value")), DataType::Float64);
+        let value = cast(
+            aggregate_expr(rule.aggregate, col("value")),
+            DataType::Float64,
+        );
         let batches = self
             .ctx
             .read_batch(window.batch.clone())?
@@ -133,7 +136,9 @@ fn column<'a, T: 'static>(
 mod tests {
     use super::*;
     use crate::grade::{Direction, Grade};
-    use yujing_ingest::{AreaLevel, MetricCatalog, Sensor, SensorRegistry, TumblingWindows, WindowStore};
+    use yujing_ingest::{
+        AreaLevel, MetricCatalog, Sensor, SensorRegistry, TumblingWindows, WindowStore,
+    };
 
     fn registry() -> SensorRegistry {
         let s = |id: &str, grid: &str, district: &str| Sensor {
@@ -146,7 +151,12 @@ mod tests {
             lat: 29.6,
             lon: 106.5,
         };
-        SensorRegistry::new(vec![s("a", "g1", "Yubei"), s("b", "g1", "Yubei"), s("c", "g2", "Yubei")]).unwrap()
+        SensorRegistry::new(vec![
+            s("a", "g1", "Yubei"),
+            s("b", "g1", "Yubei"),
+            s("c", "g2", "Yubei"),
+        ])
+        .unwrap()
     }
 
     fn rule(aggregate: Aggregate, group_by: AreaLevel) -> Rule {
@@ -167,7 +177,13 @@ mod tests {
         let reg = registry();
         let cat = MetricCatalog::new(["pm25", "pm10"]);
         let mut store = WindowStore::new(TumblingWindows::new(60_000, 0), &cat, &[0, 1]);
-        for (sensor, metric, value) in [(0, 0, 10.0), (1, 0, 30.0), (0, 0, 20.0), (2, 0, 100.0), (2, 1, 999.0)] {
+        for (sensor, metric, value) in [
+            (0, 0, 10.0),
+            (1, 0, 30.0),
+            (0, 0, 20.0),
+            (2, 0, 100.0),
+            (2, 1, 999.0),
+        ] {
             store.insert(sensor, metric, 1_000, value).unwrap();
         }
         let closed = store.close_until(60_000, &reg, &cat).unwrap();
@@ -175,8 +191,13 @@ mod tests {
             .aggregate(&closed[0], &rule(aggregate, group_by))
             .await
             .unwrap();
-        assert!(out.iter().all(|a| a.window_start_ms == 0 && a.window_end_ms == 60_000));
-        out.into_iter().map(|a| (a.group_key, a.value, a.readings, a.sensors)).collect()
+        assert!(
+            out.iter()
+                .all(|a| a.window_start_ms == 0 && a.window_end_ms == 60_000)
+        );
+        out.into_iter()
+            .map(|a| (a.group_key, a.value, a.readings, a.sensors))
+            .collect()
     }
 
     #[tokio::test]
@@ -187,10 +208,20 @@ mod tests {
         );
         assert_eq!(
             run(Aggregate::Max, AreaLevel::Sensor).await,
-            vec![("a".into(), 20.0, 2, 1), ("b".into(), 30.0, 1, 1), ("c".into(), 100.0, 1, 1)]
+            vec![
+                ("a".into(), 20.0, 2, 1),
+                ("b".into(), 30.0, 1, 1),
+                ("c".into(), 100.0, 1, 1)
+            ]
         );
-        assert_eq!(run(Aggregate::Sum, AreaLevel::District).await, vec![("Yubei".into(), 160.0, 4, 3)]);
-        assert_eq!(run(Aggregate::Min, AreaLevel::Street).await, vec![("Longxi".into(), 10.0, 4, 3)]);
+        assert_eq!(
+            run(Aggregate::Sum, AreaLevel::District).await,
+            vec![("Yubei".into(), 160.0, 4, 3)]
+        );
+        assert_eq!(
+            run(Aggregate::Min, AreaLevel::Street).await,
+            vec![("Longxi".into(), 10.0, 4, 3)]
+        );
         assert_eq!(run(Aggregate::Count, AreaLevel::Grid).await[0].1, 3.0);
     }
 }

@@ -81,7 +81,11 @@ impl Direction {
 
 /// The highest grade whose threshold `value` crosses, with that threshold.
 /// `thresholds` are ordered blue → red.
-pub fn grade_of(value: f64, direction: Direction, thresholds: &[(Grade, f64)]) -> Option<(Grade, f64)> {
+pub fn grade_of(
+    value: f64,
+    direction: Direction,
+    thresholds: &[(Grade, f64)],
+) -> Option<(Grade, f64)> {
     thresholds
         .iter()
         .rev()
@@ -103,9 +107,18 @@ mod tests {
         ];
         assert_eq!(grade_of(50.0, Direction::Above, &t), None);
         assert_eq!(grade_of(75.0, Direction::Above, &t), None, "strictly above");
-        assert_eq!(grade_of(75.1, Direction::Above, &t), Some((Grade::Blue, 75.0)));
-        assert_eq!(grade_of(200.0, Direction::Above, &t), Some((Grade::Orange, 150.0)));
-        assert_eq!(grade_of(999.0, Direction::Above, &t), Some((Grade::Red, 250.0)));
+        assert_eq!(
+            grade_of(75.1, Direction::Above, &t),
+            Some((Grade::Blue, 75.0))
+        );
+        assert_eq!(
+            grade_of(200.0, Direction::Above, &t),
+            Some((Grade::Orange, 150.0))
+        );
+        assert_eq!(
+            grade_of(999.0, Direction::Above, &t),
+            Some((Grade::Red, 250.0))
+        );
     }
 
     #[test]
@@ -113,8 +126,14 @@ mod tests {
         // Dissolved oxygen: lower is worse; no yellow grade defined.
         let t = [(Grade::Blue, 5.0), (Grade::Orange, 2.0), (Grade::Red, 1.0)];
         assert_eq!(grade_of(6.0, Direction::Below, &t), None);
-        assert_eq!(grade_of(3.0, Direction::Below, &t), Some((Grade::Blue, 5.0)));
-        assert_eq!(grade_of(1.5, Direction::Below, &t), Some((Grade::Orange, 2.0)));
+        assert_eq!(
+            grade_of(3.0, Direction::Below, &t),
+            Some((Grade::Blue, 5.0))
+        );
+        assert_eq!(
+            grade_of(1.5, Direction::Below, &t),
+            Some((Grade::Orange, 2.0))
+        );
         assert_eq!(grade_of(0.2, Direction::Below, &t), Some((Grade::Red, 1.0)));
     }
 

@@ -201,8 +201,12 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
     if spec.metric.trim().is_empty() {
         return Err(("metric", "metric must not be empty".into()));
     }
-    let window = humantime::parse_duration(&spec.window)
-        .map_err(|e| ("window", format!("window {:?}: {e} (write e.g. 10m, 1h, 1d)", spec.window)))?;
+    let window = humantime::parse_duration(&spec.window).map_err(|e| {
+        (
+            "window",
+            format!("window {:?}: {e} (write e.g. 10m, 1h, 1d)", spec.window),
+        )
+    })?;
     let window_ms = window.as_millis() as i64;
     if window_ms < 1_000 {
         return Err(("window", "window must be at least 1s".into()));
@@ -214,7 +218,10 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
             return Err(("below", "give either `above` or `below`, not both".into()));
         }
         (None, None) => {
-            return Err(("id", "rule has no thresholds: add `above:` or `below:`".into()));
+            return Err((
+                "id",
+                "rule has no thresholds: add `above:` or `below:`".into(),
+            ));
         }
     };
     let thresholds: Vec<(Grade, f64)> = [
@@ -227,7 +234,10 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
     .filter_map(|(g, t)| t.map(|t| (g, t)))
     .collect();
     if thresholds.is_empty() {
-        return Err((key, format!("`{key}` names no grade: give at least one of blue, yellow, orange, red")));
+        return Err((
+            key,
+            format!("`{key}` names no grade: give at least one of blue, yellow, orange, red"),
+        ));
     }
     if let Some((g, t)) = thresholds.iter().find(|(_, t)| !t.is_finite()) {
         return Err((key, format!("{g} threshold {t} is not a finite number")));
@@ -239,10 +249,16 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
             Direction::Below => t2 < t1,
         };
         if !ordered {
-            let word = if direction == Direction::Above { "above" } else { "below" };
+            let word = if direction == Direction::Above {
+                "above"
+            } else {
+                "below"
+            };
             return Err((
                 key,
-                format!("{g2} threshold {t2} must be {word} {g1} threshold {t1}: a more serious grade needs a more extreme value"),
+                format!(
+                    "{g2} threshold {t2} must be {word} {g1} threshold {t1}: a more serious grade needs a more extreme value"
+                ),
             ));
         }
     }
@@ -338,27 +354,53 @@ rules:
 
     #[test]
     fn unknown_grade_and_bad_yaml() {
-        let e = parse(&GOOD.replace("red: 250", "purple: 250")).unwrap_err().to_string();
+        let e = parse(&GOOD.replace("red: 250", "purple: 250"))
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("rules.yaml:8:") && e.contains("purple"), "{e}");
-        let e = parse("rules:\n  - id: x\n   metric: [\n").unwrap_err().to_string();
+        let e = parse("rules:\n  - id: x\n   metric: [\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("rules.yaml:"), "{e}");
     }
 
     #[test]
     fn semantic_errors_name_rule_and_key_position() {
-        let e = parse(&GOOD.replace("orange: 150", "orange: 100")).unwrap_err().to_string();
+        let e = parse(&GOOD.replace("orange: 150", "orange: 100"))
+            .unwrap_err()
+            .to_string();
         assert!(e.starts_with("rules.yaml:8:5: rule \"pm25-1h\": "), "{e}");
-        assert!(e.contains("orange threshold 100 must be above yellow threshold 115"), "{e}");
+        assert!(
+            e.contains("orange threshold 100 must be above yellow threshold 115"),
+            "{e}"
+        );
 
-        let e = parse(&GOOD.replace("window: 10m", "window: ten minutes")).unwrap_err().to_string();
-        assert!(e.starts_with("rules.yaml:11:5: rule \"do-low\": window"), "{e}");
+        let e = parse(&GOOD.replace("window: 10m", "window: ten minutes"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("rules.yaml:11:5: rule \"do-low\": window"),
+            "{e}"
+        );
 
-        let e = parse(&GOOD.replace("do-low", "pm25-1h")).unwrap_err().to_string();
-        assert!(e.starts_with("rules.yaml:2:") && e.contains("earlier rule"), "{e}");
+        let e = parse(&GOOD.replace("do-low", "pm25-1h"))
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("rules.yaml:2:") && e.contains("earlier rule"),
+            "{e}"
+        );
 
-        let e = parse("rules:\n  - id: a\n    metric: m\n    window: 1h\n").unwrap_err().to_string();
+        let e = parse("rules:\n  - id: a\n    metric: m\n    window: 1h\n")
+            .unwrap_err()
+            .to_string();
         assert!(e.contains("no thresholds"), "{e}");
-        let e = parse("rules:\n  - id: a\n    metric: m\n    window: 1h\n    above: {}\n").unwrap_err().to_string();
-        assert!(e.starts_with("rules.yaml:5:5:") && e.contains("names no grade"), "{e}");
+        let e = parse("rules:\n  - id: a\n    metric: m\n    window: 1h\n    above: {}\n")
+            .unwrap_err()
+            .to_string();
+        assert!(
+            e.starts_with("rules.yaml:5:5:") && e.contains("names no grade"),
+            "{e}"
+        );
     }
 }

@@ -144,26 +144,28 @@ impl WarningBook {
         let mut out = Vec::new();
         for (group_key, aggregate) in groups {
             let fingerprint = format!("{prefix}{group_key}");
-            let graded = aggregate.and_then(|a| grade_of(a.value, rule.direction, &rule.thresholds));
+            let graded =
+                aggregate.and_then(|a| grade_of(a.value, rule.direction, &rule.thresholds));
             let previous = self.active.get(&fingerprint).cloned();
-            let base = |transition, grade, previous_grade, threshold, active: &Active| WarningTransition {
-                fingerprint: fingerprint.clone(),
-                warning_id: active.warning_id.clone(),
-                sequence: active.sequence,
-                transition,
-                grade,
-                previous_grade,
-                rule: rule.clone(),
-                group_key: group_key.to_owned(),
-                window_start_ms,
-                window_end_ms,
-                value: aggregate.map(|a| a.value),
-                threshold,
-                readings: aggregate.map_or(0, |a| a.readings),
-                sensors: aggregate.map_or(0, |a| a.sensors),
-                started_at_ms: active.started_at_ms,
-                resolve_reason: None,
-            };
+            let base =
+                |transition, grade, previous_grade, threshold, active: &Active| WarningTransition {
+                    fingerprint: fingerprint.clone(),
+                    warning_id: active.warning_id.clone(),
+                    sequence: active.sequence,
+                    transition,
+                    grade,
+                    previous_grade,
+                    rule: rule.clone(),
+                    group_key: group_key.to_owned(),
+                    window_start_ms,
+                    window_end_ms,
+                    value: aggregate.map(|a| a.value),
+                    threshold,
+                    readings: aggregate.map_or(0, |a| a.readings),
+                    sensors: aggregate.map_or(0, |a| a.sensors),
+                    started_at_ms: active.started_at_ms,
+                    resolve_reason: None,
+                };
             match (previous, graded) {
                 (None, None) => {}
                 (None, Some((grade, threshold))) => {
@@ -173,7 +175,13 @@ impl WarningBook {
                         sequence: 1,
                         started_at_ms: window_end_ms,
                     };
-                    out.push(base(Transition::Raised, Some(grade), None, Some(threshold), &active));
+                    out.push(base(
+                        Transition::Raised,
+                        Some(grade),
+                        None,
+                        Some(threshold),
+                        &active,
+                    ));
                     self.active.insert(fingerprint.clone(), active);
                 }
                 (Some(mut active), Some((grade, threshold))) if grade != active.grade => {
@@ -185,7 +193,13 @@ impl WarningBook {
                     let before = active.grade;
                     active.grade = grade;
                     active.sequence += 1;
-                    out.push(base(kind, Some(grade), Some(before), Some(threshold), &active));
+                    out.push(base(
+                        kind,
+                        Some(grade),
+                        Some(before),
+                        Some(threshold),
+                        &active,
+                    ));
                     self.active.insert(fingerprint.clone(), active);
                 }
                 (Some(_), Some(_)) => {}
@@ -249,12 +263,26 @@ mod tests {
         }
     }
 
-    type Seen = (Transition, Option<Grade>, Option<Grade>, u32, Option<ResolveReason>);
+    type Seen = (
+        Transition,
+        Option<Grade>,
+        Option<Grade>,
+        u32,
+        Option<ResolveReason>,
+    );
 
     fn step(book: &mut WarningBook, end: i64, aggs: &[WindowAggregate]) -> Vec<Seen> {
         book.apply(&rule(), end - 10, end, aggs)
             .into_iter()
-            .map(|t| (t.transition, t.grade, t.previous_grade, t.sequence, t.resolve_reason))
+            .map(|t| {
+                (
+                    t.transition,
+                    t.grade,
+                    t.previous_grade,
+                    t.sequence,
+                    t.resolve_reason,
+                )
+            })
             .collect()
     }
 
@@ -264,18 +292,40 @@ mod tests {
         use Transition::*;
         let mut book = WarningBook::new();
         assert_eq!(step(&mut book, 10, &[agg("g1", 10, 50.0)]), vec![]);
-        assert_eq!(step(&mut book, 20, &[agg("g1", 20, 80.0)]), vec![(Raised, Some(Blue), None, 1, None)]);
-        assert_eq!(step(&mut book, 30, &[agg("g1", 30, 90.0)]), vec![], "same grade: no message");
-        assert_eq!(step(&mut book, 40, &[agg("g1", 40, 300.0)]), vec![(Escalated, Some(Red), Some(Blue), 2, None)]);
-        assert_eq!(step(&mut book, 50, &[agg("g1", 50, 120.0)]), vec![(DeEscalated, Some(Yellow), Some(Red), 3, None)]);
+        assert_eq!(
+            step(&mut book, 20, &[agg("g1", 20, 80.0)]),
+            vec![(Raised, Some(Blue), None, 1, None)]
+        );
+        assert_eq!(
+            step(&mut book, 30, &[agg("g1", 30, 90.0)]),
+            vec![],
+            "same grade: no message"
+        );
+        assert_eq!(
+            step(&mut book, 40, &[agg("g1", 40, 300.0)]),
+            vec![(Escalated, Some(Red), Some(Blue), 2, None)]
+        );
+        assert_eq!(
+            step(&mut book, 50, &[agg("g1", 50, 120.0)]),
+            vec![(DeEscalated, Some(Yellow), Some(Red), 3, None)]
+        );
         assert_eq!(
             step(&mut book, 60, &[agg("g1", 60, 40.0)]),
-            vec![(Resolved, None, Some(Yellow), 4, Some(ResolveReason::Cleared))]
+            vec![(
+                Resolved,
+                None,
+                Some(Yellow),
+                4,
+                Some(ResolveReason::Cleared)
+            )]
         );
         assert_eq!(book.active_count(), 0);
         // A new episode gets a new id and starts at sequence 1.
         let t = book.apply(&rule(), 60, 70, &[agg("g1", 70, 160.0)]);
-        assert_eq!((t[0].sequence, t[0].warning_id.as_str()), (1, "pm25-1h/grid/g1@70"));
+        assert_eq!(
+            (t[0].sequence, t[0].warning_id.as_str()),
+            (1, "pm25-1h/grid/g1@70")
+        );
         assert_eq!(t[0].fingerprint, "pm25-1h/grid/g1");
         assert_eq!(t[0].threshold, Some(150.0));
     }
@@ -283,7 +333,12 @@ mod tests {
     #[test]
     fn groups_are_independent_and_silence_resolves() {
         let mut book = WarningBook::new();
-        let t = book.apply(&rule(), 0, 10, &[agg("g2", 10, 200.0), agg("g1", 10, 100.0)]);
+        let t = book.apply(
+            &rule(),
+            0,
+            10,
+            &[agg("g2", 10, 200.0), agg("g1", 10, 100.0)],
+        );
         let keys: Vec<_> = t.iter().map(|t| t.group_key.as_str()).collect();
         assert_eq!(keys, ["g1", "g2"], "sorted by group");
         let t = book.apply(&rule(), 10, 20, &[agg("g1", 20, 100.0)]);
@@ -292,6 +347,9 @@ mod tests {
         assert_eq!(t[0].resolve_reason, Some(ResolveReason::NoData));
         assert_eq!(t[0].value, None);
         assert_eq!(t[0].threshold, Some(150.0));
-        assert_eq!(book.active().collect::<Vec<_>>(), vec![("pm25-1h", Grade::Blue)]);
+        assert_eq!(
+            book.active().collect::<Vec<_>>(),
+            vec![("pm25-1h", Grade::Blue)]
+        );
     }
 }

@@ -188,15 +188,16 @@ pub fn fmt_number(v: f64) -> String {
 /// A measured value shown next to its threshold: with enough decimals that
 /// a value just over the threshold never prints equal to it.
 pub fn fmt_value(v: f64, threshold: Option<f64>) -> String {
-    let t = threshold.map(fmt_number);
-    let mut s = fmt_number(v);
-    for decimals in 2..=4 {
-        if Some(&s) != t.as_ref() || threshold == Some(v) {
-            break;
-        }
-        s = format!("{v:.decimals$}");
+    let short = fmt_number(v);
+    let Some(t) = threshold else { return short };
+    let shows_threshold = |s: &str| s.parse::<f64>().ok() == Some(t);
+    if v == t || !shows_threshold(&short) {
+        return short;
     }
-    s
+    (2..=6)
+        .map(|decimals| format!("{v:.decimals$}"))
+        .find(|s| !shows_threshold(s))
+        .unwrap_or_else(|| v.to_string())
 }
 
 fn summary(t: &WarningTransition, district: Option<&str>) -> String {

@@ -69,13 +69,13 @@ impl KafkaAlertSink {
                 .key(&alert.fingerprint)
                 .payload(&body)
                 .headers(headers);
-            let fut = self
-                .producer
-                .send_result(record)
-                .map_err(|(source, _)| SinkError::Kafka {
-                    topic: self.topic.clone(),
-                    source,
-                })?;
+            let fut =
+                self.producer
+                    .send_result(record)
+                    .map_err(|(source, _)| SinkError::Kafka {
+                        topic: self.topic.clone(),
+                        source,
+                    })?;
             pending.push(fut);
         }
         for fut in pending {

@@ -62,9 +62,9 @@ pub fn line(a: &AlertMessage, colour: bool) -> String {
         _ => "CLEAR".to_owned(),
     };
     let badge = if colour {
-        format!("{} {badge:<9} \x1b[0m", ansi(a.grade.as_deref()))
+        format!("{} {badge:<10} \x1b[0m", ansi(a.grade.as_deref()))
     } else {
-        format!(" {badge:<9} ")
+        format!(" {badge:<10} ")
     };
     let unit = if a.rule.unit.is_empty() {
         String::new()
@@ -73,9 +73,18 @@ pub fn line(a: &AlertMessage, colour: bool) -> String {
     };
     let sym = if a.direction == "below" { "<" } else { ">" };
     let measure = match (a.value, a.threshold, &a.grade) {
-        (Some(v), Some(t), Some(_)) => format!("{} {sym} {}{unit}", fmt_value(v, Some(t)), fmt_number(t)),
-        (Some(v), _, None) => format!("{}{unit}, was {}", fmt_number(v), a.previous_grade.as_deref().unwrap_or("-")),
-        _ => format!("no data, was {}", a.previous_grade.as_deref().unwrap_or("-")),
+        (Some(v), Some(t), Some(_)) => {
+            format!("{} {sym} {}{unit}", fmt_value(v, Some(t)), fmt_number(t))
+        }
+        (Some(v), _, None) => format!(
+            "{}{unit}, was {}",
+            fmt_number(v),
+            a.previous_grade.as_deref().unwrap_or("-")
+        ),
+        _ => format!(
+            "no data, was {}",
+            a.previous_grade.as_deref().unwrap_or("-")
+        ),
     };
     let span = match (a.window.start.get(11..16), a.window.end.get(11..16)) {
         (Some(s), Some(e)) => format!("[{s}–{e}]"),

@@ -30,12 +30,54 @@ struct District {
 }
 
 const DISTRICTS: [District; 6] = [
-    District { name: "Yuzhong", code: "500103", short: "yz", lat: 29.556, lon: 106.568, streets: ["Jiefangbei", "Chaotianmen", "Daxigou"] },
-    District { name: "Jiangbei", code: "500105", short: "jb", lat: 29.606, lon: 106.574, streets: ["Guanyinqiao", "Wulidian", "Huaxinjie"] },
-    District { name: "Shapingba", code: "500106", short: "spb", lat: 29.541, lon: 106.456, streets: ["Xiaolongkan", "Tianxingqiao", "Ciqikou"] },
-    District { name: "Jiulongpo", code: "500107", short: "jlp", lat: 29.502, lon: 106.511, streets: ["Yangjiaping", "Shiqiaopu", "Xiejiawan"] },
-    District { name: "Nan'an", code: "500108", short: "na", lat: 29.523, lon: 106.644, streets: ["Nanping", "Tongyuanju", "Danzishi"] },
-    District { name: "Yubei", code: "500112", short: "yb", lat: 29.718, lon: 106.631, streets: ["Longxi", "Shuangfengqiao", "Huilongba"] },
+    District {
+        name: "Yuzhong",
+        code: "500103",
+        short: "yz",
+        lat: 29.556,
+        lon: 106.568,
+        streets: ["Jiefangbei", "Chaotianmen", "Daxigou"],
+    },
+    District {
+        name: "Jiangbei",
+        code: "500105",
+        short: "jb",
+        lat: 29.606,
+        lon: 106.574,
+        streets: ["Guanyinqiao", "Wulidian", "Huaxinjie"],
+    },
+    District {
+        name: "Shapingba",
+        code: "500106",
+        short: "spb",
+        lat: 29.541,
+        lon: 106.456,
+        streets: ["Xiaolongkan", "Tianxingqiao", "Ciqikou"],
+    },
+    District {
+        name: "Jiulongpo",
+        code: "500107",
+        short: "jlp",
+        lat: 29.502,
+        lon: 106.511,
+        streets: ["Yangjiaping", "Shiqiaopu", "Xiejiawan"],
+    },
+    District {
+        name: "Nan'an",
+        code: "500108",
+        short: "na",
+        lat: 29.523,
+        lon: 106.644,
+        streets: ["Nanping", "Tongyuanju", "Danzishi"],
+    },
+    District {
+        name: "Yubei",
+        code: "500112",
+        short: "yb",
+        lat: 29.718,
+        lon: 106.631,
+        streets: ["Longxi", "Shuangfengqiao", "Huilongba"],
+    },
 ];
 
 /// The city's sensor registry.
@@ -64,11 +106,26 @@ pub fn sensors() -> Vec<Sensor> {
                 };
                 for k in 0..3 {
                     aq += 1;
-                    add(format!("cq-{}-aq-{aq:04}", d.short), "air", 0.001 * k as f64, -0.001 * k as f64);
+                    add(
+                        format!("cq-{}-aq-{aq:04}", d.short),
+                        "air",
+                        0.001 * k as f64,
+                        -0.001 * k as f64,
+                    );
                 }
-                add(format!("cq-{}-ns-{grid_no:04}", d.short), "noise", 0.0005, 0.0005);
+                add(
+                    format!("cq-{}-ns-{grid_no:04}", d.short),
+                    "noise",
+                    0.0005,
+                    0.0005,
+                );
                 if gi == 0 {
-                    add(format!("cq-{}-wl-{:04}", d.short, si + 1), "water", -0.0008, 0.0);
+                    add(
+                        format!("cq-{}-wl-{:04}", d.short, si + 1),
+                        "water",
+                        -0.0008,
+                        0.0,
+                    );
                 }
             }
         }
@@ -93,7 +150,9 @@ pub fn registry_csv() -> String {
 }
 
 /// Hourly PM2.5 targets of the episode, at the middle of each hour from 06:00.
-const EPISODE_PM25: [f64; 10] = [35.0, 90.0, 130.0, 175.0, 300.0, 200.0, 135.0, 95.0, 40.0, 35.0];
+const EPISODE_PM25: [f64; 10] = [
+    35.0, 90.0, 130.0, 175.0, 300.0, 200.0, 135.0, 95.0, 40.0, 35.0,
+];
 
 fn interp(points: &[f64], hours: f64) -> f64 {
     // points[k] is the value at hour k + 0.5
@@ -137,7 +196,10 @@ impl City {
     pub fn new(seed: u64) -> Self {
         let sensors = sensors();
         let mut rng = SmallRng::seed_from_u64(seed);
-        let bias = sensors.iter().map(|_| rng.random_range(-3.0..3.0)).collect();
+        let bias = sensors
+            .iter()
+            .map(|_| rng.random_range(-3.0..3.0))
+            .collect();
         City {
             sensors,
             bias,
@@ -155,9 +217,15 @@ impl City {
         for i in 0..self.sensors.len() {
             let ts = minute_ms + self.rng.random_range(0..60_000);
             self.emitted += 1;
-            if self.bad_every > 0 && self.emitted % self.bad_every == 0 {
+            if self.bad_every > 0 && self.emitted.is_multiple_of(self.bad_every) {
                 let s = &self.sensors[i];
-                out.push((s.sensor_id.clone(), format!(r#"{{"sensor_id":"{}","ts":{ts},"metric":"pm25","value":"#, s.sensor_id)));
+                out.push((
+                    s.sensor_id.clone(),
+                    format!(
+                        r#"{{"sensor_id":"{}","ts":{ts},"metric":"pm25","value":"#,
+                        s.sensor_id
+                    ),
+                ));
                 continue;
             }
             let payload = self.payload(i, ts);
@@ -189,8 +257,16 @@ impl City {
                 single(&s.sensor_id, ts, "level_m", level, "m")
             }
             _ => {
-                let works = if s.street == "Ciqikou" { 19.5 * bump(hours, 3.0, 3.6, 4.5) } else { 0.0 };
-                let db = 57.0 + 3.0 * (hours * std::f64::consts::PI / 12.0).sin() + works + 1.5 * noise + bias * 0.3;
+                let works = if s.street == "Ciqikou" {
+                    19.5 * bump(hours, 3.0, 3.6, 4.5)
+                } else {
+                    0.0
+                };
+                let db = 57.0
+                    + 3.0 * (hours * std::f64::consts::PI / 12.0).sin()
+                    + works
+                    + 1.5 * noise
+                    + bias * 0.3;
                 single(&s.sensor_id, ts, "noise_db", db, "dB(A)")
             }
         }
@@ -211,7 +287,9 @@ fn bump(h: f64, rise: f64, peak: f64, fall: f64) -> f64 {
 /// The single-metric message form, with an RFC 3339 timestamp.
 fn single(sensor_id: &str, ts: i64, metric: &str, value: f64, unit: &str) -> String {
     let time = yujing_sinks::TimeFormat::new(8 * 3_600_000).rfc3339(ts);
-    format!(r#"{{"sensor_id":"{sensor_id}","ts":"{time}","metric":"{metric}","value":{value:.2},"unit":"{unit}"}}"#)
+    format!(
+        r#"{{"sensor_id":"{sensor_id}","ts":"{time}","metric":"{metric}","value":{value:.2},"unit":"{unit}"}}"#
+    )
 }
 
 #[cfg(test)]
@@ -229,12 +307,17 @@ mod tests {
 
     #[test]
     fn deploy_example_registry_is_the_demo_city() {
-        let path = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/sensors.csv");
+        let path =
+            std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/sensors.csv");
         if std::env::var_os("YUJING_BLESS").is_some() {
             std::fs::write(&path, registry_csv()).unwrap();
         }
         let on_disk = std::fs::read_to_string(&path).unwrap_or_default();
-        assert_eq!(on_disk, registry_csv(), "regenerate with YUJING_BLESS=1 cargo test -p yujing deploy_example_registry");
+        assert_eq!(
+            on_disk,
+            registry_csv(),
+            "regenerate with YUJING_BLESS=1 cargo test -p yujing deploy_example_registry"
+        );
     }
 
     #[test]
@@ -253,7 +336,12 @@ mod tests {
     #[test]
     fn episode_targets_are_the_hourly_means() {
         // Mean of the interpolated profile over each hour, by numeric integration.
-        let mean = |k: usize| (0..600).map(|i| interp(&EPISODE_PM25, k as f64 + i as f64 / 600.0)).sum::<f64>() / 600.0;
+        let mean = |k: usize| {
+            (0..600)
+                .map(|i| interp(&EPISODE_PM25, k as f64 + i as f64 / 600.0))
+                .sum::<f64>()
+                / 600.0
+        };
         let means: Vec<f64> = (0..10).map(mean).collect();
         // blue (75), yellow (115), orange (150), red (250) in turn, then back.
         let bands = [0.0, 75.0, 115.0, 150.0, 250.0];

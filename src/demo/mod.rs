@@ -66,7 +66,10 @@ impl Default for DemoOptions {
 }
 
 /// Run the demo until `duration` passes or `shutdown` completes.
-pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Result<RunSummary, PipelineError> {
+pub async fn run(
+    opts: DemoOptions,
+    shutdown: impl Future<Output = ()>,
+) -> Result<RunSummary, PipelineError> {
     let rules = match &opts.rules {
         Some(p) => RuleSet::load(p)?,
         None => RuleSet::parse(Path::new("deploy/examples/rules.yaml"), DEFAULT_RULES)?,
@@ -81,13 +84,18 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
     let server = match MetricsServer::bind(opts.metrics_addr, metrics.clone()).await {
         Ok(s) => s,
         Err(e) => {
-            eprintln!("note: {} is taken ({e}); serving metrics on a free port instead", opts.metrics_addr);
+            eprintln!(
+                "note: {} is taken ({e}); serving metrics on a free port instead",
+                opts.metrics_addr
+            );
             MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), metrics.clone())
                 .await
                 .map_err(|e| PipelineError::Invalid(format!("cannot bind metrics endpoint: {e}")))?
         }
     };
-    let metrics_addr = server.local_addr().map_err(|e| PipelineError::Invalid(e.to_string()))?;
+    let metrics_addr = server
+        .local_addr()
+        .map_err(|e| PipelineError::Invalid(e.to_string()))?;
     let (stop_tx, stop_rx) = watch::channel(false);
     let mut server_stop = stop_rx.clone();
     tokio::spawn(server.serve(async move {
@@ -98,16 +106,27 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
     let start = TimeFormat::new(8 * 3_600_000).rfc3339(city::SCRIPT_START_MS);
     eprintln!("yujing demo");
     eprintln!("  kafka    in-process mock cluster at {bootstrap}");
-    eprintln!("           readings → {READINGS_TOPIC}, warnings → {ALERTS_TOPIC}, refused → {DEAD_LETTER_TOPIC}");
-    eprintln!("  city     {} sensors in 6 districts of Chongqing; {} rules", city::sensors().len(), rules.rules.len());
-    eprintln!("  clock    simulated ×{} from {start}, for {} real", opts.speed, humantime::format_duration(opts.duration));
+    eprintln!(
+        "           readings → {READINGS_TOPIC}, warnings → {ALERTS_TOPIC}, refused → {DEAD_LETTER_TOPIC}"
+    );
+    eprintln!(
+        "  city     {} sensors in 6 districts of Chongqing; {} rules",
+        city::sensors().len(),
+        rules.rules.len()
+    );
+    eprintln!(
+        "  clock    simulated ×{} from {start}, for {} real",
+        opts.speed,
+        humantime::format_duration(opts.duration)
+    );
     eprintln!("  metrics  http://{metrics_addr}/metrics");
     eprintln!();
 
     let generator = tokio::spawn(generate(bootstrap.clone(), clock.clone(), stop_rx.clone()));
 
     let mut sinks = vec![Sink::Kafka(
-        KafkaAlertSink::new(&bootstrap, ALERTS_TOPIC, &BTreeMap::new()).map_err(|e| PipelineError::Invalid(e.to_string()))?,
+        KafkaAlertSink::new(&bootstrap, ALERTS_TOPIC, &BTreeMap::new())
+            .map_err(|e| PipelineError::Invalid(e.to_string()))?,
     )];
     if opts.print {
         let terminal = match opts.colour {
@@ -153,15 +172,32 @@ pub async fn run(opts: DemoOptions, shutdown: impl Future<Output = ()>) -> Resul
 }
 
 fn print_summary(s: &RunSummary, metrics: &Metrics) {
-    let alerts: u64 = metrics.sink_alerts.with_label_values(&[&format!("kafka:{ALERTS_TOPIC}")]).get();
+    let alerts: u64 = metrics
+        .sink_alerts
+        .with_label_values(&[&format!("kafka:{ALERTS_TOPIC}")])
+        .get();
     eprintln!();
     eprintln!("summary");
     eprintln!("  messages consumed   {}", s.messages);
     eprintln!("  readings processed  {}", s.readings);
-    eprintln!("  refused (dead-letter) {} bad messages, {} late readings", s.bad_messages, s.late_readings);
+    eprintln!(
+        "  refused (dead-letter) {} bad messages, {} late readings",
+        s.bad_messages, s.late_readings
+    );
     eprintln!("  windows closed      {}", s.windows_closed);
-    let by: Vec<String> = s.warnings_by_grade.iter().map(|(g, n)| format!("{g} {n}")).collect();
-    eprintln!("  warnings by grade   {}", if by.is_empty() { "none".into() } else { by.join(", ") });
+    let by: Vec<String> = s
+        .warnings_by_grade
+        .iter()
+        .map(|(g, n)| format!("{g} {n}"))
+        .collect();
+    eprintln!(
+        "  warnings by grade   {}",
+        if by.is_empty() {
+            "none".into()
+        } else {
+            by.join(", ")
+        }
+    );
     eprintln!("  resolved            {}", s.resolved);
     eprintln!("  still active        {}", s.active_at_end);
     eprintln!("  alert messages      {alerts} published to {ALERTS_TOPIC}");
@@ -190,7 +226,9 @@ async fn generate(bootstrap: String, clock: Clock, mut stop: watch::Receiver<boo
                 loop {
                     match producer.send_result(record) {
                         Ok(_delivery) => break,
-                        Err((e, r)) if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) => {
+                        Err((e, r))
+                            if e.rdkafka_error_code() == Some(RDKafkaErrorCode::QueueFull) =>
+                        {
                             record = r;
                             tokio::time::sleep(Duration::from_millis(5)).await;
                         }

@@ -1,1 +1,9 @@
+//! Black-box tests of yujing through its real parts: librdkafka's mock
+//! Kafka cluster, the `yujing run` path, real HTTP for metrics.
+//!
+//! One test crate with modules: a binary linking DataFusion is slow to link.
 
+mod cli;
+mod demo;
+mod e2e;
+mod support;

@@ -1,0 +1,137 @@
+//! Alert message and terminal line, built from real warning transitions.
+
+use yujing_ingest::{AreaLevel, Sensor, SensorRegistry};
+use yujing_rules::{Aggregate, Direction, Grade, Rule, WarningBook, WindowAggregate};
+
+use crate::alert::{AlertMessage, TimeFormat, fmt_value};
+use crate::terminal::line;
+
+/// 2026-07-15T09:00:00+08:00
+const T9: i64 = 1_784_077_200_000;
+const HOUR: i64 = 3_600_000;
+
+fn registry() -> SensorRegistry {
+    let s = |id: &str, lat: f64| Sensor {
+        sensor_id: id.into(),
+        kind: "air".into(),
+        district: "Yubei".into(),
+        district_code: "500112".into(),
+        street: "Longxi".into(),
+        grid: "cq-yb-g01".into(),
+        lat,
+        lon: 106.5,
+    };
+    SensorRegistry::new(vec![s("a", 29.60), s("b", 29.62)]).unwrap()
+}
+
+fn rule() -> Rule {
+    Rule {
+        id: "pm25-1h".into(),
+        description: "PM2.5 hourly mean".into(),
+        metric: "pm25".into(),
+        unit: "ug/m3".into(),
+        window_ms: HOUR,
+        aggregate: Aggregate::Avg,
+        group_by: AreaLevel::Grid,
+        direction: Direction::Above,
+        thresholds: vec![(Grade::Blue, 75.0), (Grade::Orange, 150.0)],
+    }
+}
+
+fn messages(values: &[Option<f64>]) -> Vec<AlertMessage> {
+    let mut book = WarningBook::new();
+    let mut out = Vec::new();
+    for (i, v) in values.iter().enumerate() {
+        let end = T9 + i as i64 * HOUR;
+        let aggs: Vec<WindowAggregate> = v
+            .iter()
+            .map(|value| WindowAggregate {
+                rule_id: "pm25-1h".into(),
+                group_key: "cq-yb-g01".into(),
+                window_start_ms: end - HOUR,
+                window_end_ms: end,
+                value: *value,
+                readings: 120,
+                sensors: 2,
+            })
+            .collect();
+        for t in book.apply(&rule(), end - HOUR, end, &aggs) {
+            out.push(AlertMessage::new(
+                &t,
+                &registry(),
+                TimeFormat::new(8 * HOUR),
+                end + 1_500,
+            ));
+        }
+    }
+    out
+}
+
+#[test]
+fn raised_message_carries_area_grade_and_times() {
+    let m = &messages(&[Some(162.34)])[0];
+    assert_eq!(m.schema, "yujing.alert/v1");
+    assert_eq!(m.transition, "raised");
+    assert_eq!(
+        (
+            m.grade.as_deref(),
+            m.level.as_deref(),
+            m.severity.as_deref()
+        ),
+        (Some("orange"), Some("II"), Some("Severe"))
+    );
+    assert_eq!(m.threshold, Some(150.0));
+    assert_eq!(m.window.start, "2026-07-15T08:00:00+08:00");
+    assert_eq!(m.window.end, "2026-07-15T09:00:00+08:00");
+    assert_eq!(m.event_time, m.window.end);
+    assert_eq!(m.emitted_at, "2026-07-15T09:00:01.500+08:00");
+    assert_eq!(m.group.district_code.as_deref(), Some("500112"));
+    assert_eq!(m.group.street.as_deref(), Some("Longxi"));
+    assert!((m.group.lat.unwrap() - 29.61).abs() < 1e-9);
+    assert_eq!(m.rule.window_seconds, 3600);
+    assert_eq!(
+        m.summary,
+        "PM2.5 hourly mean in grid cq-yb-g01 (Yubei) raised: orange II warning, 162.3 ug/m3 > 150 ug/m3"
+    );
+    // Round-trips through JSON unchanged: the contract subscribers parse.
+    let json = serde_json::to_string(m).unwrap();
+    assert_eq!(&serde_json::from_str::<AlertMessage>(&json).unwrap(), m);
+}
+
+#[test]
+fn resolved_for_lack_of_data_says_so() {
+    let ms = messages(&[Some(80.0), None]);
+    let r = &ms[1];
+    assert_eq!(r.transition, "resolved");
+    assert_eq!((r.grade.as_deref(), r.level.as_deref()), (None, None));
+    assert_eq!(r.previous_grade.as_deref(), Some("blue"));
+    assert_eq!(r.resolve_reason.as_deref(), Some("no_data"));
+    assert_eq!(r.value, None);
+    assert_eq!(r.sequence, 2);
+    assert!(r.summary.contains("no readings"), "{}", r.summary);
+}
+
+#[test]
+fn terminal_line_is_readable() {
+    let ms = messages(&[Some(162.34), Some(40.0)]);
+    assert_eq!(
+        line(&ms[0], false),
+        "2026-07-15 09:00 +08:00  ORANGE II   raised        pm25-1h  grid cq-yb-g01 (Yubei)  avg pm25 162.3 > 150 ug/m3  [08:00–09:00]"
+    );
+    assert!(
+        line(&ms[1], false).contains("CLEAR       resolved      pm25-1h"),
+        "{}",
+        line(&ms[1], false)
+    );
+    assert!(line(&ms[1], false).contains("40 ug/m3, was orange"));
+    let coloured = line(&ms[0], true);
+    assert!(coloured.contains("\x1b[") && coloured.contains("\x1b[0m"));
+}
+
+#[test]
+fn values_never_print_equal_to_the_threshold_they_cross() {
+    assert_eq!(fmt_value(75.04, Some(75.0)), "75.04");
+    assert_eq!(fmt_value(150.0001, Some(150.0)), "150.0001");
+    assert_eq!(fmt_value(87.44, Some(75.0)), "87.4");
+    assert_eq!(fmt_value(80.0, Some(75.0)), "80");
+}

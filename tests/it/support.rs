@@ -1,0 +1,168 @@
+//! Helpers shared by the black-box tests.
+
+use std::collections::HashMap;
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::{Headers, Message};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+
+/// One message read back from a topic.
+#[derive(Debug, Clone)]
+pub struct Record {
+    pub key: Option<String>,
+    pub payload: Vec<u8>,
+    pub headers: HashMap<String, String>,
+}
+
+/// Read partition 0 of `topic` from the start until `n` messages arrived or
+/// `timeout` passed.
+pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<Record> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", format!("test-reader-{topic}"))
+        .set("enable.auto.commit", "false")
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition_offset(topic, 0, Offset::Beginning)
+        .unwrap();
+    consumer.assign(&tpl).unwrap();
+    let deadline = std::time::Instant::now() + timeout;
+    let mut out = Vec::new();
+    while out.len() < n && std::time::Instant::now() < deadline {
+        if let Some(Ok(m)) = consumer.poll(Duration::from_millis(100)) {
+            let headers = m
+                .headers()
+                .map(|h| {
+                    h.iter()
+                        .map(|h| {
+                            let v = h
+                                .value
+                                .map(|v| String::from_utf8_lossy(v).into_owned())
+                                .unwrap_or_default();
+                            (h.key.to_owned(), v)
+                        })
+                        .collect()
+                })
+                .unwrap_or_default();
+            out.push(Record {
+                key: m.key().map(|k| String::from_utf8_lossy(k).into_owned()),
+                payload: m.payload().unwrap_or_default().to_vec(),
+                headers,
+            });
+        }
+    }
+    out
+}
+
+/// Offset committed by `group` on partition 0 of `topic`.
+pub fn committed_offset(bootstrap: &str, group: &str, topic: &str) -> Option<i64> {
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", group)
+        .create()
+        .expect("consumer");
+    let mut tpl = TopicPartitionList::new();
+    tpl.add_partition(topic, 0);
+    let committed = consumer
+        .committed_offsets(tpl, Duration::from_secs(10))
+        .ok()?;
+    match committed.find_partition(topic, 0)?.offset() {
+        Offset::Offset(o) => Some(o),
+        _ => None,
+    }
+}
+
+/// A port that was free a moment ago.
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+/// Check Prometheus text exposition format (0.0.4) line by line and return
+/// the samples as `name{labels}` → value (labels in the order printed).
+pub fn parse_prometheus_text(text: &str) -> Result<HashMap<String, f64>, String> {
+    let mut samples = HashMap::new();
+    let mut typed = std::collections::HashSet::new();
+    for (i, line) in text.lines().enumerate() {
+        let n = i + 1;
+        if line.is_empty() {
+            continue;
+        }
+        if let Some(rest) = line.strip_prefix("# ") {
+            let mut parts = rest.splitn(3, ' ');
+            match (parts.next(), parts.next(), parts.next()) {
+                (Some("HELP"), Some(name), Some(_)) if valid_name(name) => {}
+                (Some("TYPE"), Some(name), Some(kind))
+                    if valid_name(name)
+                        && ["counter", "gauge", "histogram", "summary", "untyped"]
+                            .contains(&kind) =>
+                {
+                    typed.insert(name.to_owned());
+                }
+                _ => return Err(format!("line {n}: bad comment {line:?}")),
+            }
+            continue;
+        }
+        let (series, value) = line
+            .rsplit_once(' ')
+            .ok_or(format!("line {n}: no value: {line:?}"))?;
+        let value: f64 = match value {
+            "+Inf" => f64::INFINITY,
+            "-Inf" => f64::NEG_INFINITY,
+            v => v
+                .parse()
+                .map_err(|_| format!("line {n}: bad value {v:?}"))?,
+        };
+        let name = series.split('{').next().unwrap();
+        if !valid_name(name) {
+            return Err(format!("line {n}: bad metric name {name:?}"));
+        }
+        let labels = &series[name.len()..];
+        if !labels.is_empty() {
+            let inner = labels
+                .strip_prefix('{')
+                .and_then(|l| l.strip_suffix('}'))
+                .ok_or(format!("line {n}: bad labels {labels:?}"))?;
+            for pair in inner.split("\",").filter(|p| !p.is_empty()) {
+                let (k, _) = pair
+                    .split_once("=\"")
+                    .ok_or(format!("line {n}: bad label {pair:?}"))?;
+                if !valid_name(k) || k.contains(':') {
+                    return Err(format!("line {n}: bad label name {k:?}"));
+                }
+            }
+        }
+        let base = ["_bucket", "_sum", "_count"]
+            .iter()
+            .find_map(|s| name.strip_suffix(s).filter(|b| typed.contains(*b)))
+            .unwrap_or(name);
+        if !typed.contains(base) {
+            return Err(format!("line {n}: sample {name} has no # TYPE line"));
+        }
+        samples.insert(series.to_owned(), value);
+    }
+    Ok(samples)
+}
+
+fn valid_name(name: &str) -> bool {
+    let mut chars = name.chars();
+    matches!(chars.next(), Some(c) if c.is_ascii_alphabetic() || c == '_' || c == ':')
+        && chars.all(|c| c.is_ascii_alphanumeric() || c == '_' || c == ':')
+}
+
+#[test]
+fn prometheus_text_checker_rejects_garbage() {
+    assert!(parse_prometheus_text("# TYPE a counter\na 1\n").is_ok());
+    assert!(
+        parse_prometheus_text("a 1\n").is_err(),
+        "sample without TYPE"
+    );
+    assert!(parse_prometheus_text("# TYPE a counter\na one\n").is_err());
+    assert!(parse_prometheus_text("# TYPE 1a counter\n").is_err());
+    assert!(parse_prometheus_text("# TYPE a counter\na{x=\"1\" 1\n").is_err());
+}
