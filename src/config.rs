@@ -89,9 +89,18 @@ pub struct PipelineConfig {
     /// would otherwise push the watermark into the future).
     #[serde(default = "default_skew", deserialize_with = "duration")]
     pub max_future_skew: Duration,
+    /// A partition silent this long (processing time) stops holding the
+    /// watermark back; when all are silent, the watermark moves on with
+    /// processing time so the last windows still close. `off` disables.
+    #[serde(default = "default_idle", deserialize_with = "optional_duration")]
+    pub idle_timeout: Option<Duration>,
     /// Offset of local time, for window alignment and displayed times.
     #[serde(default = "default_offset")]
     pub utc_offset: String,
+}
+
+fn default_idle() -> Option<Duration> {
+    Some(Duration::from_secs(120))
 }
 
 fn default_delay() -> Duration {
@@ -111,6 +120,7 @@ impl Default for PipelineConfig {
         PipelineConfig {
             allowed_delay: default_delay(),
             max_future_skew: default_skew(),
+            idle_timeout: default_idle(),
             utc_offset: default_offset(),
         }
     }
@@ -161,6 +171,16 @@ fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text)
         .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (write e.g. 30s, 10m, 1h)")))
+}
+
+fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    let text = String::deserialize(d)?;
+    if text == "off" {
+        return Ok(None);
+    }
+    humantime::parse_duration(&text)
+        .map(Some)
+        .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (write e.g. 2m, or off)")))
 }
 
 /// `+08:00`, `-05:30`, `Z` → milliseconds east of UTC.

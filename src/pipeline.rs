@@ -28,7 +28,7 @@ use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::telemetry::{
-    BadMessage, DeadLetterFailed, LateReadings, Metrics, SinkDelivered, SinkFailed,
+    BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, SinkDelivered, SinkFailed,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -159,6 +159,9 @@ pub async fn run(
         &k.group_id,
         &k.readings_topics,
         &consumer_props,
+        LagReporter {
+            metrics: setup.metrics.clone(),
+        },
     )?;
     tracing::info!(
         group = %k.group_id,
@@ -172,7 +175,10 @@ pub async fn run(
         groups,
         catalog,
         registry: setup.registry,
-        watermarks: Watermarks::new(setup.pipeline.allowed_delay.as_millis() as i64),
+        watermarks: Watermarks::new(
+            setup.pipeline.allowed_delay.as_millis() as i64,
+            setup.pipeline.idle_timeout.map(|d| d.as_millis() as i64),
+        ),
         offsets: OffsetTracker::new(),
         book: WarningBook::new(),
         aggregator: WindowAggregator::new(),
@@ -228,7 +234,7 @@ pub async fn run(
     outcome.map(|()| state.summary)
 }
 
-fn commit(consumer: &StreamConsumer, state: &mut State, mode: CommitMode) {
+fn commit(consumer: &StreamConsumer<LagReporter>, state: &mut State, mode: CommitMode) {
     let commits = state.offsets.take_commits();
     if commits.is_empty() {
         return;
@@ -314,7 +320,7 @@ impl State {
             if used {
                 accepted += 1;
             }
-            self.watermarks.observe(topic, partition, r.ts_ms);
+            self.watermarks.observe(topic, partition, r.ts_ms, now);
         }
         self.metrics
             .readings_accepted
@@ -418,7 +424,7 @@ impl State {
     /// Close every window the watermark has passed, grade it, deliver the
     /// warnings, and release the offsets behind it.
     async fn close_ready(&mut self) -> Result<(), PipelineError> {
-        let Some(watermark) = self.watermarks.current() else {
+        let Some(watermark) = self.watermarks.advance(self.clock.now_ms()) else {
             return Ok(());
         };
         let ready = self
@@ -562,11 +568,13 @@ impl State {
     }
 
     fn update_gauges(&self) {
+        let now = self.clock.now_ms();
+        self.metrics
+            .idle_partitions
+            .set(self.watermarks.idle_partitions(now) as i64);
         if let Some(w) = self.watermarks.current() {
             self.metrics.watermark.set(w as f64 / 1000.0);
-            self.metrics
-                .watermark_lag
-                .set((self.clock.now_ms() - w) as f64 / 1000.0);
+            self.metrics.watermark_lag.set((now - w) as f64 / 1000.0);
         }
         let buffered: usize = self.groups.iter().map(|g| g.store.buffered()).sum();
         self.metrics.buffered_readings.set(buffered as i64);

@@ -31,6 +31,8 @@ pub struct Metrics {
     pub watermark: Gauge,
     pub watermark_lag: Gauge,
     pub buffered_readings: IntGauge,
+    pub idle_partitions: IntGauge,
+    pub consumer_lag: IntGaugeVec,
     pub uncommitted_messages: IntGauge,
     pub commits: IntCounter,
     pub commit_failures: IntCounter,
@@ -78,6 +80,17 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(active_warnings.clone()))
+            .expect("unique metric");
+        let consumer_lag = IntGaugeVec::new(
+            Opts::new(
+                "yujing_consumer_lag_messages",
+                "Messages on the broker not yet read: high watermark minus position (librdkafka statistics, every 5 s).",
+            ),
+            &["topic", "partition"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(consumer_lag.clone()))
             .expect("unique metric");
         let window_processing = Histogram::with_opts(
             HistogramOpts::new(
@@ -162,6 +175,11 @@ impl Metrics {
                 "yujing_buffered_readings",
                 "Readings held in open windows.",
             ),
+            idle_partitions: int_gauge(
+                "yujing_idle_partitions",
+                "Partitions silent longer than the idle timeout (not holding the watermark back).",
+            ),
+            consumer_lag,
             uncommitted_messages: int_gauge(
                 "yujing_uncommitted_messages",
                 "Messages consumed whose offsets cannot be committed yet (their windows are open).",
@@ -298,3 +316,31 @@ impl SinkDelivered<'_> {
             .inc_by(self.alerts as u64);
     }
 }
+
+/// Consumer context that turns librdkafka statistics into metrics.
+pub struct LagReporter {
+    pub metrics: Metrics,
+}
+
+impl rdkafka::ClientContext for LagReporter {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; negative
+                // offsets mean "not known yet".
+                if *partition < 0 || p.hi_offset < 0 || p.app_offset < 0 {
+                    continue;
+                }
+                // Lag of reading, not of committing: the committed offset
+                // trails on purpose while windows are open (see
+                // yujing_uncommitted_messages).
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[topic, &partition.to_string()])
+                    .set((p.hi_offset - p.app_offset).max(0));
+            }
+        }
+    }
+}
+
+impl rdkafka::consumer::ConsumerContext for LagReporter {}

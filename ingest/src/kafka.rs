@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, StreamConsumer};
+use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 
 use crate::error::IngestError;
 
@@ -24,23 +24,27 @@ pub fn client_config(
 
 /// A consumer in `group_id`, subscribed to `topics`, that never commits on
 /// its own: the pipeline commits offsets once warnings are delivered.
-pub fn readings_consumer(
+/// librdkafka statistics (consumer lag among them) are emitted every 5 s to
+/// `context`.
+pub fn readings_consumer<C: ConsumerContext + 'static>(
     bootstrap_servers: &str,
     group_id: &str,
     topics: &[String],
     properties: &BTreeMap<String, String>,
-) -> Result<StreamConsumer, IngestError> {
+    context: C,
+) -> Result<StreamConsumer<C>, IngestError> {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap_servers)
         .set("group.id", group_id)
         .set("enable.auto.commit", "false")
         .set("enable.auto.offset.store", "false")
         .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false");
+        .set("enable.partition.eof", "false")
+        .set("statistics.interval.ms", "5000");
     for (k, v) in properties {
         cfg.set(k, v);
     }
-    let consumer: StreamConsumer = cfg.create()?;
+    let consumer: StreamConsumer<C> = cfg.create_with_context(context)?;
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)

@@ -148,6 +148,7 @@ pub async fn run(
         pipeline: PipelineConfig {
             allowed_delay: Duration::from_secs(30),
             max_future_skew: Duration::from_secs(300),
+            idle_timeout: Some(Duration::from_secs(600)),
             utc_offset: "+08:00".into(),
         },
         rules,

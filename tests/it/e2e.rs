@@ -87,7 +87,12 @@ fn script() -> Vec<(&'static str, String)> {
     ]
 }
 
-fn write_config(dir: &Path, bootstrap: &str, metrics_port: u16) -> std::path::PathBuf {
+fn write_config(
+    dir: &Path,
+    bootstrap: &str,
+    metrics_port: u16,
+    pipeline: &str,
+) -> std::path::PathBuf {
     std::fs::write(dir.join("rules.yaml"), RULES).unwrap();
     std::fs::write(dir.join("sensors.csv"), SENSORS).unwrap();
     let config = format!(
@@ -98,10 +103,11 @@ fn write_config(dir: &Path, bootstrap: &str, metrics_port: u16) -> std::path::Pa
   dead_letter_topic: dead-letter
   consumer_properties:
     session.timeout.ms: \"6000\"
+    statistics.interval.ms: \"1000\"
 rules: rules.yaml
 sensors: sensors.csv
 pipeline:
-  allowed_delay: 10s
+{pipeline}
 sinks:
   - kind: kafka
     topic: alerts
@@ -192,7 +198,7 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let metrics_port = free_port();
-    let config = write_config(dir.path(), &bootstrap, metrics_port);
+    let config = write_config(dir.path(), &bootstrap, metrics_port, "  allowed_delay: 10s");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let pipeline = yujing::cli::run(config, async {
@@ -401,6 +407,11 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
     assert_eq!(sample(&samples, "yujing_active_warnings", &[]), 0.0);
     assert!(sample(&samples, "yujing_window_processing_seconds_count", &[]) >= 1.0);
     assert!(sample(&samples, "yujing_watermark_seconds", &[]) > 1.7e9);
+    // librdkafka statistics (interval passed through the config): all read.
+    let lag = samples.iter().find(|(k, _)| {
+        k.starts_with("yujing_consumer_lag_messages{") && k.contains("topic=\"readings\"")
+    });
+    assert_eq!(lag.map(|(_, v)| *v), Some(0.0), "consumer lag gauge");
 
     assert_eq!(summary.messages, 19);
     assert_eq!(summary.bad_messages, 2);
@@ -417,5 +428,65 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
         Some(18),
         "minute 6 is still open: its reading (offset 18) must be re-read after a restart"
     );
+    drop(cluster);
+}
+
+/// A stream that falls silent must not freeze its last window: with every
+/// partition idle, the watermark moves on with processing time.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn quiet_stream_still_closes_its_last_window() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("readings", 1, 1).unwrap();
+    cluster.create_topic("alerts", 1, 1).unwrap();
+    cluster.create_topic("dead-letter", 1, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let pipeline = "  allowed_delay: 1s\n  idle_timeout: 1s";
+    let config = write_config(dir.path(), &bootstrap, free_port(), pipeline);
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        for (key, payload) in [
+            ("a1", epoch("a1", T0 + 10_000, 200.0)),
+            ("a2", epoch("a2", T0 + 58_000, 220.0)),
+        ] {
+            producer
+                .send(
+                    FutureRecord::to("readings").key(key).payload(&payload),
+                    Duration::from_secs(5),
+                )
+                .await
+                .unwrap();
+        }
+        // No later reading ever comes. Minute 0 must still close.
+        let b = bootstrap.clone();
+        let alerts = tokio::task::spawn_blocking(move || {
+            read_topic(&b, "alerts", 1, Duration::from_secs(40))
+        })
+        .await
+        .unwrap();
+        let _ = stop_tx.send(());
+        alerts
+    };
+    let (result, alerts) = tokio::join!(run, driver);
+    result.unwrap();
+    assert_eq!(
+        alerts.len(),
+        1,
+        "the silent stream's last window never closed"
+    );
+    let m: Value = serde_json::from_slice(&alerts[0].payload).unwrap();
+    assert_eq!(
+        (m["transition"].as_str(), m["grade"].as_str()),
+        (Some("raised"), Some("orange"))
+    );
+    assert_eq!(m["value"].as_f64(), Some(210.0));
     drop(cluster);
 }
