@@ -20,10 +20,10 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
 use yujing_ingest::{
-    Clock, ClosedWindow, DecodeError, MetricCatalog, SensorRegistry, TumblingWindows, Watermarks,
-    WindowStore, decode_readings, kafka,
+    Clock, ClosedWindow, DecodeError, MetricCatalog, SensorRegistry, Watermarks, WindowStore,
+    Windows, decode_readings, kafka,
 };
-use yujing_rules::{Grade, Rule, RuleSet, WarningBook, WindowAggregator};
+use yujing_rules::{Grade, Rule, RuleSet, WarningBook, WindowAggregator, WindowSpec};
 use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
@@ -83,8 +83,11 @@ pub struct RunSummary {
 /// without committing, so nothing is lost).
 const SINK_ATTEMPTS: u32 = 6;
 
+/// The rules sharing one window size and slide, and their store.
 struct WindowGroup {
     store: WindowStore,
+    /// `1h` or `24h/1h`, for metrics.
+    label: String,
     rules: Vec<Rule>,
 }
 
@@ -128,23 +131,18 @@ pub async fn run(
     producer_props.extend(k.producer_properties.clone());
 
     let catalog = MetricCatalog::new(setup.rules.metrics());
-    let mut by_size: BTreeMap<i64, Vec<Rule>> = BTreeMap::new();
+    let mut by_window: BTreeMap<WindowSpec, Vec<Rule>> = BTreeMap::new();
     for rule in &setup.rules.rules {
-        by_size
-            .entry(rule.window_ms)
-            .or_default()
-            .push(rule.clone());
+        by_window.entry(rule.window).or_default().push(rule.clone());
     }
-    let groups = by_size
+    let groups = by_window
         .into_iter()
-        .map(|(size, rules)| {
+        .map(|(spec, rules)| {
             let metrics: Vec<u16> = rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
+            let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
             WindowGroup {
-                store: WindowStore::new(
-                    TumblingWindows::new(size, utc_offset_ms),
-                    &catalog,
-                    &metrics,
-                ),
+                store: WindowStore::new(windows, &catalog, &metrics),
+                label: spec.label(),
                 rules,
             }
         })
@@ -451,13 +449,9 @@ impl State {
         let emitted_at = yujing_ingest::clock::wall_now_ms();
         let mut alerts = Vec::new();
         for (window, i) in &closed {
-            let label = humantime::format_duration(Duration::from_millis(
-                self.groups[*i].store.windows().size_ms as u64,
-            ))
-            .to_string();
             self.metrics
                 .windows_closed
-                .with_label_values(&[&label])
+                .with_label_values(&[&self.groups[*i].label])
                 .inc();
             self.summary.windows_closed += 1;
             for rule in &self.groups[*i].rules {

@@ -8,8 +8,8 @@
 //!   street, grid cell, position, kind; kept as Arrow columns so a window's
 //!   rows are enriched with one `take` per column.
 //! - [`metric`]: the catalogue of metric names the rules use, interned to ids.
-//! - [`window`]: tumbling event-time windows aligned to local wall-clock
-//!   boundaries, the per-window buffers, and the Arrow batch a closed window
+//! - [`window`]: tumbling and hopping event-time windows aligned to local
+//!   wall-clock boundaries, the per-window buffers, and the Arrow batch a closed window
 //!   becomes.
 //! - [`watermark`]: per-partition watermarks and the pipeline watermark.
 //! - [`offsets`]: which Kafka offsets are safe to commit (only those whose
@@ -34,4 +34,4 @@ pub use metric::MetricCatalog;
 pub use reading::{Reading, decode_readings};
 pub use registry::{AreaLevel, Sensor, SensorRegistry};
 pub use watermark::Watermarks;
-pub use window::{ClosedWindow, TumblingWindows, WindowStore};
+pub use window::{ClosedWindow, WindowStore, Windows};

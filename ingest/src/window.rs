@@ -1,15 +1,20 @@
-//! Tumbling event-time windows.
+//! Event-time windows: tumbling and hopping.
 //!
-//! A window of size `S` covers `[start, start + S)` where `start` is aligned
-//! to local wall-clock boundaries: with a `+08:00` offset an hourly window is
-//! 08:00–09:00 Beijing time and a daily window starts at local midnight.
+//! A window of size `S` covers `[start, start + S)`. Windows start every
+//! `slide` (`slide = S` for tumbling windows), aligned to local wall-clock
+//! boundaries: with a `+08:00` offset an hourly window is 08:00–09:00
+//! Beijing time and a daily window starts at local midnight. A 24 h window
+//! sliding by 1 h is the moving average the AQI needs, updated hourly.
 //!
-//! A [`WindowStore`] holds the open windows of one size as compact columns
-//! (sensor index, metric id, time, value; 22 bytes a reading). When the
-//! watermark passes a window's end it becomes a [`ClosedWindow`]: an Arrow
-//! [`RecordBatch`] enriched from the sensor registry, ready for DataFusion.
+//! A [`WindowStore`] keeps readings in panes of `slide` length as compact
+//! columns (sensor index, metric id, time, value; 22 bytes a reading). A
+//! reading sits in one pane and so in every window covering that pane. When
+//! the watermark passes a window's end, the panes it covers become one
+//! [`ClosedWindow`]: an Arrow [`RecordBatch`] enriched from the sensor
+//! registry, ready for DataFusion. A pane is dropped once the last window
+//! covering it has closed.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
@@ -40,31 +45,56 @@ pub static WINDOW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-/// Window size and alignment.
+/// Window size, slide and alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub struct TumblingWindows {
+pub struct Windows {
     pub size_ms: i64,
+    /// Time between window starts; equals `size_ms` for tumbling windows.
+    pub slide_ms: i64,
     /// Local time-zone offset east of UTC, in ms (`+08:00` = 28 800 000).
     pub utc_offset_ms: i64,
 }
 
-impl TumblingWindows {
-    pub fn new(size_ms: i64, utc_offset_ms: i64) -> Self {
-        assert!(size_ms > 0, "window size must be positive");
-        TumblingWindows {
+impl Windows {
+    /// Tumbling windows: each reading in exactly one window.
+    pub fn tumbling(size_ms: i64, utc_offset_ms: i64) -> Self {
+        Self::hopping(size_ms, size_ms, utc_offset_ms)
+    }
+
+    /// Hopping windows of `size_ms` starting every `slide_ms`; `size_ms`
+    /// must be a multiple of `slide_ms`.
+    pub fn hopping(size_ms: i64, slide_ms: i64, utc_offset_ms: i64) -> Self {
+        assert!(
+            slide_ms > 0 && size_ms >= slide_ms && size_ms % slide_ms == 0,
+            "window size must be a positive multiple of the slide"
+        );
+        Windows {
             size_ms,
+            slide_ms,
             utc_offset_ms,
         }
     }
 
-    /// Start of the window holding `ts_ms`.
-    pub fn start_of(&self, ts_ms: i64) -> i64 {
-        (ts_ms + self.utc_offset_ms).div_euclid(self.size_ms) * self.size_ms - self.utc_offset_ms
+    /// Start of the pane (and of the latest window) holding `ts_ms`.
+    pub fn pane_of(&self, ts_ms: i64) -> i64 {
+        (ts_ms + self.utc_offset_ms).div_euclid(self.slide_ms) * self.slide_ms - self.utc_offset_ms
     }
 
-    /// End (exclusive) of the window holding `ts_ms`.
-    pub fn end_of(&self, ts_ms: i64) -> i64 {
-        self.start_of(ts_ms) + self.size_ms
+    /// End of the last window holding `ts_ms`: after it closes, the reading
+    /// is needed no more.
+    pub fn last_end_of(&self, ts_ms: i64) -> i64 {
+        self.pane_of(ts_ms) + self.size_ms
+    }
+
+    /// Ends of every window holding `ts_ms`, earliest first.
+    pub fn ends_of(&self, ts_ms: i64) -> impl Iterator<Item = i64> + use<> {
+        let pane = self.pane_of(ts_ms);
+        let slide = self.slide_ms;
+        (1..=self.size_ms / self.slide_ms).map(move |k| pane + k * slide)
+    }
+
+    pub fn is_tumbling(&self) -> bool {
+        self.size_ms == self.slide_ms
     }
 }
 
@@ -84,19 +114,20 @@ pub struct ClosedWindow {
     pub batch: RecordBatch,
 }
 
-/// The open windows of one size, for the metrics its rules use.
+/// The open windows of one size and slide, for the metrics its rules use.
 #[derive(Debug)]
 pub struct WindowStore {
-    windows: TumblingWindows,
+    windows: Windows,
     wants: Vec<bool>,
-    open: BTreeMap<i64, Pane>,
+    /// Pane start → readings in `[start, start + slide)`.
+    panes: BTreeMap<i64, Pane>,
     /// Every window ending at or before this has been closed.
     closed_until: i64,
 }
 
 impl WindowStore {
     /// A store keeping only readings of the metric ids in `metrics`.
-    pub fn new(windows: TumblingWindows, catalog: &MetricCatalog, metrics: &[u16]) -> Self {
+    pub fn new(windows: Windows, catalog: &MetricCatalog, metrics: &[u16]) -> Self {
         let mut wants = vec![false; catalog.len()];
         for &m in metrics {
             wants[m as usize] = true;
@@ -104,12 +135,12 @@ impl WindowStore {
         WindowStore {
             windows,
             wants,
-            open: BTreeMap::new(),
+            panes: BTreeMap::new(),
             closed_until: i64::MIN,
         }
     }
 
-    pub fn windows(&self) -> TumblingWindows {
+    pub fn windows(&self) -> Windows {
         self.windows
     }
 
@@ -118,74 +149,121 @@ impl WindowStore {
         self.wants.get(metric as usize).copied().unwrap_or(false)
     }
 
-    /// Add a reading. Returns the end of its window, or `Err(window_end)` when
-    /// that window has already closed (the reading is late).
+    /// Add a reading. Returns the end of the last window holding it, or
+    /// `Err(that end)` when every window holding it has already closed (the
+    /// reading is late). With hopping windows a reading whose earlier
+    /// windows closed still counts in the later ones.
     pub fn insert(&mut self, sensor: u32, metric: u16, ts_ms: i64, value: f64) -> Result<i64, i64> {
-        let start = self.windows.start_of(ts_ms);
-        let end = start + self.windows.size_ms;
-        if end <= self.closed_until {
-            return Err(end);
+        let pane_start = self.windows.pane_of(ts_ms);
+        let last_end = pane_start + self.windows.size_ms;
+        if last_end <= self.closed_until {
+            return Err(last_end);
         }
-        let pane = self.open.entry(start).or_default();
+        let pane = self.panes.entry(pane_start).or_default();
         pane.sensor.push(sensor);
         pane.metric.push(metric);
         pane.ts.push(ts_ms);
         pane.value.push(value);
-        Ok(end)
+        Ok(last_end)
     }
 
-    /// End of the earliest open window, if any.
+    /// The first end, after `closed_until`, of a window covering `pane`.
+    fn first_open_end(&self, pane: i64) -> Option<i64> {
+        let slide = self.windows.slide_ms;
+        let first = pane + slide;
+        let end = if first > self.closed_until {
+            first
+        } else {
+            // Smallest pane + k·slide strictly after closed_until.
+            let k = (self.closed_until - pane).div_euclid(slide) + 1;
+            pane + k * slide
+        };
+        (end <= pane + self.windows.size_ms).then_some(end)
+    }
+
+    /// End of the earliest window still to close, if any.
     pub fn next_end(&self) -> Option<i64> {
-        self.open.keys().next().map(|s| s + self.windows.size_ms)
+        self.panes.keys().find_map(|p| self.first_open_end(*p))
     }
 
-    /// Number of readings held in open windows.
+    /// Number of readings held.
     pub fn buffered(&self) -> usize {
-        self.open.values().map(|p| p.ts.len()).sum()
+        self.panes.values().map(|p| p.ts.len()).sum()
     }
 
-    /// Close every window ending at or before `watermark`, oldest first.
+    /// Number of panes held.
+    pub fn panes(&self) -> usize {
+        self.panes.len()
+    }
+
+    /// Close every window ending at or before `watermark` that holds any
+    /// reading, oldest first, and drop panes no open window needs.
     pub fn close_until(
         &mut self,
         watermark: i64,
         registry: &SensorRegistry,
         catalog: &MetricCatalog,
     ) -> Result<Vec<ClosedWindow>, IngestError> {
-        self.closed_until = self.closed_until.max(watermark);
-        let mut out = Vec::new();
-        while let Some(entry) = self.open.first_entry() {
-            let start = *entry.key();
-            let end = start + self.windows.size_ms;
-            if end > watermark {
+        let w = self.windows;
+        let mut ends = BTreeSet::new();
+        for &pane in self.panes.keys() {
+            if pane >= watermark {
                 break;
             }
-            let pane = entry.remove();
+            let mut end = match self.first_open_end(pane) {
+                Some(e) => e,
+                None => continue,
+            };
+            while end <= watermark && end <= pane + w.size_ms {
+                ends.insert(end);
+                end += w.slide_ms;
+            }
+        }
+        let mut out = Vec::with_capacity(ends.len());
+        for end in ends {
+            let start = end - w.size_ms;
+            let panes: Vec<&Pane> = self.panes.range(start..end).map(|(_, p)| p).collect();
             out.push(ClosedWindow {
                 start_ms: start,
                 end_ms: end,
-                batch: to_batch(pane, registry, catalog)?,
+                batch: to_batch(&panes, registry, catalog)?,
             });
         }
+        self.closed_until = self.closed_until.max(watermark);
+        let closed_until = self.closed_until;
+        self.panes.retain(|p, _| p + w.size_ms > closed_until);
         Ok(out)
     }
 }
 
 fn to_batch(
-    pane: Pane,
+    panes: &[&Pane],
     registry: &SensorRegistry,
     catalog: &MetricCatalog,
 ) -> Result<RecordBatch, IngestError> {
     let cols = registry.columns();
-    let sensor = UInt32Array::from(pane.sensor);
-    let metric = UInt16Array::from(pane.metric);
+    let sensor = UInt32Array::from(
+        panes
+            .iter()
+            .flat_map(|p| p.sensor.iter().copied())
+            .collect::<Vec<_>>(),
+    );
+    let metric = UInt16Array::from(
+        panes
+            .iter()
+            .flat_map(|p| p.metric.iter().copied())
+            .collect::<Vec<_>>(),
+    );
+    let ts: Vec<i64> = panes.iter().flat_map(|p| p.ts.iter().copied()).collect();
+    let value: Vec<f64> = panes.iter().flat_map(|p| p.value.iter().copied()).collect();
     let columns: Vec<ArrayRef> = vec![
         take(&cols.sensor_id, &sensor, None)?,
         take(&cols.grid, &sensor, None)?,
         take(&cols.street, &sensor, None)?,
         take(&cols.district, &sensor, None)?,
         take(catalog.names() as &StringArray, &metric, None)?,
-        Arc::new(TimestampMillisecondArray::from(pane.ts).with_timezone("+00:00")),
-        Arc::new(Float64Array::from(pane.value)),
+        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("+00:00")),
+        Arc::new(Float64Array::from(value)),
     ];
     Ok(RecordBatch::try_new(WINDOW_SCHEMA.clone(), columns)?)
 }
@@ -202,18 +280,23 @@ mod tests {
 
     #[test]
     fn windows_align_to_local_boundaries() {
-        let hourly = TumblingWindows::new(HOUR, CST);
-        assert_eq!(hourly.start_of(T8), T8);
-        assert_eq!(hourly.start_of(T8 + HOUR - 1), T8);
-        assert_eq!(hourly.end_of(T8 + HOUR - 1), T8 + HOUR);
-        assert_eq!(hourly.start_of(T8 + HOUR), T8 + HOUR);
-        let daily = TumblingWindows::new(24 * HOUR, CST);
+        let hourly = Windows::tumbling(HOUR, CST);
+        assert_eq!(hourly.pane_of(T8), T8);
+        assert_eq!(hourly.pane_of(T8 + HOUR - 1), T8);
+        assert_eq!(hourly.last_end_of(T8 + HOUR - 1), T8 + HOUR);
+        assert_eq!(hourly.pane_of(T8 + HOUR), T8 + HOUR);
+        let daily = Windows::tumbling(24 * HOUR, CST);
         // Local midnight of 2026-07-15 is 16:00 UTC of 07-14.
-        assert_eq!(daily.start_of(T8), T8 - 8 * HOUR);
-        let ten = TumblingWindows::new(10 * 60_000, CST);
-        assert_eq!(ten.start_of(T8 + 25 * 60_000), T8 + 20 * 60_000);
+        assert_eq!(daily.pane_of(T8), T8 - 8 * HOUR);
+        let ten = Windows::tumbling(10 * 60_000, CST);
+        assert_eq!(ten.pane_of(T8 + 25 * 60_000), T8 + 20 * 60_000);
         // Before the epoch still floors, not truncates.
-        assert_eq!(TumblingWindows::new(10, 0).start_of(-1), -10);
+        assert_eq!(Windows::tumbling(10, 0).pane_of(-1), -10);
+        // A 24 h moving window updated hourly: 24 windows hold each reading.
+        let moving = Windows::hopping(24 * HOUR, HOUR, CST);
+        let ends: Vec<i64> = moving.ends_of(T8 + 10).collect();
+        assert_eq!(ends.len(), 24);
+        assert_eq!((ends[0], ends[23]), (T8 + HOUR, T8 + 24 * HOUR));
     }
 
     fn fixture() -> (SensorRegistry, MetricCatalog) {
@@ -234,7 +317,7 @@ mod tests {
     #[test]
     fn store_closes_in_order_and_refuses_late_readings() {
         let (reg, cat) = fixture();
-        let mut store = WindowStore::new(TumblingWindows::new(HOUR, CST), &cat, &[0]);
+        let mut store = WindowStore::new(Windows::tumbling(HOUR, CST), &cat, &[0]);
         assert!(store.wants(0) && !store.wants(1));
         assert_eq!(store.insert(0, 0, T8 + 10, 80.0), Ok(T8 + HOUR));
         assert_eq!(store.insert(1, 0, T8 + HOUR + 5, 90.0), Ok(T8 + 2 * HOUR));
@@ -263,5 +346,84 @@ mod tests {
         // The first hour is closed: a reading for it is late.
         assert_eq!(store.insert(0, 0, T8 + 30, 1.0), Err(T8 + HOUR));
         assert_eq!(store.next_end(), Some(T8 + 2 * HOUR));
+    }
+}
+
+#[cfg(test)]
+mod hopping_tests {
+    use super::*;
+    use crate::registry::Sensor;
+
+    const MIN: i64 = 60_000;
+
+    fn fixture() -> (SensorRegistry, MetricCatalog) {
+        let s = Sensor {
+            sensor_id: "a".into(),
+            kind: "air".into(),
+            district: "Yubei".into(),
+            district_code: "500112".into(),
+            street: "Longxi".into(),
+            grid: "g1".into(),
+            lat: 29.6,
+            lon: 106.5,
+        };
+        (
+            SensorRegistry::new(vec![s]).unwrap(),
+            MetricCatalog::new(["pm25"]),
+        )
+    }
+
+    fn values(w: &ClosedWindow) -> Vec<f64> {
+        let v = w.batch.column_by_name("value").unwrap();
+        v.as_any()
+            .downcast_ref::<Float64Array>()
+            .unwrap()
+            .values()
+            .to_vec()
+    }
+
+    #[test]
+    fn hopping_windows_share_panes_and_close_in_order() {
+        let (reg, cat) = fixture();
+        // 3-minute windows every minute.
+        let mut store = WindowStore::new(Windows::hopping(3 * MIN, MIN, 0), &cat, &[0]);
+        assert_eq!(store.insert(0, 0, 10, 1.0), Ok(3 * MIN));
+        assert_eq!(store.insert(0, 0, MIN + 10, 2.0), Ok(4 * MIN));
+        assert_eq!(store.insert(0, 0, 2 * MIN + 10, 3.0), Ok(5 * MIN));
+        assert_eq!(store.next_end(), Some(MIN));
+
+        let closed = store.close_until(3 * MIN, &reg, &cat).unwrap();
+        let spans: Vec<(i64, i64)> = closed.iter().map(|w| (w.start_ms, w.end_ms)).collect();
+        assert_eq!(spans, [(-2 * MIN, MIN), (-MIN, 2 * MIN), (0, 3 * MIN)]);
+        assert_eq!(values(&closed[0]), [1.0]);
+        assert_eq!(values(&closed[1]), [1.0, 2.0]);
+        assert_eq!(values(&closed[2]), [1.0, 2.0, 3.0]);
+        // Pane 0 is covered by no open window any more.
+        assert_eq!(store.panes(), 2);
+        assert_eq!(store.next_end(), Some(4 * MIN));
+
+        // Its windows are closed, so a reading for minute 0 is late…
+        assert_eq!(store.insert(0, 0, 20, 9.0), Err(3 * MIN));
+        // …but one for minute 1 still counts in the windows ending at 4 and 5.
+        assert_eq!(store.insert(0, 0, MIN + 20, 4.0), Ok(4 * MIN));
+
+        let closed = store.close_until(10 * MIN, &reg, &cat).unwrap();
+        let spans: Vec<(i64, i64)> = closed.iter().map(|w| (w.start_ms, w.end_ms)).collect();
+        assert_eq!(spans, [(MIN, 4 * MIN), (2 * MIN, 5 * MIN)]);
+        assert_eq!(values(&closed[0]), [2.0, 4.0, 3.0]);
+        assert_eq!(values(&closed[1]), [3.0]);
+        assert_eq!(store.panes(), 0);
+        assert_eq!(store.next_end(), None);
+    }
+
+    #[test]
+    fn windows_without_readings_are_not_emitted() {
+        let (reg, cat) = fixture();
+        let mut store = WindowStore::new(Windows::hopping(2 * MIN, MIN, 0), &cat, &[0]);
+        store.insert(0, 0, 10, 1.0).unwrap();
+        store.insert(0, 0, 10 * MIN + 10, 2.0).unwrap();
+        let closed = store.close_until(20 * MIN, &reg, &cat).unwrap();
+        let ends: Vec<i64> = closed.iter().map(|w| w.end_ms).collect();
+        assert_eq!(ends, [MIN, 2 * MIN, 11 * MIN, 12 * MIN]);
     }
 }

@@ -5,16 +5,25 @@
 //! size the aggregator plans
 //!
 //! ```sql
-//! SELECT <group column> AS group_key, <agg>(value) AS value,
+//! SELECT <group column> AS group_key, <agg parts> ,
 //!        count(*) AS readings, count(DISTINCT sensor_id) AS sensors
 //! FROM window WHERE metric = <rule metric> GROUP BY <group column>
 //! ```
 //!
-//! through the DataFrame API, so no rule text is ever spliced into SQL.
+//! then projects the value from its parts (e.g. `rate` is
+//! `(last - first) / hours between them`). All through the DataFrame API,
+//! so no rule text is ever spliced into SQL.
+//!
+//! Time-based aggregates are per hour: `rate` divides the change by the
+//! hours between the first and last reading, `slope` is the least-squares
+//! slope of value against hours since the window start.
 
 use arrow::array::{Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
-use datafusion::functions_aggregate::expr_fn::{avg, count, count_distinct, max, min, sum};
+use datafusion::functions::expr_fn::nullif;
+use datafusion::functions_aggregate::expr_fn::{
+    avg, count, count_distinct, first_value, last_value, max, min, regr_slope, stddev, sum,
+};
 use datafusion::prelude::{Expr, SessionConfig, SessionContext, cast, col, lit};
 use yujing_ingest::ClosedWindow;
 
@@ -64,22 +73,24 @@ impl WindowAggregator {
         window: &ClosedWindow,
         rule: &Rule,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
-        let value = cast(
-            aggregate_expr(rule.aggregate, col("value")),
-            DataType::Float64,
-        );
+        let (parts, value) = value_expr(rule.aggregate, window.start_ms);
+        let mut aggregates = parts;
+        aggregates.push(count(lit(1)).alias("readings"));
+        aggregates.push(count_distinct(col("sensor_id")).alias("sensors"));
         let batches = self
             .ctx
             .read_batch(window.batch.clone())?
             .filter(col("metric").eq(lit(rule.metric.as_str())))?
             .aggregate(
                 vec![col(rule.group_by.column()).alias("group_key")],
-                vec![
-                    value.alias("value"),
-                    count(lit(1)).alias("readings"),
-                    count_distinct(col("sensor_id")).alias("sensors"),
-                ],
+                aggregates,
             )?
+            .select(vec![
+                col("group_key"),
+                cast(value, DataType::Float64).alias("value"),
+                col("readings"),
+                col("sensors"),
+            ])?
             .sort(vec![col("group_key").sort(true, false)])?
             .collect()
             .await?;
@@ -90,7 +101,8 @@ impl WindowAggregator {
             let readings = column::<Int64Array>(&batch, "readings")?;
             let sensors = column::<Int64Array>(&batch, "sensors")?;
             for i in 0..batch.num_rows() {
-                if values.is_null(i) {
+                // No value (e.g. a rate from one reading): nothing to grade.
+                if values.is_null(i) || !values.value(i).is_finite() {
                     continue;
                 }
                 out.push(WindowAggregate {
@@ -108,13 +120,39 @@ impl WindowAggregator {
     }
 }
 
-fn aggregate_expr(aggregate: Aggregate, value: Expr) -> Expr {
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+/// The aggregate parts to compute per group (aliased `p0`, `p1`, …) and
+/// the expression over them that gives the rule's value.
+fn value_expr(aggregate: Aggregate, window_start_ms: i64) -> (Vec<Expr>, Expr) {
+    let value = || col("value");
+    let ts_ms = || cast(col("ts"), DataType::Int64);
+    let by_time = || vec![col("ts").sort(true, false)];
+    let one = |e: Expr| (vec![e.alias("p0")], col("p0"));
     match aggregate {
-        Aggregate::Avg => avg(value),
-        Aggregate::Min => min(value),
-        Aggregate::Max => max(value),
-        Aggregate::Sum => sum(value),
-        Aggregate::Count => count(value),
+        Aggregate::Avg => one(avg(value())),
+        Aggregate::Min => one(min(value())),
+        Aggregate::Max => one(max(value())),
+        Aggregate::Sum => one(sum(value())),
+        Aggregate::Count => one(count(value())),
+        Aggregate::Stddev => one(stddev(value())),
+        Aggregate::First => one(first_value(value(), by_time())),
+        Aggregate::Last => one(last_value(value(), by_time())),
+        Aggregate::Slope => {
+            let hours = cast(ts_ms() - lit(window_start_ms), DataType::Float64) / lit(MS_PER_HOUR);
+            one(regr_slope(value(), hours))
+        }
+        Aggregate::Rate => {
+            let parts = vec![
+                last_value(value(), by_time()).alias("p0"),
+                first_value(value(), by_time()).alias("p1"),
+                max(ts_ms()).alias("p2"),
+                min(ts_ms()).alias("p3"),
+            ];
+            let hours = cast(col("p2") - col("p3"), DataType::Float64) / lit(MS_PER_HOUR);
+            let rate = (col("p0") - col("p1")) / nullif(hours, lit(0.0));
+            (parts, rate)
+        }
     }
 }
 
@@ -136,9 +174,7 @@ fn column<'a, T: 'static>(
 mod tests {
     use super::*;
     use crate::grade::{Direction, Grade};
-    use yujing_ingest::{
-        AreaLevel, MetricCatalog, Sensor, SensorRegistry, TumblingWindows, WindowStore,
-    };
+    use yujing_ingest::{AreaLevel, MetricCatalog, Sensor, SensorRegistry, WindowStore, Windows};
 
     fn registry() -> SensorRegistry {
         let s = |id: &str, grid: &str, district: &str| Sensor {
@@ -165,7 +201,10 @@ mod tests {
             description: String::new(),
             metric: "pm25".into(),
             unit: String::new(),
-            window_ms: 60_000,
+            window: crate::model::WindowSpec {
+                size_ms: 60_000,
+                slide_ms: 60_000,
+            },
             aggregate,
             group_by,
             direction: Direction::Above,
@@ -176,7 +215,7 @@ mod tests {
     async fn run(aggregate: Aggregate, group_by: AreaLevel) -> Vec<(String, f64, i64, i64)> {
         let reg = registry();
         let cat = MetricCatalog::new(["pm25", "pm10"]);
-        let mut store = WindowStore::new(TumblingWindows::new(60_000, 0), &cat, &[0, 1]);
+        let mut store = WindowStore::new(Windows::tumbling(60_000, 0), &cat, &[0, 1]);
         for (sensor, metric, value) in [
             (0, 0, 10.0),
             (1, 0, 30.0),
@@ -223,5 +262,49 @@ mod tests {
             vec![("Longxi".into(), 10.0, 4, 3)]
         );
         assert_eq!(run(Aggregate::Count, AreaLevel::Grid).await[0].1, 3.0);
+        // Sample standard deviation of 10, 30, 20 is 10.
+        assert_eq!(run(Aggregate::Stddev, AreaLevel::Grid).await[0].1, 10.0);
+    }
+
+    /// A rising gauge: 1.0 m at 00:00, 1.5 at 00:30, 2.5 at 01:00 (sensor a),
+    /// one reading only for sensor c.
+    async fn trend(aggregate: Aggregate) -> Vec<(String, f64)> {
+        const HOUR: i64 = 3_600_000;
+        let reg = registry();
+        let cat = MetricCatalog::new(["pm25"]);
+        let mut store = WindowStore::new(Windows::tumbling(2 * HOUR, 0), &cat, &[0]);
+        // Out of event-time order on purpose: first/last go by time.
+        for (sensor, ts, v) in [
+            (0, HOUR / 2, 1.5),
+            (0, HOUR, 2.5),
+            (0, 0, 1.0),
+            (2, HOUR, 7.0),
+        ] {
+            store.insert(sensor, 0, ts, v).unwrap();
+        }
+        let closed = store.close_until(2 * HOUR, &reg, &cat).unwrap();
+        let out = WindowAggregator::new()
+            .aggregate(&closed[0], &rule(aggregate, AreaLevel::Sensor))
+            .await
+            .unwrap();
+        out.into_iter().map(|a| (a.group_key, a.value)).collect()
+    }
+
+    #[tokio::test]
+    async fn time_ordered_aggregates() {
+        assert_eq!(
+            trend(Aggregate::First).await,
+            vec![("a".into(), 1.0), ("c".into(), 7.0)]
+        );
+        assert_eq!(
+            trend(Aggregate::Last).await,
+            vec![("a".into(), 2.5), ("c".into(), 7.0)]
+        );
+        // (2.5 - 1.0) over one hour; a single reading has no rate.
+        assert_eq!(trend(Aggregate::Rate).await, vec![("a".into(), 1.5)]);
+        // Least squares through (0, 1.0), (0.5, 1.5), (1, 2.5): slope 1.5 per hour.
+        let slope = trend(Aggregate::Slope).await;
+        assert_eq!(slope.len(), 1, "one point has no slope: {slope:?}");
+        assert!((slope[0].1 - 1.5).abs() < 1e-9, "{slope:?}");
     }
 }

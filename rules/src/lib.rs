@@ -20,5 +20,5 @@ pub mod state;
 pub use aggregate::{WindowAggregate, WindowAggregator};
 pub use error::RulesError;
 pub use grade::{Direction, Grade};
-pub use model::{Aggregate, Rule, RuleSet};
+pub use model::{Aggregate, Rule, RuleSet, WindowSpec};
 pub use state::{ResolveReason, Transition, WarningBook, WarningTransition};

@@ -6,8 +6,8 @@
 //!     description: PM2.5 hourly mean, HJ 633-2012 bands
 //!     metric: pm25
 //!     unit: ug/m3
-//!     window: 1h            # tumbling
-//!     aggregate: avg        # avg | min | max | sum | count
+//!     window: 1h            # tumbling; hopping: {size: 24h, slide: 1h}
+//!     aggregate: avg        # avg min max sum count stddev first last rate slope
 //!     group_by: grid        # sensor | grid | street | district
 //!     above: { blue: 75, yellow: 115, orange: 150, red: 250 }
 //! ```
@@ -16,7 +16,7 @@
 //! oxygen). Any grade may be left out; those given must be strictly ordered.
 //! Unknown keys are refused, and every error names `file:line:column`.
 
-use std::collections::HashSet;
+use std::collections::{BTreeMap, HashSet};
 use std::path::{Path, PathBuf};
 
 use serde::Deserialize;
@@ -34,6 +34,16 @@ pub enum Aggregate {
     Max,
     Sum,
     Count,
+    /// Sample standard deviation.
+    Stddev,
+    /// Value of the earliest reading (by event time).
+    First,
+    /// Value of the latest reading (by event time).
+    Last,
+    /// (last − first) / time between them, per hour.
+    Rate,
+    /// Least-squares slope of value over event time, per hour.
+    Slope,
 }
 
 impl Aggregate {
@@ -44,8 +54,42 @@ impl Aggregate {
             Aggregate::Max => "max",
             Aggregate::Sum => "sum",
             Aggregate::Count => "count",
+            Aggregate::Stddev => "stddev",
+            Aggregate::First => "first",
+            Aggregate::Last => "last",
+            Aggregate::Rate => "rate",
+            Aggregate::Slope => "slope",
         }
     }
+}
+
+/// A rule's windows: tumbling (`slide == size`) or hopping.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
+pub struct WindowSpec {
+    pub size_ms: i64,
+    pub slide_ms: i64,
+}
+
+impl WindowSpec {
+    /// `1h` for tumbling, `24h/1h` for hopping: for logs and metric labels.
+    pub fn label(&self) -> String {
+        let d = |ms: i64| {
+            humantime::format_duration(std::time::Duration::from_millis(ms as u64)).to_string()
+        };
+        if self.size_ms == self.slide_ms {
+            d(self.size_ms)
+        } else {
+            format!("{}/{}", d(self.size_ms), d(self.slide_ms))
+        }
+    }
+}
+
+/// `window: 1h` or `window: {size: 24h, slide: 1h}` as written.
+#[derive(Debug, Deserialize)]
+#[serde(untagged)]
+enum WindowText {
+    Tumbling(String),
+    Keys(BTreeMap<String, String>),
 }
 
 #[derive(Debug, Deserialize)]
@@ -63,7 +107,7 @@ struct RuleSpec {
     metric: String,
     #[serde(default)]
     unit: String,
-    window: String,
+    window: WindowText,
     #[serde(default = "default_aggregate")]
     aggregate: Aggregate,
     #[serde(default = "default_group_by")]
@@ -96,8 +140,7 @@ pub struct Rule {
     pub description: String,
     pub metric: String,
     pub unit: String,
-    /// Tumbling window size.
-    pub window_ms: i64,
+    pub window: WindowSpec,
     pub aggregate: Aggregate,
     pub group_by: AreaLevel,
     pub direction: Direction,
@@ -201,16 +244,7 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
     if spec.metric.trim().is_empty() {
         return Err(("metric", "metric must not be empty".into()));
     }
-    let window = humantime::parse_duration(&spec.window).map_err(|e| {
-        (
-            "window",
-            format!("window {:?}: {e} (write e.g. 10m, 1h, 1d)", spec.window),
-        )
-    })?;
-    let window_ms = window.as_millis() as i64;
-    if window_ms < 1_000 {
-        return Err(("window", "window must be at least 1s".into()));
-    }
+    let window = window_spec(&spec.window).map_err(|m| ("window", m))?;
     let (direction, spec_t, key) = match (&spec.above, &spec.below) {
         (Some(t), None) => (Direction::Above, t, "above"),
         (None, Some(t)) => (Direction::Below, t, "below"),
@@ -267,12 +301,57 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
         description: spec.description.clone(),
         metric: spec.metric.clone(),
         unit: spec.unit.clone(),
-        window_ms,
+        window,
         aggregate: spec.aggregate,
         group_by: spec.group_by,
         direction,
         thresholds,
     })
+}
+
+fn duration_ms(key: &str, text: &str) -> Result<i64, String> {
+    let d = humantime::parse_duration(text)
+        .map_err(|e| format!("{key} {text:?}: {e} (write e.g. 10m, 1h, 1d)"))?;
+    let ms = d.as_millis() as i64;
+    if ms < 1_000 {
+        return Err(format!("{key} must be at least 1s"));
+    }
+    Ok(ms)
+}
+
+fn window_spec(text: &WindowText) -> Result<WindowSpec, String> {
+    let (size_ms, slide_ms) = match text {
+        WindowText::Tumbling(size) => {
+            let size = duration_ms("window", size)?;
+            (size, size)
+        }
+        WindowText::Keys(keys) => {
+            if keys.contains_key("gap") || keys.contains_key("max") {
+                return Err("session windows (gap/max) are not supported yet; use `window: 10m` or `window: {size: 1h, slide: 10m}`".into());
+            }
+            if let Some(k) = keys
+                .keys()
+                .find(|k| !["size", "slide"].contains(&k.as_str()))
+            {
+                return Err(format!(
+                    "unknown window key `{k}`, expected `size` and `slide`"
+                ));
+            }
+            let size = keys.get("size").ok_or("window needs a `size`")?;
+            let size = duration_ms("window size", size)?;
+            let slide = match keys.get("slide") {
+                Some(s) => duration_ms("window slide", s)?,
+                None => size,
+            };
+            (size, slide)
+        }
+    };
+    if slide_ms > size_ms || size_ms % slide_ms != 0 {
+        return Err(format!(
+            "window size must be a whole multiple of its slide (size {size_ms} ms, slide {slide_ms} ms)"
+        ));
+    }
+    Ok(WindowSpec { size_ms, slide_ms })
 }
 
 /// Line and column (1-based) of `key:` inside the rule with this id, falling
@@ -333,7 +412,13 @@ rules:
         let set = parse(GOOD).unwrap();
         assert_eq!(set.rules.len(), 2);
         let pm = &set.rules[0];
-        assert_eq!(pm.window_ms, 3_600_000);
+        assert_eq!(
+            pm.window,
+            WindowSpec {
+                size_ms: 3_600_000,
+                slide_ms: 3_600_000
+            }
+        );
         assert_eq!(pm.group_by, AreaLevel::Grid);
         assert_eq!(pm.threshold(Grade::Orange), Some(150.0));
         let dox = &set.rules[1];
@@ -342,6 +427,19 @@ rules:
         assert_eq!(dox.aggregate, Aggregate::Avg, "default aggregate");
         assert_eq!(dox.thresholds, vec![(Grade::Blue, 5.0), (Grade::Red, 2.0)]);
         assert_eq!(set.metrics(), ["pm25", "do_mgl"]);
+    }
+
+    #[test]
+    fn hopping_windows_and_new_aggregates() {
+        let text = GOOD
+            .replace("window: 1h", "window: {size: 24h, slide: 1h}")
+            .replace("aggregate: avg", "aggregate: slope");
+        let set = parse(&text).unwrap();
+        let w = set.rules[0].window;
+        assert_eq!((w.size_ms, w.slide_ms), (86_400_000, 3_600_000));
+        assert_eq!(w.label(), "1day/1h");
+        assert_eq!(set.rules[0].aggregate, Aggregate::Slope);
+        assert_eq!(set.rules[1].window.label(), "10m");
     }
 
     #[test]
@@ -382,6 +480,20 @@ rules:
             e.starts_with("rules.yaml:11:5: rule \"do-low\": window"),
             "{e}"
         );
+        let bad_window = |w: &str| {
+            parse(&GOOD.replace("window: 10m", w))
+                .unwrap_err()
+                .to_string()
+        };
+        let e = bad_window("window: {size: 1h, slide: 7m}");
+        assert!(e.contains("whole multiple of its slide"), "{e}");
+        let e = bad_window("window: {size: 1h, step: 10m}");
+        assert!(
+            e.starts_with("rules.yaml:11:5:") && e.contains("unknown window key `step`"),
+            "{e}"
+        );
+        let e = bad_window("window: {gap: 15m}");
+        assert!(e.contains("session windows"), "{e}");
 
         let e = parse(&GOOD.replace("do-low", "pm25-1h"))
             .unwrap_err()

@@ -238,7 +238,10 @@ mod tests {
             description: String::new(),
             metric: "pm25".into(),
             unit: "ug/m3".into(),
-            window_ms: 10,
+            window: crate::model::WindowSpec {
+                size_ms: 10,
+                slide_ms: 10,
+            },
             aggregate: Aggregate::Avg,
             group_by: AreaLevel::Grid,
             direction: Direction::Above,

@@ -47,6 +47,8 @@ pub struct AlertRule {
     pub aggregate: String,
     pub unit: String,
     pub window_seconds: i64,
+    /// Time between window starts; equals `window_seconds` for tumbling windows.
+    pub slide_seconds: i64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -141,7 +143,8 @@ impl AlertMessage {
                 metric: t.rule.metric.clone(),
                 aggregate: t.rule.aggregate.as_str().to_owned(),
                 unit: t.rule.unit.clone(),
-                window_seconds: t.rule.window_ms / 1000,
+                window_seconds: t.rule.window.size_ms / 1000,
+                slide_seconds: t.rule.window.slide_ms / 1000,
             },
             window: AlertWindow {
                 start: times.rfc3339(t.window_start_ms),

@@ -86,8 +86,17 @@ pub fn line(a: &AlertMessage, colour: bool) -> String {
             a.previous_grade.as_deref().unwrap_or("-")
         ),
     };
-    let span = match (a.window.start.get(11..16), a.window.end.get(11..16)) {
-        (Some(s), Some(e)) => format!("[{s}–{e}]"),
+    // "[08:00–09:00]", or with dates when the window spans days.
+    let span = match (
+        a.window.start.get(5..10),
+        a.window.start.get(11..16),
+        a.window.end.get(5..10),
+        a.window.end.get(11..16),
+    ) {
+        (Some(sd), Some(st), Some(ed), Some(et)) if a.rule.window_seconds >= 86_400 => {
+            format!("[{sd} {st}–{ed} {et}]")
+        }
+        (_, Some(st), _, Some(et)) => format!("[{st}–{et}]"),
         _ => String::new(),
     };
     format!(

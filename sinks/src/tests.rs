@@ -30,7 +30,10 @@ fn rule() -> Rule {
         description: "PM2.5 hourly mean".into(),
         metric: "pm25".into(),
         unit: "ug/m3".into(),
-        window_ms: HOUR,
+        window: yujing_rules::WindowSpec {
+            size_ms: HOUR,
+            slide_ms: HOUR,
+        },
         aggregate: Aggregate::Avg,
         group_by: AreaLevel::Grid,
         direction: Direction::Above,

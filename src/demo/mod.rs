@@ -182,7 +182,7 @@ fn print_summary(s: &RunSummary, metrics: &Metrics) {
     eprintln!("  messages consumed   {}", s.messages);
     eprintln!("  readings processed  {}", s.readings);
     eprintln!(
-        "  refused (dead-letter) {} bad messages, {} late readings",
+        "  refused             {} bad messages, {} late readings (copied to {DEAD_LETTER_TOPIC})",
         s.bad_messages, s.late_readings
     );
     eprintln!("  windows closed      {}", s.windows_closed);

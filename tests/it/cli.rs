@@ -21,7 +21,7 @@ fn check_rules_accepts_the_example_and_points_at_errors() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok, 6 rules"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok, 8 rules"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("rules.yaml");
