@@ -570,8 +570,10 @@ impl State {
             self.metrics.watermark.set(w as f64 / 1000.0);
             self.metrics.watermark_lag.set((now - w) as f64 / 1000.0);
         }
-        let buffered: usize = self.groups.iter().map(|g| g.store.buffered()).sum();
-        self.metrics.buffered_readings.set(buffered as i64);
+        let states: usize = self.groups.iter().map(|g| g.store.states()).sum();
+        let panes: usize = self.groups.iter().map(|g| g.store.panes()).sum();
+        self.metrics.window_states.set(states as i64);
+        self.metrics.open_panes.set(panes as i64);
         self.metrics
             .uncommitted_messages
             .set(self.offsets.uncommitted());

@@ -30,7 +30,8 @@ pub struct Metrics {
     pub sink_failures: IntCounterVec,
     pub watermark: Gauge,
     pub watermark_lag: Gauge,
-    pub buffered_readings: IntGauge,
+    pub window_states: IntGauge,
+    pub open_panes: IntGauge,
     pub idle_partitions: IntGauge,
     pub consumer_lag: IntGaugeVec,
     pub uncommitted_messages: IntGauge,
@@ -171,9 +172,13 @@ impl Metrics {
                 "yujing_watermark_lag_seconds",
                 "Processing time minus the pipeline watermark.",
             ),
-            buffered_readings: int_gauge(
-                "yujing_buffered_readings",
-                "Readings held in open windows.",
+            window_states: int_gauge(
+                "yujing_window_states",
+                "Partial aggregate states held for open windows (one per pane, sensor and metric).",
+            ),
+            open_panes: int_gauge(
+                "yujing_open_panes",
+                "Window panes held, over all window sizes.",
             ),
             idle_partitions: int_gauge(
                 "yujing_idle_partitions",

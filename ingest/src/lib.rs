@@ -34,4 +34,4 @@ pub use metric::MetricCatalog;
 pub use reading::{Reading, decode_readings};
 pub use registry::{AreaLevel, Sensor, SensorRegistry};
 pub use watermark::Watermarks;
-pub use window::{ClosedWindow, WindowStore, Windows};
+pub use window::{ClosedWindow, PartialState, WindowStore, Windows};

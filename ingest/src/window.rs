@@ -6,20 +6,23 @@
 //! Beijing time and a daily window starts at local midnight. A 24 h window
 //! sliding by 1 h is the moving average the AQI needs, updated hourly.
 //!
-//! A [`WindowStore`] keeps readings in panes of `slide` length as compact
-//! columns (sensor index, metric id, time, value; 22 bytes a reading). A
-//! reading sits in one pane and so in every window covering that pane. When
-//! the watermark passes a window's end, the panes it covers become one
-//! [`ClosedWindow`]: an Arrow [`RecordBatch`] enriched from the sensor
-//! registry, ready for DataFusion. A pane is dropped once the last window
-//! covering it has closed.
+//! A [`WindowStore`] never keeps raw readings. Each reading is folded into
+//! the [`PartialState`] of its pane (one `slide` of time) for its sensor and
+//! metric: count, sum, sum of squares, min, max, first and last by event
+//! time, and the sums a least-squares slope needs. These states merge, so a
+//! window is the merge of the panes it covers. When the watermark passes a
+//! window's end, the pane states it covers become one [`ClosedWindow`]: an
+//! Arrow [`RecordBatch`] with one row per pane, sensor and metric, enriched
+//! from the sensor registry, on which DataFusion computes the final
+//! aggregates. A pane is dropped once the last window covering it has
+//! closed, so memory grows with sensors × open panes, not with readings.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Float64Array, RecordBatch, StringArray, TimestampMillisecondArray, UInt16Array,
-    UInt32Array,
+    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
+    UInt16Array, UInt32Array,
 };
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -28,22 +31,91 @@ use crate::error::IngestError;
 use crate::metric::MetricCatalog;
 use crate::registry::SensorRegistry;
 
-/// Schema of a closed window's batch, the table rules query.
+/// Schema of a closed window's batch: one row per pane, sensor and metric,
+/// holding that pane's [`PartialState`]. `x` is event time in hours since
+/// the store's origin (only differences of `x` matter).
 pub static WINDOW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
+    let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()));
+    let f64 = |name: &str| Field::new(name, DataType::Float64, false);
     Arc::new(Schema::new(vec![
         Field::new("sensor_id", DataType::Utf8, false),
         Field::new("grid", DataType::Utf8, false),
         Field::new("street", DataType::Utf8, false),
         Field::new("district", DataType::Utf8, false),
         Field::new("metric", DataType::Utf8, false),
-        Field::new(
-            "ts",
-            DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into())),
-            false,
-        ),
-        Field::new("value", DataType::Float64, false),
+        Field::new("n", DataType::Int64, false),
+        f64("sum"),
+        f64("sumsq"),
+        f64("min"),
+        f64("max"),
+        Field::new("first_ts", ts(), false),
+        f64("first"),
+        Field::new("last_ts", ts(), false),
+        f64("last"),
+        f64("sx"),
+        f64("sxx"),
+        f64("sxy"),
     ]))
 });
+
+const MS_PER_HOUR: f64 = 3_600_000.0;
+
+/// Mergeable summary of the readings of one sensor and metric in one pane.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct PartialState {
+    pub n: i64,
+    pub sum: f64,
+    pub sumsq: f64,
+    pub min: f64,
+    pub max: f64,
+    pub first_ts: i64,
+    pub first: f64,
+    pub last_ts: i64,
+    pub last: f64,
+    /// Σx, Σx², Σxy with x = hours since the store's origin, y = value.
+    pub sx: f64,
+    pub sxx: f64,
+    pub sxy: f64,
+}
+
+impl PartialState {
+    fn new(ts_ms: i64, value: f64, x: f64) -> Self {
+        PartialState {
+            n: 1,
+            sum: value,
+            sumsq: value * value,
+            min: value,
+            max: value,
+            first_ts: ts_ms,
+            first: value,
+            last_ts: ts_ms,
+            last: value,
+            sx: x,
+            sxx: x * x,
+            sxy: x * value,
+        }
+    }
+
+    fn add(&mut self, ts_ms: i64, value: f64, x: f64) {
+        self.n += 1;
+        self.sum += value;
+        self.sumsq += value * value;
+        self.min = self.min.min(value);
+        self.max = self.max.max(value);
+        // Ties keep the reading that arrived first.
+        if ts_ms < self.first_ts {
+            self.first_ts = ts_ms;
+            self.first = value;
+        }
+        if ts_ms > self.last_ts {
+            self.last_ts = ts_ms;
+            self.last = value;
+        }
+        self.sx += x;
+        self.sxx += x * x;
+        self.sxy += x * value;
+    }
+}
 
 /// Window size, slide and alignment.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -98,12 +170,10 @@ impl Windows {
     }
 }
 
+/// Partial states of one pane, keyed by (sensor index, metric id).
 #[derive(Debug, Default)]
 struct Pane {
-    sensor: Vec<u32>,
-    metric: Vec<u16>,
-    ts: Vec<i64>,
-    value: Vec<f64>,
+    states: HashMap<(u32, u16), PartialState>,
 }
 
 /// A window whose end the watermark has passed.
@@ -123,6 +193,8 @@ pub struct WindowStore {
     panes: BTreeMap<i64, Pane>,
     /// Every window ending at or before this has been closed.
     closed_until: i64,
+    /// Origin of the slope's time axis, set by the first reading.
+    origin_ms: Option<i64>,
 }
 
 impl WindowStore {
@@ -137,6 +209,7 @@ impl WindowStore {
             wants,
             panes: BTreeMap::new(),
             closed_until: i64::MIN,
+            origin_ms: None,
         }
     }
 
@@ -159,11 +232,13 @@ impl WindowStore {
         if last_end <= self.closed_until {
             return Err(last_end);
         }
+        let origin = *self.origin_ms.get_or_insert(pane_start);
+        let x = (ts_ms - origin) as f64 / MS_PER_HOUR;
         let pane = self.panes.entry(pane_start).or_default();
-        pane.sensor.push(sensor);
-        pane.metric.push(metric);
-        pane.ts.push(ts_ms);
-        pane.value.push(value);
+        pane.states
+            .entry((sensor, metric))
+            .and_modify(|s| s.add(ts_ms, value, x))
+            .or_insert_with(|| PartialState::new(ts_ms, value, x));
         Ok(last_end)
     }
 
@@ -186,9 +261,9 @@ impl WindowStore {
         self.panes.keys().find_map(|p| self.first_open_end(*p))
     }
 
-    /// Number of readings held.
-    pub fn buffered(&self) -> usize {
-        self.panes.values().map(|p| p.ts.len()).sum()
+    /// Number of partial states held (one per pane, sensor and metric).
+    pub fn states(&self) -> usize {
+        self.panes.values().map(|p| p.states.len()).sum()
     }
 
     /// Number of panes held.
@@ -241,29 +316,47 @@ fn to_batch(
     registry: &SensorRegistry,
     catalog: &MetricCatalog,
 ) -> Result<RecordBatch, IngestError> {
+    let rows: usize = panes.iter().map(|p| p.states.len()).sum();
+    let mut sensor = Vec::with_capacity(rows);
+    let mut metric = Vec::with_capacity(rows);
+    let mut states = Vec::with_capacity(rows);
+    for pane in panes {
+        for (&(s, m), state) in &pane.states {
+            sensor.push(s);
+            metric.push(m);
+            states.push(*state);
+        }
+    }
+    let f64s = |f: fn(&PartialState) -> f64| -> ArrayRef {
+        Arc::new(Float64Array::from_iter_values(states.iter().map(f)))
+    };
+    let times = |f: fn(&PartialState) -> i64| -> ArrayRef {
+        Arc::new(
+            TimestampMillisecondArray::from_iter_values(states.iter().map(f))
+                .with_timezone("+00:00"),
+        )
+    };
     let cols = registry.columns();
-    let sensor = UInt32Array::from(
-        panes
-            .iter()
-            .flat_map(|p| p.sensor.iter().copied())
-            .collect::<Vec<_>>(),
-    );
-    let metric = UInt16Array::from(
-        panes
-            .iter()
-            .flat_map(|p| p.metric.iter().copied())
-            .collect::<Vec<_>>(),
-    );
-    let ts: Vec<i64> = panes.iter().flat_map(|p| p.ts.iter().copied()).collect();
-    let value: Vec<f64> = panes.iter().flat_map(|p| p.value.iter().copied()).collect();
+    let sensor = UInt32Array::from(sensor);
+    let metric = UInt16Array::from(metric);
     let columns: Vec<ArrayRef> = vec![
         take(&cols.sensor_id, &sensor, None)?,
         take(&cols.grid, &sensor, None)?,
         take(&cols.street, &sensor, None)?,
         take(&cols.district, &sensor, None)?,
         take(catalog.names() as &StringArray, &metric, None)?,
-        Arc::new(TimestampMillisecondArray::from(ts).with_timezone("+00:00")),
-        Arc::new(Float64Array::from(value)),
+        Arc::new(Int64Array::from_iter_values(states.iter().map(|s| s.n))),
+        f64s(|s| s.sum),
+        f64s(|s| s.sumsq),
+        f64s(|s| s.min),
+        f64s(|s| s.max),
+        times(|s| s.first_ts),
+        f64s(|s| s.first),
+        times(|s| s.last_ts),
+        f64s(|s| s.last),
+        f64s(|s| s.sx),
+        f64s(|s| s.sxx),
+        f64s(|s| s.sxy),
     ];
     Ok(RecordBatch::try_new(WINDOW_SCHEMA.clone(), columns)?)
 }
@@ -323,7 +416,7 @@ mod tests {
         assert_eq!(store.insert(1, 0, T8 + HOUR + 5, 90.0), Ok(T8 + 2 * HOUR));
         assert_eq!(store.insert(1, 0, T8 + 20, 70.0), Ok(T8 + HOUR));
         assert_eq!(store.next_end(), Some(T8 + HOUR));
-        assert_eq!(store.buffered(), 3);
+        assert_eq!(store.states(), 3, "one state per pane, sensor and metric");
 
         assert!(
             store
@@ -338,7 +431,9 @@ mod tests {
         assert_eq!(w.batch.num_rows(), 2);
         let grid = w.batch.column_by_name("grid").unwrap();
         let grid = grid.as_any().downcast_ref::<StringArray>().unwrap();
-        assert_eq!(grid.iter().flatten().collect::<Vec<_>>(), ["g1", "g2"]);
+        let mut grids: Vec<_> = grid.iter().flatten().collect();
+        grids.sort();
+        assert_eq!(grids, ["g1", "g2"]);
         let metric = w.batch.column_by_name("metric").unwrap();
         let metric = metric.as_any().downcast_ref::<StringArray>().unwrap();
         assert_eq!(metric.value(0), "pm25");
@@ -373,13 +468,11 @@ mod hopping_tests {
         )
     }
 
-    fn values(w: &ClosedWindow) -> Vec<f64> {
-        let v = w.batch.column_by_name("value").unwrap();
-        v.as_any()
-            .downcast_ref::<Float64Array>()
-            .unwrap()
-            .values()
-            .to_vec()
+    /// Sum of the readings in a closed window (over its pane states).
+    fn total(w: &ClosedWindow) -> f64 {
+        let v = w.batch.column_by_name("sum").unwrap();
+        let v = v.as_any().downcast_ref::<Float64Array>().unwrap();
+        v.values().iter().sum()
     }
 
     #[test]
@@ -395,9 +488,9 @@ mod hopping_tests {
         let closed = store.close_until(3 * MIN, &reg, &cat).unwrap();
         let spans: Vec<(i64, i64)> = closed.iter().map(|w| (w.start_ms, w.end_ms)).collect();
         assert_eq!(spans, [(-2 * MIN, MIN), (-MIN, 2 * MIN), (0, 3 * MIN)]);
-        assert_eq!(values(&closed[0]), [1.0]);
-        assert_eq!(values(&closed[1]), [1.0, 2.0]);
-        assert_eq!(values(&closed[2]), [1.0, 2.0, 3.0]);
+        assert_eq!(total(&closed[0]), 1.0);
+        assert_eq!(total(&closed[1]), 1.0 + 2.0);
+        assert_eq!(total(&closed[2]), 1.0 + 2.0 + 3.0);
         // Pane 0 is covered by no open window any more.
         assert_eq!(store.panes(), 2);
         assert_eq!(store.next_end(), Some(4 * MIN));
@@ -410,8 +503,13 @@ mod hopping_tests {
         let closed = store.close_until(10 * MIN, &reg, &cat).unwrap();
         let spans: Vec<(i64, i64)> = closed.iter().map(|w| (w.start_ms, w.end_ms)).collect();
         assert_eq!(spans, [(MIN, 4 * MIN), (2 * MIN, 5 * MIN)]);
-        assert_eq!(values(&closed[0]), [2.0, 4.0, 3.0]);
-        assert_eq!(values(&closed[1]), [3.0]);
+        assert_eq!(total(&closed[0]), 2.0 + 4.0 + 3.0);
+        assert_eq!(
+            closed[0].batch.num_rows(),
+            2,
+            "two panes with data, one state each"
+        );
+        assert_eq!(total(&closed[1]), 3.0);
         assert_eq!(store.panes(), 0);
         assert_eq!(store.next_end(), None);
     }
@@ -425,5 +523,27 @@ mod hopping_tests {
         let closed = store.close_until(20 * MIN, &reg, &cat).unwrap();
         let ends: Vec<i64> = closed.iter().map(|w| w.end_ms).collect();
         assert_eq!(ends, [MIN, 2 * MIN, 11 * MIN, 12 * MIN]);
+    }
+}
+
+#[cfg(test)]
+mod state_tests {
+    use super::*;
+
+    #[test]
+    fn partial_state_keeps_order_statistics_by_event_time() {
+        let mut s = PartialState::new(2_000, 5.0, 2.0);
+        s.add(1_000, 7.0, 1.0);
+        s.add(3_000, 1.0, 3.0);
+        s.add(3_000, 9.0, 3.0);
+        assert_eq!((s.n, s.sum, s.sumsq), (4, 22.0, 25.0 + 49.0 + 1.0 + 81.0));
+        assert_eq!((s.min, s.max), (1.0, 9.0));
+        assert_eq!((s.first_ts, s.first), (1_000, 7.0));
+        assert_eq!(
+            (s.last_ts, s.last),
+            (3_000, 1.0),
+            "ties keep the first arrival"
+        );
+        assert_eq!((s.sx, s.sxx, s.sxy), (9.0, 23.0, 10.0 + 7.0 + 3.0 + 27.0));
     }
 }

@@ -1,30 +1,32 @@
 //! Window aggregates, computed by DataFusion.
 //!
-//! A closed window arrives as one Arrow batch (see
-//! `yujing_ingest::window::WINDOW_SCHEMA`). For each rule on that window
-//! size the aggregator plans
+//! A closed window arrives as one Arrow batch of partial states, one row per
+//! pane, sensor and metric (see `yujing_ingest::window::WINDOW_SCHEMA`). For
+//! each rule on that window the aggregator merges them per group:
 //!
 //! ```sql
-//! SELECT <group column> AS group_key, <agg parts> ,
-//!        count(*) AS readings, count(DISTINCT sensor_id) AS sensors
+//! SELECT <group column> AS group_key, <merged parts>,
+//!        sum(n) AS readings, count(DISTINCT sensor_id) AS sensors
 //! FROM window WHERE metric = <rule metric> GROUP BY <group column>
 //! ```
 //!
-//! then projects the value from its parts (e.g. `rate` is
-//! `(last - first) / hours between them`). All through the DataFrame API,
-//! so no rule text is ever spliced into SQL.
+//! then projects the value from the merged parts, e.g. `avg` is
+//! `sum(sum) / sum(n)` and `stddev` is the sample deviation from `sum`,
+//! `sumsq` and `n`. All through the DataFrame API, so no rule text is ever
+//! spliced into SQL.
 //!
-//! Time-based aggregates are per hour: `rate` divides the change by the
-//! hours between the first and last reading, `slope` is the least-squares
-//! slope of value against hours since the window start.
+//! Time-based aggregates are per hour: `rate` divides the change from the
+//! first to the last reading by the hours between them; `slope` is the
+//! least-squares slope of value against time.
 
 use arrow::array::{Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
-use datafusion::functions::expr_fn::nullif;
+use datafusion::functions::expr_fn::{greatest, nullif, sqrt};
 use datafusion::functions_aggregate::expr_fn::{
-    avg, count, count_distinct, first_value, last_value, max, min, regr_slope, stddev, sum,
+    count_distinct, first_value, last_value, max, min, sum,
 };
-use datafusion::prelude::{Expr, SessionConfig, SessionContext, cast, col, lit};
+use datafusion::prelude::{Expr, SessionConfig, SessionContext, cast, col, lit, when};
+use datafusion::scalar::ScalarValue;
 use yujing_ingest::ClosedWindow;
 
 use crate::error::RulesError;
@@ -73,9 +75,9 @@ impl WindowAggregator {
         window: &ClosedWindow,
         rule: &Rule,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
-        let (parts, value) = value_expr(rule.aggregate, window.start_ms);
+        let (parts, value) = value_expr(rule.aggregate);
         let mut aggregates = parts;
-        aggregates.push(count(lit(1)).alias("readings"));
+        aggregates.push(sum(col("n")).alias("readings"));
         aggregates.push(count_distinct(col("sensor_id")).alias("sensors"));
         let batches = self
             .ctx
@@ -122,36 +124,64 @@ impl WindowAggregator {
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
-/// The aggregate parts to compute per group (aliased `p0`, `p1`, …) and
-/// the expression over them that gives the rule's value.
-fn value_expr(aggregate: Aggregate, window_start_ms: i64) -> (Vec<Expr>, Expr) {
-    let value = || col("value");
-    let ts_ms = || cast(col("ts"), DataType::Int64);
-    let by_time = || vec![col("ts").sort(true, false)];
+/// The merged parts to compute per group (aliased `p0`, `p1`, …) and the
+/// expression over them that gives the rule's value.
+fn value_expr(aggregate: Aggregate) -> (Vec<Expr>, Expr) {
     let one = |e: Expr| (vec![e.alias("p0")], col("p0"));
+    let parts = |es: Vec<Expr>| -> Vec<Expr> {
+        es.into_iter()
+            .enumerate()
+            .map(|(i, e)| e.alias(format!("p{i}")))
+            .collect()
+    };
+    let p = |i: usize| col(format!("p{i}"));
+    let n = || cast(sum(col("n")), DataType::Float64);
+    let first = || first_value(col("first"), vec![col("first_ts").sort(true, false)]);
+    let last = || last_value(col("last"), vec![col("last_ts").sort(true, false)]);
     match aggregate {
-        Aggregate::Avg => one(avg(value())),
-        Aggregate::Min => one(min(value())),
-        Aggregate::Max => one(max(value())),
-        Aggregate::Sum => one(sum(value())),
-        Aggregate::Count => one(count(value())),
-        Aggregate::Stddev => one(stddev(value())),
-        Aggregate::First => one(first_value(value(), by_time())),
-        Aggregate::Last => one(last_value(value(), by_time())),
-        Aggregate::Slope => {
-            let hours = cast(ts_ms() - lit(window_start_ms), DataType::Float64) / lit(MS_PER_HOUR);
-            one(regr_slope(value(), hours))
+        Aggregate::Count => one(sum(col("n"))),
+        Aggregate::Sum => one(sum(col("sum"))),
+        Aggregate::Min => one(min(col("min"))),
+        Aggregate::Max => one(max(col("max"))),
+        Aggregate::First => one(first()),
+        Aggregate::Last => one(last()),
+        Aggregate::Avg => (parts(vec![sum(col("sum")), n()]), p(0) / p(1)),
+        Aggregate::Stddev => {
+            // Sample variance from sums; rounding can make it a hair
+            // below zero for constant series, hence greatest(…, 0).
+            let variance = (p(1) - p(0) * p(0) / p(2)) / nullif(p(2) - lit(1.0), lit(0.0));
+            let parts = parts(vec![sum(col("sum")), sum(col("sumsq")), n()]);
+            (parts, sqrt(greatest(vec![variance, lit(0.0)])))
         }
         Aggregate::Rate => {
-            let parts = vec![
-                last_value(value(), by_time()).alias("p0"),
-                first_value(value(), by_time()).alias("p1"),
-                max(ts_ms()).alias("p2"),
-                min(ts_ms()).alias("p3"),
-            ];
-            let hours = cast(col("p2") - col("p3"), DataType::Float64) / lit(MS_PER_HOUR);
-            let rate = (col("p0") - col("p1")) / nullif(hours, lit(0.0));
-            (parts, rate)
+            let ms = |e: Expr| cast(e, DataType::Int64);
+            let parts = parts(vec![
+                last(),
+                first(),
+                max(ms(col("last_ts"))),
+                min(ms(col("first_ts"))),
+            ]);
+            let hours = cast(p(2) - p(3), DataType::Float64) / lit(MS_PER_HOUR);
+            (parts, (p(0) - p(1)) / nullif(hours, lit(0.0)))
+        }
+        Aggregate::Slope => {
+            // Least squares: (nΣxy − ΣxΣy) / (nΣx² − (Σx)²).
+            let parts = parts(vec![
+                n(),
+                sum(col("sx")),
+                sum(col("sxx")),
+                sum(col("sxy")),
+                sum(col("sum")),
+            ]);
+            let numerator = p(0) * p(3) - p(1) * p(4);
+            let denominator = p(0) * p(2) - p(1) * p(1);
+            // All readings at one instant: the denominator is zero up to
+            // rounding, and there is no slope.
+            let spread = denominator.clone().gt(lit(1e-12) * p(0) * p(2));
+            let slope = when(spread, numerator / denominator)
+                .otherwise(lit(ScalarValue::Float64(None)))
+                .expect("CASE with one branch");
+            (parts, slope)
         }
     }
 }
@@ -266,8 +296,8 @@ mod tests {
         assert_eq!(run(Aggregate::Stddev, AreaLevel::Grid).await[0].1, 10.0);
     }
 
-    /// A rising gauge: 1.0 m at 00:00, 1.5 at 00:30, 2.5 at 01:00 (sensor a),
-    /// one reading only for sensor c.
+    /// A rising gauge: 1.0 m at 00:00, 1.5 at 00:30, 2.5 at 01:00 (sensor a);
+    /// two readings at one instant (b); one reading only (c).
     async fn trend(aggregate: Aggregate) -> Vec<(String, f64)> {
         const HOUR: i64 = 3_600_000;
         let reg = registry();
@@ -279,6 +309,8 @@ mod tests {
             (0, HOUR, 2.5),
             (0, 0, 1.0),
             (2, HOUR, 7.0),
+            (1, HOUR, 3.0),
+            (1, HOUR, 5.0),
         ] {
             store.insert(sensor, 0, ts, v).unwrap();
         }
@@ -294,17 +326,17 @@ mod tests {
     async fn time_ordered_aggregates() {
         assert_eq!(
             trend(Aggregate::First).await,
-            vec![("a".into(), 1.0), ("c".into(), 7.0)]
+            vec![("a".into(), 1.0), ("b".into(), 3.0), ("c".into(), 7.0)]
         );
         assert_eq!(
             trend(Aggregate::Last).await,
-            vec![("a".into(), 2.5), ("c".into(), 7.0)]
+            vec![("a".into(), 2.5), ("b".into(), 3.0), ("c".into(), 7.0)]
         );
-        // (2.5 - 1.0) over one hour; a single reading has no rate.
+        // (2.5 - 1.0) over one hour; one instant has no rate.
         assert_eq!(trend(Aggregate::Rate).await, vec![("a".into(), 1.5)]);
         // Least squares through (0, 1.0), (0.5, 1.5), (1, 2.5): slope 1.5 per hour.
         let slope = trend(Aggregate::Slope).await;
-        assert_eq!(slope.len(), 1, "one point has no slope: {slope:?}");
+        assert_eq!(slope.len(), 1, "one instant has no slope: {slope:?}");
         assert!((slope[0].1 - 1.5).abs() < 1e-9, "{slope:?}");
     }
 }
