@@ -7,3 +7,4 @@ mod cli;
 mod demo;
 mod e2e;
 mod support;
+mod windows;
