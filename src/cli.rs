@@ -12,6 +12,7 @@ use yujing_ingest::{Clock, SensorRegistry};
 use yujing_rules::RuleSet;
 use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink};
 
+use crate::bench::{self, BenchOptions};
 use crate::config::{Config, SinkConfig};
 use crate::demo::{self, DemoOptions};
 use crate::metrics_server::MetricsServer;
@@ -54,6 +55,21 @@ pub enum Command {
         #[arg(long, short)]
         config: PathBuf,
     },
+    /// Measure the window engine and the pipeline; writes a JSON results file.
+    Bench {
+        /// Sensors, each sending one reading per second of event time.
+        #[arg(long, default_value_t = 100_000)]
+        sensors: usize,
+        /// Minutes of event time fed through the window engine.
+        #[arg(long, default_value_t = 30)]
+        engine_minutes: i64,
+        /// Messages the pipeline part consumes from the mock cluster (at most 960 000).
+        #[arg(long, default_value_t = 960_000)]
+        pipeline_messages: usize,
+        /// Results file.
+        #[arg(long, default_value = "bench-results.json")]
+        out: PathBuf,
+    },
     /// Validate rules files; prints file:line:column for each error.
     CheckRules {
         #[arg(required = true)]
@@ -64,7 +80,10 @@ pub enum Command {
 /// Entry point used by `main`.
 pub fn main() -> ExitCode {
     let cli = Cli::parse();
-    init_logging(matches!(cli.command, Command::Demo { .. }));
+    init_logging(matches!(
+        cli.command,
+        Command::Demo { .. } | Command::Bench { .. }
+    ));
     if let Command::CheckRules { files } = &cli.command {
         return check_rules(files);
     }
@@ -94,6 +113,10 @@ pub fn main() -> ExitCode {
                     s.messages, s.readings, s.bad_messages, s.windows_closed, s.transitions
                 );
             }),
+            Command::Bench { sensors, engine_minutes, pipeline_messages, out } => {
+                let opts = BenchOptions { sensors, engine_minutes, pipeline_messages, out };
+                bench::run(opts).await.map(|_| ())
+            }
             Command::CheckRules { .. } => Ok(()),
         }
     });

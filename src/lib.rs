@@ -11,11 +11,13 @@
 //!   count.
 //! - [`metrics_server`]: the `/metrics` HTTP endpoint.
 //! - [`demo`]: the in-process demo: mock Kafka cluster and a synthetic city.
+//! - [`bench`]: the `yujing bench` throughput, latency and memory benchmark.
 //!
 //! The work itself lives in the member crates: `yujing-ingest` (decoding,
 //! windows, watermarks), `yujing-rules` (rules, DataFusion aggregates,
 //! warning state) and `yujing-sinks` (alert messages and destinations).
 
+pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;

@@ -1,7 +1,7 @@
 //! The metric names yujing aggregates, interned to small ids so a window
 //! buffer stores two bytes per reading instead of a string.
 
-use std::collections::HashMap;
+use rustc_hash::FxHashMap;
 use std::sync::Arc;
 
 use arrow::array::{Array, StringArray};
@@ -9,7 +9,7 @@ use arrow::array::{Array, StringArray};
 /// Interned metric names. Built once from the rules at start.
 #[derive(Debug, Clone)]
 pub struct MetricCatalog {
-    ids: HashMap<String, u16>,
+    ids: FxHashMap<String, u16>,
     names: Arc<StringArray>,
 }
 
@@ -20,7 +20,7 @@ impl MetricCatalog {
         S: Into<String>,
     {
         let mut list: Vec<String> = Vec::new();
-        let mut ids = HashMap::new();
+        let mut ids = FxHashMap::default();
         for name in names {
             let name = name.into();
             if !ids.contains_key(&name) {

@@ -25,10 +25,11 @@ impl Partition {
     }
 }
 
-/// Pending offsets per (topic, partition).
+/// Pending offsets per (topic, partition). Keyed topic first so the hot
+/// path looks a topic up by `&str` without allocating.
 #[derive(Debug, Default)]
 pub struct OffsetTracker {
-    partitions: HashMap<(String, i32), Partition>,
+    topics: HashMap<String, HashMap<i32, Partition>>,
 }
 
 impl OffsetTracker {
@@ -40,9 +41,14 @@ impl OffsetTracker {
     /// readings went into, or `None` when it needs nothing more (for
     /// example it was dead-lettered and acknowledged).
     pub fn consumed(&mut self, topic: &str, partition: i32, offset: i64, done_at: Option<i64>) {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_owned(), HashMap::new());
+        }
         let p = self
-            .partitions
-            .entry((topic.to_owned(), partition))
+            .topics
+            .get_mut(topic)
+            .expect("inserted above")
+            .entry(partition)
             .or_default();
         p.next = p.next.max(offset + 1);
         if let Some(end) = done_at {
@@ -54,7 +60,7 @@ impl OffsetTracker {
     /// Every window ending at or before `closed_until` has closed and its
     /// warnings were acknowledged.
     pub fn windows_closed(&mut self, closed_until: i64) {
-        for p in self.partitions.values_mut() {
+        for p in self.topics.values_mut().flat_map(|t| t.values_mut()) {
             let still_open = p.pending.split_off(&(closed_until + 1));
             p.pending = still_open;
         }
@@ -64,11 +70,13 @@ impl OffsetTracker {
     /// next offset to read) — Kafka's commit convention.
     pub fn take_commits(&mut self) -> Vec<(String, i32, i64)> {
         let mut out = Vec::new();
-        for ((topic, partition), p) in &mut self.partitions {
-            let offset = p.committable();
-            if p.committed.is_none_or(|c| c < offset) {
-                p.committed = Some(offset);
-                out.push((topic.clone(), *partition, offset));
+        for (topic, partitions) in &mut self.topics {
+            for (partition, p) in partitions {
+                let offset = p.committable();
+                if p.committed.is_none_or(|c| c < offset) {
+                    p.committed = Some(offset);
+                    out.push((topic.clone(), *partition, offset));
+                }
             }
         }
         out.sort();
@@ -77,14 +85,17 @@ impl OffsetTracker {
 
     /// Forget a partition (revoked in a rebalance).
     pub fn remove(&mut self, topic: &str, partition: i32) {
-        self.partitions.remove(&(topic.to_owned(), partition));
+        if let Some(t) = self.topics.get_mut(topic) {
+            t.remove(&partition);
+        }
     }
 
     /// Messages consumed but not yet committable, over all partitions (an
     /// upper bound: counts offsets between the committable and next offset).
     pub fn uncommitted(&self) -> i64 {
-        self.partitions
+        self.topics
             .values()
+            .flat_map(|t| t.values())
             .map(|p| p.next - p.committable())
             .sum()
     }

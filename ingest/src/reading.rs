@@ -11,6 +11,7 @@
 //! `ts` is RFC 3339 with an offset, or epoch milliseconds. Unknown fields are
 //! ignored so gateways may add their own.
 
+use std::borrow::Cow;
 use std::collections::BTreeMap;
 use std::fmt;
 
@@ -29,13 +30,17 @@ pub struct Reading {
     pub value: f64,
 }
 
+/// Strings borrow from the payload where JSON allows (no escapes).
 #[derive(Deserialize)]
-struct RawReading {
-    sensor_id: String,
+struct RawReading<'a> {
+    #[serde(borrow)]
+    sensor_id: Cow<'a, str>,
     ts: RawTs,
-    metric: Option<String>,
+    #[serde(borrow)]
+    metric: Option<Cow<'a, str>>,
     value: Option<f64>,
-    values: Option<BTreeMap<String, f64>>,
+    #[serde(borrow)]
+    values: Option<BTreeMap<Cow<'a, str>, f64>>,
 }
 
 enum RawTs {
@@ -86,13 +91,13 @@ pub fn decode_readings(payload: &[u8]) -> Result<Vec<Reading>, DecodeError> {
         .find(|b| !b.is_ascii_whitespace())
         .is_some_and(|b| *b == b'[');
     let raws = if is_array {
-        let many: Vec<RawReading> = serde_json::from_slice(payload).map_err(malformed)?;
+        let many: Vec<RawReading<'_>> = serde_json::from_slice(payload).map_err(malformed)?;
         if many.is_empty() {
             return Err(DecodeError::EmptyBatch);
         }
         many
     } else {
-        vec![serde_json::from_slice::<RawReading>(payload).map_err(malformed)?]
+        vec![serde_json::from_slice::<RawReading<'_>>(payload).map_err(malformed)?]
     };
     let mut out = Vec::with_capacity(raws.len());
     for raw in raws {
@@ -101,7 +106,7 @@ pub fn decode_readings(payload: &[u8]) -> Result<Vec<Reading>, DecodeError> {
     Ok(out)
 }
 
-fn expand(raw: RawReading, out: &mut Vec<Reading>) -> Result<(), DecodeError> {
+fn expand(raw: RawReading<'_>, out: &mut Vec<Reading>) -> Result<(), DecodeError> {
     let ts_ms = parse_ts(&raw.sensor_id, raw.ts)?;
     match (raw.metric, raw.value, raw.values) {
         (Some(metric), Some(value), None) => {
@@ -114,12 +119,12 @@ fn expand(raw: RawReading, out: &mut Vec<Reading>) -> Result<(), DecodeError> {
         }
         (None, None, _) | (Some(_), None, None) | (None, Some(_), None) => {
             return Err(DecodeError::NoValue {
-                sensor_id: raw.sensor_id,
+                sensor_id: raw.sensor_id.into_owned(),
             });
         }
         _ => {
             return Err(DecodeError::AmbiguousForm {
-                sensor_id: raw.sensor_id,
+                sensor_id: raw.sensor_id.into_owned(),
             });
         }
     }
@@ -130,19 +135,19 @@ fn push(
     out: &mut Vec<Reading>,
     sensor_id: &str,
     ts_ms: i64,
-    metric: String,
+    metric: Cow<'_, str>,
     value: f64,
 ) -> Result<(), DecodeError> {
     if !value.is_finite() {
         return Err(DecodeError::NonFinite {
             sensor_id: sensor_id.to_owned(),
-            metric,
+            metric: metric.into_owned(),
         });
     }
     out.push(Reading {
         sensor_id: sensor_id.to_owned(),
         ts_ms,
-        metric,
+        metric: metric.into_owned(),
         value,
     });
     Ok(())

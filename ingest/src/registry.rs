@@ -9,6 +9,8 @@
 //! refused so a typo in a header is caught at start.
 
 use std::collections::HashMap;
+
+use rustc_hash::FxHashMap;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -94,7 +96,9 @@ struct YamlRegistry {
 #[derive(Debug, Clone)]
 pub struct SensorRegistry {
     sensors: Arc<Vec<Sensor>>,
-    index: Arc<HashMap<String, u32>>,
+    /// Looked up once per reading: Fx hashing (ids are not attacker-chosen
+    /// keys of a long-lived map that grows from input).
+    index: Arc<FxHashMap<String, u32>>,
     columns: Arc<RegistryColumns>,
     areas: Arc<HashMap<(AreaLevel, String), Area>>,
 }
@@ -132,7 +136,7 @@ impl SensorRegistry {
 
     /// Build from a list; sensor ids must be unique.
     pub fn new(sensors: Vec<Sensor>) -> Result<Self, String> {
-        let mut index = HashMap::with_capacity(sensors.len());
+        let mut index = FxHashMap::with_capacity_and_hasher(sensors.len(), Default::default());
         for (i, s) in sensors.iter().enumerate() {
             if index.insert(s.sensor_id.clone(), i as u32).is_some() {
                 return Err(format!("sensor {:?} is listed twice", s.sensor_id));

@@ -30,7 +30,9 @@ struct Partition {
 pub struct Watermarks {
     allowed_delay_ms: i64,
     idle_timeout_ms: Option<i64>,
-    partitions: HashMap<(String, i32), Partition>,
+    /// Topic → partition → progress (topic first: `&str` lookups on the
+    /// hot path allocate nothing).
+    topics: HashMap<String, HashMap<i32, Partition>>,
     current: Option<i64>,
 }
 
@@ -41,33 +43,30 @@ impl Watermarks {
         Watermarks {
             allowed_delay_ms,
             idle_timeout_ms,
-            partitions: HashMap::new(),
+            topics: HashMap::new(),
             current: None,
         }
     }
 
     /// Record an event time seen on a partition at processing time `now_ms`.
     pub fn observe(&mut self, topic: &str, partition: i32, ts_ms: i64, now_ms: i64) {
-        match self.partitions.get_mut(&(topic.to_owned(), partition)) {
-            Some(p) => {
-                p.max_event_ms = p.max_event_ms.max(ts_ms);
-                p.last_seen_ms = p.last_seen_ms.max(now_ms);
-            }
-            None => {
-                self.partitions.insert(
-                    (topic.to_owned(), partition),
-                    Partition {
-                        max_event_ms: ts_ms,
-                        last_seen_ms: now_ms,
-                    },
-                );
-            }
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_owned(), HashMap::new());
         }
+        let partitions = self.topics.get_mut(topic).expect("inserted above");
+        let p = partitions.entry(partition).or_insert(Partition {
+            max_event_ms: ts_ms,
+            last_seen_ms: now_ms,
+        });
+        p.max_event_ms = p.max_event_ms.max(ts_ms);
+        p.last_seen_ms = p.last_seen_ms.max(now_ms);
     }
 
     /// Forget a partition (revoked in a rebalance).
     pub fn remove(&mut self, topic: &str, partition: i32) {
-        self.partitions.remove(&(topic.to_owned(), partition));
+        if let Some(t) = self.topics.get_mut(topic) {
+            t.remove(&partition);
+        }
     }
 
     /// Recompute the pipeline watermark at processing time `now_ms`; `None`
@@ -78,8 +77,7 @@ impl Watermarks {
                 .is_some_and(|t| now_ms.saturating_sub(p.last_seen_ms) >= t)
         };
         let active_min = self
-            .partitions
-            .values()
+            .partitions()
             .filter(|p| !idle(p))
             .map(|p| p.max_event_ms)
             .min();
@@ -88,8 +86,7 @@ impl Watermarks {
             // Everything is quiet: let event time follow processing time
             // from the most advanced partition.
             (None, Some(timeout)) => self
-                .partitions
-                .values()
+                .partitions()
                 .map(|p| {
                     let quiet = now_ms.saturating_sub(p.last_seen_ms) - timeout;
                     p.max_event_ms.saturating_add(quiet.max(0)) - self.allowed_delay_ms
@@ -109,17 +106,20 @@ impl Watermarks {
         self.current
     }
 
+    fn partitions(&self) -> impl Iterator<Item = &Partition> {
+        self.topics.values().flat_map(|t| t.values())
+    }
+
     /// Largest event time seen on any partition.
     pub fn max_event(&self) -> Option<i64> {
-        self.partitions.values().map(|p| p.max_event_ms).max()
+        self.partitions().map(|p| p.max_event_ms).max()
     }
 
     /// Partitions currently counted as idle.
     pub fn idle_partitions(&self, now_ms: i64) -> usize {
         match self.idle_timeout_ms {
             Some(t) => self
-                .partitions
-                .values()
+                .partitions()
                 .filter(|p| now_ms.saturating_sub(p.last_seen_ms) >= t)
                 .count(),
             None => 0,

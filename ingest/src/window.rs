@@ -17,7 +17,7 @@
 //! aggregates. A pane is dropped once the last window covering it has
 //! closed, so memory grows with sensors × open panes, not with readings.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
@@ -26,13 +26,14 @@ use arrow::array::{
 };
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
+use rustc_hash::FxHashMap;
 
 use crate::error::IngestError;
 use crate::metric::MetricCatalog;
 use crate::registry::SensorRegistry;
 
-/// Schema of a closed window's batch: one row per pane, sensor and metric,
-/// holding that pane's [`PartialState`]. `x` is event time in hours since
+/// Schema of a closed window's batch: one row per sensor and metric,
+/// holding the [`PartialState`] merged over the window's panes. `x` is event time in hours since
 /// the store's origin (only differences of `x` matter).
 pub static WINDOW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     let ts = || DataType::Timestamp(TimeUnit::Millisecond, Some("+00:00".into()));
@@ -94,6 +95,26 @@ impl PartialState {
             sxx: x * x,
             sxy: x * value,
         }
+    }
+
+    /// Fold in the state of a later pane (ties in time keep `self`'s).
+    pub fn merge(&mut self, other: &PartialState) {
+        self.n += other.n;
+        self.sum += other.sum;
+        self.sumsq += other.sumsq;
+        self.min = self.min.min(other.min);
+        self.max = self.max.max(other.max);
+        if other.first_ts < self.first_ts {
+            self.first_ts = other.first_ts;
+            self.first = other.first;
+        }
+        if other.last_ts > self.last_ts {
+            self.last_ts = other.last_ts;
+            self.last = other.last;
+        }
+        self.sx += other.sx;
+        self.sxx += other.sxx;
+        self.sxy += other.sxy;
     }
 
     fn add(&mut self, ts_ms: i64, value: f64, x: f64) {
@@ -173,7 +194,7 @@ impl Windows {
 /// Partial states of one pane, keyed by (sensor index, metric id).
 #[derive(Debug, Default)]
 struct Pane {
-    states: HashMap<(u32, u16), PartialState>,
+    states: FxHashMap<(u32, u16), PartialState>,
 }
 
 /// A window whose end the watermark has passed.
@@ -195,6 +216,8 @@ pub struct WindowStore {
     closed_until: i64,
     /// Origin of the slope's time axis, set by the first reading.
     origin_ms: Option<i64>,
+    /// Largest pane seen, to size new panes without rehashing.
+    pane_hint: usize,
 }
 
 impl WindowStore {
@@ -210,6 +233,7 @@ impl WindowStore {
             panes: BTreeMap::new(),
             closed_until: i64::MIN,
             origin_ms: None,
+            pane_hint: 0,
         }
     }
 
@@ -234,7 +258,10 @@ impl WindowStore {
         }
         let origin = *self.origin_ms.get_or_insert(pane_start);
         let x = (ts_ms - origin) as f64 / MS_PER_HOUR;
-        let pane = self.panes.entry(pane_start).or_default();
+        let hint = self.pane_hint;
+        let pane = self.panes.entry(pane_start).or_insert_with(|| Pane {
+            states: FxHashMap::with_capacity_and_hasher(hint, Default::default()),
+        });
         pane.states
             .entry((sensor, metric))
             .and_modify(|s| s.add(ts_ms, value, x))
@@ -306,6 +333,13 @@ impl WindowStore {
         }
         self.closed_until = self.closed_until.max(watermark);
         let closed_until = self.closed_until;
+        let largest = self
+            .panes
+            .values()
+            .map(|p| p.states.len())
+            .max()
+            .unwrap_or(0);
+        self.pane_hint = self.pane_hint.max(largest);
         self.panes.retain(|p, _| p + w.size_ms > closed_until);
         Ok(out)
     }
@@ -316,16 +350,25 @@ fn to_batch(
     registry: &SensorRegistry,
     catalog: &MetricCatalog,
 ) -> Result<RecordBatch, IngestError> {
-    let rows: usize = panes.iter().map(|p| p.states.len()).sum();
-    let mut sensor = Vec::with_capacity(rows);
-    let mut metric = Vec::with_capacity(rows);
-    let mut states = Vec::with_capacity(rows);
+    // Merge the panes (oldest first) into one state per sensor and metric.
+    let largest = panes.iter().map(|p| p.states.len()).max().unwrap_or(0);
+    let mut merged: FxHashMap<(u32, u16), PartialState> =
+        FxHashMap::with_capacity_and_hasher(largest, Default::default());
     for pane in panes {
-        for (&(s, m), state) in &pane.states {
-            sensor.push(s);
-            metric.push(m);
-            states.push(*state);
+        for (key, state) in &pane.states {
+            merged
+                .entry(*key)
+                .and_modify(|m| m.merge(state))
+                .or_insert(*state);
         }
+    }
+    let mut sensor = Vec::with_capacity(merged.len());
+    let mut metric = Vec::with_capacity(merged.len());
+    let mut states = Vec::with_capacity(merged.len());
+    for ((s, m), state) in merged {
+        sensor.push(s);
+        metric.push(m);
+        states.push(state);
     }
     let f64s = |f: fn(&PartialState) -> f64| -> ArrayRef {
         Arc::new(Float64Array::from_iter_values(states.iter().map(f)))
@@ -506,8 +549,8 @@ mod hopping_tests {
         assert_eq!(total(&closed[0]), 2.0 + 4.0 + 3.0);
         assert_eq!(
             closed[0].batch.num_rows(),
-            2,
-            "two panes with data, one state each"
+            1,
+            "panes merged: one row per sensor and metric"
         );
         assert_eq!(total(&closed[1]), 3.0);
         assert_eq!(store.panes(), 0);
@@ -545,5 +588,21 @@ mod state_tests {
             "ties keep the first arrival"
         );
         assert_eq!((s.sx, s.sxx, s.sxy), (9.0, 23.0, 10.0 + 7.0 + 3.0 + 27.0));
+    }
+
+    #[test]
+    fn merging_states_equals_adding_the_readings() {
+        let readings = [(1_000, 5.0), (4_000, 2.0), (2_000, 8.0), (3_000, 1.0)];
+        let x = |ts: i64| ts as f64 / 1_000.0;
+        let mut all = PartialState::new(readings[0].0, readings[0].1, x(readings[0].0));
+        for (ts, v) in &readings[1..] {
+            all.add(*ts, *v, x(*ts));
+        }
+        let mut left = PartialState::new(1_000, 5.0, 1.0);
+        left.add(4_000, 2.0, 4.0);
+        let mut right = PartialState::new(2_000, 8.0, 2.0);
+        right.add(3_000, 1.0, 3.0);
+        left.merge(&right);
+        assert_eq!(left, all);
     }
 }

@@ -1,12 +1,12 @@
 //! Window aggregates, computed by DataFusion.
 //!
 //! A closed window arrives as one Arrow batch of partial states, one row per
-//! pane, sensor and metric (see `yujing_ingest::window::WINDOW_SCHEMA`). For
+//! sensor and metric (see `yujing_ingest::window::WINDOW_SCHEMA`). For
 //! each rule on that window the aggregator merges them per group:
 //!
 //! ```sql
 //! SELECT <group column> AS group_key, <merged parts>,
-//!        sum(n) AS readings, count(DISTINCT sensor_id) AS sensors
+//!        sum(n) AS readings, count(*) AS sensors
 //! FROM window WHERE metric = <rule metric> GROUP BY <group column>
 //! ```
 //!
@@ -22,9 +22,7 @@
 use arrow::array::{Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::functions::expr_fn::{greatest, nullif, sqrt};
-use datafusion::functions_aggregate::expr_fn::{
-    count_distinct, first_value, last_value, max, min, sum,
-};
+use datafusion::functions_aggregate::expr_fn::{count, first_value, last_value, max, min, sum};
 use datafusion::prelude::{Expr, SessionConfig, SessionContext, cast, col, lit, when};
 use datafusion::scalar::ScalarValue;
 use yujing_ingest::ClosedWindow;
@@ -78,7 +76,8 @@ impl WindowAggregator {
         let (parts, value) = value_expr(rule.aggregate);
         let mut aggregates = parts;
         aggregates.push(sum(col("n")).alias("readings"));
-        aggregates.push(count_distinct(col("sensor_id")).alias("sensors"));
+        // One row per sensor and metric: after the metric filter, rows are sensors.
+        aggregates.push(count(lit(1)).alias("sensors"));
         let batches = self
             .ctx
             .read_batch(window.batch.clone())?
