@@ -5,8 +5,10 @@
 //! - [`cli`]: the `yujing` command line (`demo`, `run`, `check-rules`),
 //!   wiring configuration to the pipeline, and shutdown on Ctrl-C/SIGTERM.
 //! - [`config`]: the YAML configuration of `yujing run`.
-//! - [`pipeline`]: the consume → window → aggregate → grade → deliver →
-//!   commit loop; shutdown is passed in as a future.
+//! - [`engine`]: readings in, warning transitions out, driven by the
+//!   watermark; no Kafka (what golden tests and backtests drive).
+//! - [`pipeline`]: the Kafka shell around the engine: consume, dead-letter,
+//!   deliver to sinks, commit; shutdown is passed in as a future.
 //! - [`telemetry`]: every Prometheus metric, and typed events that log and
 //!   count.
 //! - [`metrics_server`]: the `/metrics` HTTP endpoint.
@@ -21,6 +23,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod engine;
 pub mod metrics_server;
 pub mod pipeline;
 pub mod telemetry;

@@ -19,14 +19,12 @@ use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
-use yujing_ingest::{
-    Clock, ClosedWindow, DecodeError, MetricCatalog, SensorRegistry, Watermarks, WindowStore,
-    Windows, decode_readings, kafka,
-};
-use yujing_rules::{Grade, Rule, RuleSet, WarningBook, WindowAggregator, WindowSpec};
+use yujing_ingest::{Clock, DecodeError, SensorRegistry, decode_readings, kafka};
+use yujing_rules::{Grade, RuleSet};
 use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
+use crate::engine::Engine;
 use crate::telemetry::{
     BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, SinkDelivered, SinkFailed,
 };
@@ -83,14 +81,6 @@ pub struct RunSummary {
 /// without committing, so nothing is lost).
 const SINK_ATTEMPTS: u32 = 6;
 
-/// The rules sharing one window size and slide, and their store.
-struct WindowGroup {
-    store: WindowStore,
-    /// `1h` or `24h/1h`, for metrics.
-    label: String,
-    rules: Vec<Rule>,
-}
-
 #[derive(Clone)]
 struct TopicCounters {
     consumed: prometheus::IntCounter,
@@ -98,14 +88,9 @@ struct TopicCounters {
 }
 
 struct State {
-    groups: Vec<WindowGroup>,
+    engine: Engine,
     topic_counters: HashMap<String, TopicCounters>,
-    catalog: MetricCatalog,
-    registry: SensorRegistry,
-    watermarks: Watermarks,
     offsets: OffsetTracker,
-    book: WarningBook,
-    aggregator: WindowAggregator,
     sinks: Vec<Sink>,
     dead_letter: FutureProducer,
     dead_letter_topic: String,
@@ -115,7 +100,6 @@ struct State {
     /// each tick: reading the clock per message is measurable on VMs.
     now_ms: i64,
     times: TimeFormat,
-    max_future_skew_ms: i64,
     summary: RunSummary,
     /// When refused messages were last reported in the log, and the count then.
     refusals_reported: (Instant, u64),
@@ -143,24 +127,7 @@ pub async fn run(
     let mut producer_props = k.properties.clone();
     producer_props.extend(k.producer_properties.clone());
 
-    let catalog = MetricCatalog::new(setup.rules.metrics());
-    let mut by_window: BTreeMap<WindowSpec, Vec<Rule>> = BTreeMap::new();
-    for rule in &setup.rules.rules {
-        by_window.entry(rule.window).or_default().push(rule.clone());
-    }
-    let groups = by_window
-        .into_iter()
-        .map(|(spec, rules)| {
-            let metrics: Vec<u16> = rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
-            let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
-            WindowGroup {
-                store: WindowStore::new(windows, &catalog, &metrics),
-                label: spec.label(),
-                rules,
-            }
-        })
-        .collect();
-
+    let engine = Engine::new(&setup.rules, setup.registry.clone(), &setup.pipeline)?;
     let dead_letter: FutureProducer = kafka::client_config(&k.bootstrap_servers, &producer_props)
         .set("acks", "all")
         .set("message.timeout.ms", "30000")
@@ -183,17 +150,9 @@ pub async fn run(
     );
 
     let mut state = State {
-        groups,
+        engine,
         topic_counters: HashMap::new(),
-        catalog,
-        registry: setup.registry,
-        watermarks: Watermarks::new(
-            setup.pipeline.allowed_delay.as_millis() as i64,
-            setup.pipeline.idle_timeout.map(|d| d.as_millis() as i64),
-        ),
         offsets: OffsetTracker::new(),
-        book: WarningBook::new(),
-        aggregator: WindowAggregator::new(),
         sinks: setup.sinks,
         dead_letter,
         dead_letter_topic: k.dead_letter_topic.clone(),
@@ -201,7 +160,6 @@ pub async fn run(
         now_ms: setup.clock.now_ms(),
         clock: setup.clock,
         times: TimeFormat::new(utc_offset_ms),
-        max_future_skew_ms: setup.pipeline.max_future_skew.as_millis() as i64,
         summary: RunSummary::default(),
         refusals_reported: (Instant::now(), 0),
     };
@@ -244,7 +202,7 @@ pub async fn run(
     state.update_gauges();
     state.report_refusals();
     consumer.unsubscribe();
-    state.summary.active_at_end = state.book.active_count();
+    state.summary.active_at_end = state.engine.active_count();
     outcome.map(|()| state.summary)
 }
 
@@ -280,73 +238,19 @@ impl State {
             Ok(r) => r,
             Err(e) => return self.refuse(m, e).await,
         };
-        // Check the whole message before touching any window.
         if self.summary.messages.is_multiple_of(CLOCK_EVERY) {
             self.now_ms = self.clock.now_ms();
         }
-        let now = self.now_ms;
-        let mut placed = Vec::with_capacity(readings.len());
-        for r in &readings {
-            let Some(sensor) = self.registry.index_of(&r.sensor_id) else {
-                return self
-                    .refuse(m, DecodeError::UnknownSensor(r.sensor_id.clone()))
-                    .await;
-            };
-            if r.ts_ms > now + self.max_future_skew_ms {
-                let e = DecodeError::FutureTimestamp {
-                    sensor_id: r.sensor_id.clone(),
-                    ts_ms: r.ts_ms,
-                    skew_ms: self.max_future_skew_ms,
-                };
-                return self.refuse(m, e).await;
-            }
-            placed.push((sensor, self.catalog.id(&r.metric)));
-        }
+        let placed = match self.engine.place(topic, partition, &readings, self.now_ms) {
+            Ok(p) => p,
+            Err(e) => return self.refuse(m, e).await,
+        };
+        self.metrics.readings_unused.inc_by(placed.unused);
+        counters.accepted.inc_by(placed.accepted);
+        self.summary.readings += placed.accepted;
+        let done_at = placed.done_at;
 
-        let mut done_at: Option<i64> = None;
-        let mut late: Option<DecodeError> = None;
-        let mut late_count = 0u64;
-        let mut accepted = 0u64;
-        let max_ts = readings.iter().map(|r| r.ts_ms).max().unwrap_or(i64::MIN);
-        for (r, (sensor, metric)) in readings.iter().zip(placed) {
-            let Some(metric) = metric else {
-                self.metrics.readings_unused.inc();
-                continue;
-            };
-            let mut used = false;
-            let mut was_late = false;
-            for g in &mut self.groups {
-                if !g.store.wants(metric) {
-                    continue;
-                }
-                match g.store.insert(sensor, metric, r.ts_ms, r.value) {
-                    Ok(end) => {
-                        done_at = Some(done_at.map_or(end, |d: i64| d.max(end)));
-                        used = true;
-                    }
-                    Err(window_end_ms) => {
-                        was_late = true;
-                        late.get_or_insert(DecodeError::Late {
-                            sensor_id: r.sensor_id.clone(),
-                            ts_ms: r.ts_ms,
-                            window_end_ms,
-                        });
-                    }
-                }
-            }
-            if used {
-                accepted += 1;
-            }
-            if was_late {
-                late_count += 1;
-            }
-        }
-        // After placing the readings, so a message never makes itself late.
-        self.watermarks.observe(topic, partition, max_ts, now);
-        counters.accepted.inc_by(accepted);
-        self.summary.readings += accepted;
-
-        if let Some(e) = late {
+        if let Some((e, late_count)) = placed.late {
             LateReadings {
                 topic,
                 partition,
@@ -456,67 +360,41 @@ impl State {
     /// Close every window the watermark has passed, grade it, deliver the
     /// warnings, and release the offsets behind it.
     async fn close_ready(&mut self) -> Result<(), PipelineError> {
-        let Some(watermark) = self.watermarks.advance(self.now_ms) else {
+        let started = Instant::now();
+        let Some(closed) = self.engine.close_ready(self.now_ms).await? else {
             return Ok(());
         };
-        let ready = self
-            .groups
-            .iter()
-            .any(|g| g.store.next_end().is_some_and(|end| end <= watermark));
-        if !ready {
-            return Ok(());
-        }
-        let started = Instant::now();
-        // Windows of all sizes, in order of their end, so that warnings go
-        // out in event-time order.
-        let mut closed: Vec<(ClosedWindow, usize)> = Vec::new();
-        for (i, g) in self.groups.iter_mut().enumerate() {
-            for w in g
-                .store
-                .close_until(watermark, &self.registry, &self.catalog)?
-            {
-                closed.push((w, i));
-            }
-        }
-        closed.sort_by_key(|(w, i)| (w.end_ms, *i));
-
-        let emitted_at = yujing_ingest::clock::wall_now_ms();
-        let mut alerts = Vec::new();
-        for (window, i) in &closed {
+        for label in &closed.windows {
             self.metrics
                 .windows_closed
-                .with_label_values(&[&self.groups[*i].label])
+                .with_label_values(&[label])
                 .inc();
-            self.summary.windows_closed += 1;
-            for rule in &self.groups[*i].rules {
-                let aggregates = self.aggregator.aggregate(window, rule).await?;
-                for t in self
-                    .book
-                    .apply(rule, window.start_ms, window.end_ms, &aggregates)
-                {
-                    let grade_label = t.grade.map_or("clear", Grade::as_str);
-                    self.metrics
-                        .warnings
-                        .with_label_values(&[&rule.id, grade_label, t.transition.as_str()])
-                        .inc();
-                    self.summary.transitions += 1;
-                    match t.grade {
-                        Some(g) => *self.summary.warnings_by_grade.entry(g).or_default() += 1,
-                        None => self.summary.resolved += 1,
-                    }
-                    alerts.push(AlertMessage::new(
-                        &t,
-                        &self.registry,
-                        self.times,
-                        emitted_at,
-                    ));
-                }
+        }
+        self.summary.windows_closed += closed.windows.len() as u64;
+        let emitted_at = yujing_ingest::clock::wall_now_ms();
+        let mut alerts = Vec::with_capacity(closed.transitions.len());
+        for t in &closed.transitions {
+            let grade_label = t.grade.map_or("clear", Grade::as_str);
+            self.metrics
+                .warnings
+                .with_label_values(&[&t.rule.id, grade_label, t.transition.as_str()])
+                .inc();
+            self.summary.transitions += 1;
+            match t.grade {
+                Some(g) => *self.summary.warnings_by_grade.entry(g).or_default() += 1,
+                None => self.summary.resolved += 1,
             }
+            alerts.push(AlertMessage::new(
+                t,
+                self.engine.registry(),
+                self.times,
+                emitted_at,
+            ));
         }
         if !alerts.is_empty() {
             self.deliver(&alerts).await?;
         }
-        self.offsets.windows_closed(watermark);
+        self.offsets.windows_closed(closed.watermark);
         self.update_active_gauge();
         self.metrics
             .window_processing
@@ -562,20 +440,11 @@ impl State {
     }
 
     fn update_active_gauge(&self) {
-        let mut counts: HashMap<(&str, Grade), i64> = HashMap::new();
-        for (rule, grade) in self.book.active() {
-            *counts.entry((rule, grade)).or_default() += 1;
-        }
-        for g in &self.groups {
-            for rule in &g.rules {
-                for grade in Grade::ALL {
-                    let n = counts.get(&(rule.id.as_str(), grade)).copied().unwrap_or(0);
-                    self.metrics
-                        .active_warnings
-                        .with_label_values(&[&rule.id, grade.as_str()])
-                        .set(n);
-                }
-            }
+        for (rule, grade, n) in self.engine.active_by_rule() {
+            self.metrics
+                .active_warnings
+                .with_label_values(&[&rule, grade.as_str()])
+                .set(n);
         }
     }
 
@@ -599,13 +468,12 @@ impl State {
         let now = self.clock.now_ms();
         self.metrics
             .idle_partitions
-            .set(self.watermarks.idle_partitions(now) as i64);
-        if let Some(w) = self.watermarks.current() {
+            .set(self.engine.idle_partitions(now) as i64);
+        if let Some(w) = self.engine.watermark() {
             self.metrics.watermark.set(w as f64 / 1000.0);
             self.metrics.watermark_lag.set((now - w) as f64 / 1000.0);
         }
-        let states: usize = self.groups.iter().map(|g| g.store.states()).sum();
-        let panes: usize = self.groups.iter().map(|g| g.store.panes()).sum();
+        let (states, panes) = self.engine.state_size();
         self.metrics.window_states.set(states as i64);
         self.metrics.open_panes.set(panes as i64);
         self.metrics

@@ -1,0 +1,248 @@
+//! The engine: readings in, warning transitions out, driven by the
+//! watermark. No Kafka, no sinks, no metrics: `yujing run` wraps it with a
+//! consumer and producers, and tests (golden files) drive it directly, so
+//! every path runs the same windows, rules and warning lifecycle.
+
+use std::collections::{BTreeMap, HashMap};
+
+use yujing_ingest::{
+    DecodeError, MetricCatalog, Reading, SensorRegistry, Watermarks, WindowStore, Windows,
+};
+use yujing_rules::{
+    Grade, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregator, WindowSpec,
+};
+
+use crate::config::PipelineConfig;
+use crate::pipeline::PipelineError;
+
+/// The rules sharing one window size and slide, and their store.
+struct WindowGroup {
+    store: WindowStore,
+    /// `1h` or `24h/1h`, for metrics.
+    label: String,
+    rules: Vec<Rule>,
+}
+
+/// What became of one message's readings.
+#[derive(Debug, Default, PartialEq)]
+pub struct Placed {
+    /// Readings that went into at least one window.
+    pub accepted: u64,
+    /// Valid readings of metrics no rule uses.
+    pub unused: u64,
+    /// Readings whose every window had closed, with the first one's reason.
+    pub late: Option<(DecodeError, u64)>,
+    /// The latest window end the accepted readings wait for.
+    pub done_at: Option<i64>,
+}
+
+/// Windows closed by one watermark step and the transitions they caused.
+#[derive(Debug, Default)]
+pub struct Closed {
+    pub watermark: i64,
+    /// Label (`1h`, `24h/1h`) of each window closed, in close order.
+    pub windows: Vec<String>,
+    /// In event-time order of the windows, then by rule and group.
+    pub transitions: Vec<WarningTransition>,
+}
+
+pub struct Engine {
+    groups: Vec<WindowGroup>,
+    catalog: MetricCatalog,
+    registry: SensorRegistry,
+    watermarks: Watermarks,
+    book: WarningBook,
+    aggregator: WindowAggregator,
+    max_future_skew_ms: i64,
+}
+
+impl Engine {
+    pub fn new(
+        rules: &RuleSet,
+        registry: SensorRegistry,
+        config: &PipelineConfig,
+    ) -> Result<Self, PipelineError> {
+        let utc_offset_ms = config.utc_offset_ms().map_err(PipelineError::Invalid)?;
+        let catalog = MetricCatalog::new(rules.metrics());
+        let mut by_window: BTreeMap<WindowSpec, Vec<Rule>> = BTreeMap::new();
+        for rule in &rules.rules {
+            by_window.entry(rule.window).or_default().push(rule.clone());
+        }
+        let groups = by_window
+            .into_iter()
+            .map(|(spec, rules)| {
+                let metrics: Vec<u16> =
+                    rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
+                let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
+                WindowGroup {
+                    store: WindowStore::new(windows, &catalog, &metrics),
+                    label: spec.label(),
+                    rules,
+                }
+            })
+            .collect();
+        Ok(Engine {
+            groups,
+            catalog,
+            registry,
+            watermarks: Watermarks::new(
+                config.allowed_delay.as_millis() as i64,
+                config.idle_timeout.map(|d| d.as_millis() as i64),
+            ),
+            book: WarningBook::new(),
+            aggregator: WindowAggregator::new(),
+            max_future_skew_ms: config.max_future_skew.as_millis() as i64,
+        })
+    }
+
+    pub fn registry(&self) -> &SensorRegistry {
+        &self.registry
+    }
+
+    /// Place one message's readings, read from `topic`/`partition` at
+    /// processing time `now_ms`. The whole message is checked first: an
+    /// unknown sensor or a timestamp too far ahead refuses all of it.
+    pub fn place(
+        &mut self,
+        topic: &str,
+        partition: i32,
+        readings: &[Reading],
+        now_ms: i64,
+    ) -> Result<Placed, DecodeError> {
+        let mut ids = Vec::with_capacity(readings.len());
+        for r in readings {
+            let Some(sensor) = self.registry.index_of(&r.sensor_id) else {
+                return Err(DecodeError::UnknownSensor(r.sensor_id.clone()));
+            };
+            if r.ts_ms > now_ms + self.max_future_skew_ms {
+                return Err(DecodeError::FutureTimestamp {
+                    sensor_id: r.sensor_id.clone(),
+                    ts_ms: r.ts_ms,
+                    skew_ms: self.max_future_skew_ms,
+                });
+            }
+            ids.push((sensor, self.catalog.id(&r.metric)));
+        }
+        let mut placed = Placed::default();
+        let mut late_count = 0;
+        let mut late = None;
+        for (r, (sensor, metric)) in readings.iter().zip(ids) {
+            let Some(metric) = metric else {
+                placed.unused += 1;
+                continue;
+            };
+            let (mut used, mut was_late) = (false, false);
+            for g in &mut self.groups {
+                if !g.store.wants(metric) {
+                    continue;
+                }
+                match g.store.insert(sensor, metric, r.ts_ms, r.value) {
+                    Ok(end) => {
+                        placed.done_at = Some(placed.done_at.map_or(end, |d| d.max(end)));
+                        used = true;
+                    }
+                    Err(window_end_ms) => {
+                        was_late = true;
+                        late.get_or_insert(DecodeError::Late {
+                            sensor_id: r.sensor_id.clone(),
+                            ts_ms: r.ts_ms,
+                            window_end_ms,
+                        });
+                    }
+                }
+            }
+            placed.accepted += u64::from(used);
+            late_count += u64::from(was_late);
+        }
+        placed.late = late.map(|e| (e, late_count));
+        // After placing the readings, so a message never makes itself late.
+        if let Some(max_ts) = readings.iter().map(|r| r.ts_ms).max() {
+            self.watermarks.observe(topic, partition, max_ts, now_ms);
+        }
+        Ok(placed)
+    }
+
+    /// Advance the watermark to processing time `now_ms`; close every window
+    /// it passed, aggregate and grade them. `None` when nothing closed.
+    pub async fn close_ready(&mut self, now_ms: i64) -> Result<Option<Closed>, PipelineError> {
+        let Some(watermark) = self.watermarks.advance(now_ms) else {
+            return Ok(None);
+        };
+        let ready = self
+            .groups
+            .iter()
+            .any(|g| g.store.next_end().is_some_and(|end| end <= watermark));
+        if !ready {
+            return Ok(None);
+        }
+        // Windows of all sizes, in order of their end, so that warnings go
+        // out in event-time order.
+        let mut closed = Vec::new();
+        for (i, g) in self.groups.iter_mut().enumerate() {
+            for w in g
+                .store
+                .close_until(watermark, &self.registry, &self.catalog)?
+            {
+                closed.push((w, i));
+            }
+        }
+        closed.sort_by_key(|(w, i)| (w.end_ms, *i));
+        let mut out = Closed {
+            watermark,
+            ..Closed::default()
+        };
+        for (window, i) in &closed {
+            let group = &self.groups[*i];
+            out.windows.push(group.label.clone());
+            for rule in &group.rules {
+                let aggregates = self.aggregator.aggregate(window, rule).await?;
+                out.transitions.extend(self.book.apply(
+                    rule,
+                    window.start_ms,
+                    window.end_ms,
+                    &aggregates,
+                ));
+            }
+        }
+        Ok(Some(out))
+    }
+
+    /// The pipeline watermark as last computed.
+    pub fn watermark(&self) -> Option<i64> {
+        self.watermarks.current()
+    }
+
+    pub fn idle_partitions(&self, now_ms: i64) -> usize {
+        self.watermarks.idle_partitions(now_ms)
+    }
+
+    /// Partial states and panes held, over all window sizes.
+    pub fn state_size(&self) -> (usize, usize) {
+        let states = self.groups.iter().map(|g| g.store.states()).sum();
+        let panes = self.groups.iter().map(|g| g.store.panes()).sum();
+        (states, panes)
+    }
+
+    pub fn active_count(&self) -> usize {
+        self.book.active_count()
+    }
+
+    /// Active warnings per (rule, grade), with zeros for every rule and
+    /// grade so a gauge can be reset.
+    pub fn active_by_rule(&self) -> Vec<(String, Grade, i64)> {
+        let mut counts: HashMap<(&str, Grade), i64> = HashMap::new();
+        for (rule, grade) in self.book.active() {
+            *counts.entry((rule, grade)).or_default() += 1;
+        }
+        let mut out = Vec::new();
+        for g in &self.groups {
+            for rule in &g.rules {
+                for grade in Grade::ALL {
+                    let n = counts.get(&(rule.id.as_str(), grade)).copied().unwrap_or(0);
+                    out.push((rule.id.clone(), grade, n));
+                }
+            }
+        }
+        out
+    }
+}
