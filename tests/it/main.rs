@@ -6,5 +6,6 @@
 mod cli;
 mod demo;
 mod e2e;
+mod golden;
 mod support;
 mod windows;

@@ -1,0 +1,136 @@
+//! Golden files: `tests/golden/<case>/` holds `rules.yaml`, `input.jsonl`
+//! and `expected.jsonl` (and optionally `case.yaml` with pipeline settings
+//! and `sensors.csv`; the default registry is `tests/golden/sensors.csv`).
+//! The input runs through the same engine `yujing run` uses; each output
+//! line is an alert message (without `emitted_at`) or a refusal.
+//!
+//! Input lines are reading messages, or envelopes:
+//! - `{"partition": 1, "message": {…}}`: a message read from partition 1
+//!   (plain lines are partition 0);
+//! - `{"tick": "10m"}`: processing time passes with no message.
+//!
+//! Processing time follows the stream: it starts at the first reading's
+//! event time and never falls behind the latest event time seen.
+//!
+//! `YUJING_BLESS=1 cargo test --test it golden` rewrites the expected files;
+//! review the diff before committing it.
+
+use std::path::{Path, PathBuf};
+
+use serde_json::Value;
+use yujing::config::PipelineConfig;
+use yujing::engine::Engine;
+use yujing_ingest::{SensorRegistry, decode_readings};
+use yujing_rules::RuleSet;
+use yujing_sinks::{AlertMessage, TimeFormat};
+
+fn cases() -> Vec<PathBuf> {
+    let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/golden");
+    let mut out: Vec<PathBuf> = std::fs::read_dir(&root)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir())
+        .collect();
+    out.sort();
+    out
+}
+
+fn config(dir: &Path) -> PipelineConfig {
+    let path = dir.join("case.yaml");
+    let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "{}".into());
+    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+async fn run_case(dir: &Path) -> Vec<Value> {
+    let rules = RuleSet::load(&dir.join("rules.yaml")).unwrap();
+    let sensors = [
+        dir.join("sensors.csv"),
+        dir.parent().unwrap().join("sensors.csv"),
+    ]
+    .into_iter()
+    .find(|p| p.exists())
+    .unwrap();
+    let registry = SensorRegistry::load(&sensors).unwrap();
+    let config = config(dir);
+    let times = TimeFormat::new(config.utc_offset_ms().unwrap());
+    let mut engine = Engine::new(&rules, registry.clone(), &config).unwrap();
+    let input = std::fs::read_to_string(dir.join("input.jsonl")).unwrap();
+    let mut now: Option<i64> = None;
+    let mut out = Vec::new();
+    for (n, line) in input.lines().enumerate() {
+        if line.trim().is_empty() || line.starts_with("//") {
+            continue;
+        }
+        let value: Value =
+            serde_json::from_str(line).unwrap_or_else(|e| panic!("input line {}: {e}", n + 1));
+        if let Some(tick) = value.get("tick").and_then(Value::as_str) {
+            let d = humantime::parse_duration(tick).unwrap().as_millis() as i64;
+            now = now.map(|t| t + d);
+        } else {
+            let (partition, message) = match value.get("message") {
+                Some(m) => (
+                    value.get("partition").and_then(Value::as_i64).unwrap_or(0) as i32,
+                    m.to_string(),
+                ),
+                None => (0, line.to_owned()),
+            };
+            match decode_readings(message.as_bytes()) {
+                Err(e) => out.push(serde_json::json!({"line": n + 1, "refused": e.reason()})),
+                Ok(readings) => {
+                    let max_ts = readings.iter().map(|r| r.ts_ms).max().unwrap();
+                    now = Some(now.map_or(max_ts, |t| t.max(max_ts)));
+                    match engine.place("readings", partition, &readings, now.unwrap()) {
+                        Err(e) => {
+                            out.push(serde_json::json!({"line": n + 1, "refused": e.reason()}))
+                        }
+                        Ok(placed) => {
+                            if let Some((e, count)) = placed.late {
+                                out.push(serde_json::json!({"line": n + 1, "refused": e.reason(), "readings": count}));
+                            }
+                        }
+                    }
+                }
+            }
+        }
+        let Some(now) = now else { continue };
+        if let Some(closed) = engine.close_ready(now).await.unwrap() {
+            for t in &closed.transitions {
+                let mut alert =
+                    serde_json::to_value(AlertMessage::new(t, &registry, times, 0)).unwrap();
+                alert.as_object_mut().unwrap().remove("emitted_at");
+                out.push(alert);
+            }
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn golden_files() {
+    let bless = std::env::var_os("YUJING_BLESS").is_some();
+    let mut failures = Vec::new();
+    let cases = cases();
+    assert!(cases.len() >= 5, "golden cases found: {cases:?}");
+    for dir in cases {
+        let got = run_case(&dir).await;
+        let got_text: String = got.iter().map(|v| format!("{v}\n")).collect();
+        let expected_path = dir.join("expected.jsonl");
+        if bless {
+            std::fs::write(&expected_path, &got_text).unwrap();
+            continue;
+        }
+        let expected_text = std::fs::read_to_string(&expected_path).unwrap_or_default();
+        let expected: Vec<Value> = expected_text
+            .lines()
+            .filter(|l| !l.trim().is_empty())
+            .map(|l| serde_json::from_str(l).unwrap())
+            .collect();
+        if got != expected {
+            failures.push(format!(
+                "{}:\n--- expected\n{expected_text}--- got\n{got_text}",
+                dir.display()
+            ));
+        }
+    }
+    assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
