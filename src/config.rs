@@ -59,6 +59,10 @@ pub struct KafkaConfig {
     /// Refused messages go here with their original bytes and the reason.
     #[serde(default = "default_dead_letter")]
     pub dead_letter_topic: String,
+    /// Readings later than the allowed lateness go here (original bytes,
+    /// reason `late` in headers). Defaults to the dead-letter topic.
+    #[serde(default)]
+    pub late_topic: Option<String>,
     /// librdkafka properties for every client (security, timeouts, …).
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
@@ -85,6 +89,12 @@ pub struct PipelineConfig {
     /// the watermark is the latest event time seen minus this.
     #[serde(default = "default_delay", deserialize_with = "duration")]
     pub allowed_delay: Duration,
+    /// A window stays open to corrections this long after the watermark
+    /// passed it (capped at the window's slide): a reading arriving that
+    /// late updates it and its result is re-emitted. Later readings go to
+    /// the late topic.
+    #[serde(default, deserialize_with = "duration")]
+    pub allowed_lateness: Duration,
     /// Readings stamped further than this ahead of now are refused (they
     /// would otherwise push the watermark into the future).
     #[serde(default = "default_skew", deserialize_with = "duration")]
@@ -119,6 +129,7 @@ impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
             allowed_delay: default_delay(),
+            allowed_lateness: Duration::ZERO,
             max_future_skew: default_skew(),
             idle_timeout: default_idle(),
             utc_offset: default_offset(),

@@ -40,8 +40,9 @@ pub struct Placed {
 #[derive(Debug, Default)]
 pub struct Closed {
     pub watermark: i64,
-    /// Label (`1h`, `24h/1h`) of each window closed, in close order.
-    pub windows: Vec<String>,
+    /// Label (`1h`, `24h/1h`) of each window closed, in close order, and
+    /// whether it was a correction of a window closed before.
+    pub windows: Vec<(String, bool)>,
     /// In event-time order of the windows, then by rule and group.
     pub transitions: Vec<WarningTransition>,
 }
@@ -74,8 +75,9 @@ impl Engine {
                 let metrics: Vec<u16> =
                     rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
                 let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
+                let lateness = config.allowed_lateness.as_millis() as i64;
                 WindowGroup {
-                    store: WindowStore::new(windows, &catalog, &metrics),
+                    store: WindowStore::new(windows, &catalog, &metrics).with_lateness(lateness),
                     label: spec.label(),
                     rules,
                 }
@@ -173,6 +175,9 @@ impl Engine {
             .iter()
             .any(|g| g.store.next_end().is_some_and(|end| end <= watermark));
         if !ready {
+            for g in &mut self.groups {
+                g.store.advance_to(watermark);
+            }
             return Ok(None);
         }
         // Windows of all sizes, in order of their end, so that warnings go
@@ -193,15 +198,18 @@ impl Engine {
         };
         for (window, i) in &closed {
             let group = &self.groups[*i];
-            out.windows.push(group.label.clone());
+            out.windows.push((group.label.clone(), window.correction));
             for rule in &group.rules {
                 let aggregates = self.aggregator.aggregate(window, rule).await?;
-                out.transitions.extend(self.book.apply(
-                    rule,
-                    window.start_ms,
-                    window.end_ms,
-                    &aggregates,
-                ));
+                // A correction is graded like any window: the rule layer
+                // may raise, escalate or resolve on it.
+                let transitions =
+                    self.book
+                        .apply(rule, window.start_ms, window.end_ms, &aggregates);
+                out.transitions.extend(transitions.into_iter().map(|mut t| {
+                    t.correction = window.correction;
+                    t
+                }));
             }
         }
         Ok(Some(out))

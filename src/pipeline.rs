@@ -94,6 +94,8 @@ struct State {
     sinks: Vec<Sink>,
     dead_letter: FutureProducer,
     dead_letter_topic: String,
+    /// Where readings later than the allowed lateness go.
+    late_topic: String,
     metrics: Metrics,
     clock: Clock,
     /// `clock.now_ms()`, refreshed every [`CLOCK_EVERY`] messages and on
@@ -156,6 +158,10 @@ pub async fn run(
         sinks: setup.sinks,
         dead_letter,
         dead_letter_topic: k.dead_letter_topic.clone(),
+        late_topic: k
+            .late_topic
+            .clone()
+            .unwrap_or_else(|| k.dead_letter_topic.clone()),
         metrics: setup.metrics,
         now_ms: setup.clock.now_ms(),
         clock: setup.clock,
@@ -259,7 +265,7 @@ impl State {
             }
             .emit(&self.metrics);
             self.summary.late_readings += late_count;
-            if !self.dead_letter(m, &e).await {
+            if !self.dead_letter(m, &e, &self.late_topic).await {
                 self.offsets
                     .consumed(topic, partition, offset, Some(i64::MAX));
                 return;
@@ -295,14 +301,14 @@ impl State {
         self.summary.bad_messages += 1;
         // Until the dead-letter copy is acknowledged the offset is held:
         // `i64::MAX` is a window end that never closes.
-        let delivered = self.dead_letter(m, &error).await;
+        let delivered = self.dead_letter(m, &error, &self.dead_letter_topic).await;
         self.offsets
             .consumed(topic, partition, offset, (!delivered).then_some(i64::MAX));
     }
 
     /// Copy the original message to the dead-letter topic with the reason
     /// in headers. Returns whether the broker acknowledged it.
-    async fn dead_letter(&self, m: &BorrowedMessage<'_>, error: &DecodeError) -> bool {
+    async fn dead_letter(&self, m: &BorrowedMessage<'_>, error: &DecodeError, to: &str) -> bool {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let partition_s = partition.to_string();
         let offset_s = offset.to_string();
@@ -333,8 +339,7 @@ impl State {
                 key: "yujing.time",
                 value: Some(at.as_str()),
             });
-        let mut record: FutureRecord<'_, [u8], [u8]> =
-            FutureRecord::to(&self.dead_letter_topic).headers(headers);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(to).headers(headers);
         if let Some(p) = m.payload() {
             record = record.payload(p);
         }
@@ -364,13 +369,15 @@ impl State {
         let Some(closed) = self.engine.close_ready(self.now_ms).await? else {
             return Ok(());
         };
-        for label in &closed.windows {
-            self.metrics
-                .windows_closed
-                .with_label_values(&[label])
-                .inc();
+        for (label, correction) in &closed.windows {
+            let counter = if *correction {
+                &self.metrics.window_corrections
+            } else {
+                &self.metrics.windows_closed
+            };
+            counter.with_label_values(&[label]).inc();
         }
-        self.summary.windows_closed += closed.windows.len() as u64;
+        self.summary.windows_closed += closed.windows.iter().filter(|(_, c)| !c).count() as u64;
         let emitted_at = yujing_ingest::clock::wall_now_ms();
         let mut alerts = Vec::with_capacity(closed.transitions.len());
         for t in &closed.transitions {

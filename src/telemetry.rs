@@ -23,6 +23,7 @@ pub struct Metrics {
     pub dead_letter_failures: IntCounter,
     pub kafka_errors: IntCounter,
     pub windows_closed: IntCounterVec,
+    pub window_corrections: IntCounterVec,
     pub warnings: IntCounterVec,
     pub active_warnings: IntGaugeVec,
     pub sink_sends: IntCounterVec,
@@ -141,6 +142,11 @@ impl Metrics {
             windows_closed: counter_vec(
                 "yujing_windows_closed_total",
                 "Event-time windows closed by the watermark, by window size.",
+                &["window"],
+            ),
+            window_corrections: counter_vec(
+                "yujing_window_corrections_total",
+                "Closed windows re-emitted because late readings (within the allowed lateness) changed them.",
                 &["window"],
             ),
             warnings: counter_vec(

@@ -203,6 +203,9 @@ pub struct ClosedWindow {
     pub start_ms: i64,
     pub end_ms: i64,
     pub batch: RecordBatch,
+    /// Emitted before: this is the window again, updated by readings that
+    /// arrived late but within the allowed lateness.
+    pub correction: bool,
 }
 
 /// The open windows of one size and slide, for the metrics its rules use.
@@ -214,6 +217,10 @@ pub struct WindowStore {
     panes: BTreeMap<i64, Pane>,
     /// Every window ending at or before this has been closed.
     closed_until: i64,
+    /// Closed windows stay correctable this long past the watermark.
+    lateness_ms: i64,
+    /// Ends of closed windows that late readings changed: re-emit them.
+    dirty: BTreeSet<i64>,
     /// Origin of the slope's time axis, set by the first reading.
     origin_ms: Option<i64>,
     /// Largest pane seen, to size new panes without rehashing.
@@ -232,9 +239,24 @@ impl WindowStore {
             wants,
             panes: BTreeMap::new(),
             closed_until: i64::MIN,
+            lateness_ms: 0,
+            dirty: BTreeSet::new(),
             origin_ms: None,
             pane_hint: 0,
         }
+    }
+
+    /// Keep closed windows correctable for `lateness_ms` after the watermark
+    /// passed them. Capped at the slide, so only the latest closed window
+    /// can be corrected and corrections never arrive out of order.
+    pub fn with_lateness(mut self, lateness_ms: i64) -> Self {
+        self.lateness_ms = lateness_ms.clamp(0, self.windows.slide_ms);
+        self
+    }
+
+    /// Windows ending at or before this can no longer change.
+    fn final_until(&self) -> i64 {
+        self.closed_until.saturating_sub(self.lateness_ms)
     }
 
     pub fn windows(&self) -> Windows {
@@ -247,14 +269,23 @@ impl WindowStore {
     }
 
     /// Add a reading. Returns the end of the last window holding it, or
-    /// `Err(that end)` when every window holding it has already closed (the
-    /// reading is late). With hopping windows a reading whose earlier
-    /// windows closed still counts in the later ones.
+    /// `Err(that end)` when every window holding it is closed beyond the
+    /// allowed lateness (the reading is late). With hopping windows a
+    /// reading whose earlier windows closed still counts in the later ones;
+    /// a closed window within the lateness is marked for a correction.
     pub fn insert(&mut self, sensor: u32, metric: u16, ts_ms: i64, value: f64) -> Result<i64, i64> {
         let pane_start = self.windows.pane_of(ts_ms);
         let last_end = pane_start + self.windows.size_ms;
-        if last_end <= self.closed_until {
+        if last_end <= self.final_until() {
             return Err(last_end);
+        }
+        if pane_start + self.windows.slide_ms <= self.closed_until {
+            let (final_until, closed_until) = (self.final_until(), self.closed_until);
+            self.dirty.extend(
+                self.windows
+                    .ends_of(ts_ms)
+                    .filter(|e| *e > final_until && *e <= closed_until),
+            );
         }
         let origin = *self.origin_ms.get_or_insert(pane_start);
         let x = (ts_ms - origin) as f64 / MS_PER_HOUR;
@@ -283,9 +314,25 @@ impl WindowStore {
         (end <= pane + self.windows.size_ms).then_some(end)
     }
 
-    /// End of the earliest window still to close, if any.
+    /// End of the earliest window still to close (or to re-emit), if any.
     pub fn next_end(&self) -> Option<i64> {
-        self.panes.keys().find_map(|p| self.first_open_end(*p))
+        let open = self.panes.keys().find_map(|p| self.first_open_end(*p));
+        match (self.dirty.first().copied(), open) {
+            (Some(d), Some(o)) => Some(d.min(o)),
+            (d, o) => d.or(o),
+        }
+    }
+
+    /// Let the store know the watermark reached `watermark` when no window
+    /// is due: lateness is measured from the watermark, so closed windows
+    /// stop taking corrections on time even in a quiet store.
+    pub fn advance_to(&mut self, watermark: i64) {
+        if self.next_end().is_some_and(|end| end <= watermark) || watermark <= self.closed_until {
+            return;
+        }
+        self.closed_until = watermark;
+        let (size, keep_after) = (self.windows.size_ms, self.final_until());
+        self.panes.retain(|p, _| p + size > keep_after);
     }
 
     /// Number of partial states held (one per pane, sensor and metric).
@@ -321,18 +368,23 @@ impl WindowStore {
                 end += w.slide_ms;
             }
         }
-        let mut out = Vec::with_capacity(ends.len());
-        for end in ends {
+        let corrections = std::mem::take(&mut self.dirty);
+        let mut out = Vec::with_capacity(ends.len() + corrections.len());
+        for (end, correction) in corrections
+            .into_iter()
+            .map(|e| (e, true))
+            .chain(ends.into_iter().map(|e| (e, false)))
+        {
             let start = end - w.size_ms;
             let panes: Vec<&Pane> = self.panes.range(start..end).map(|(_, p)| p).collect();
             out.push(ClosedWindow {
                 start_ms: start,
                 end_ms: end,
                 batch: to_batch(&panes, registry, catalog)?,
+                correction,
             });
         }
         self.closed_until = self.closed_until.max(watermark);
-        let closed_until = self.closed_until;
         let largest = self
             .panes
             .values()
@@ -340,7 +392,8 @@ impl WindowStore {
             .max()
             .unwrap_or(0);
         self.pane_hint = self.pane_hint.max(largest);
-        self.panes.retain(|p, _| p + w.size_ms > closed_until);
+        let keep_after = self.final_until();
+        self.panes.retain(|p, _| p + w.size_ms > keep_after);
         Ok(out)
     }
 }
@@ -604,5 +657,54 @@ mod state_tests {
         right.add(3_000, 1.0, 3.0);
         left.merge(&right);
         assert_eq!(left, all);
+    }
+}
+
+#[cfg(test)]
+mod lateness_tests {
+    use super::*;
+    use crate::registry::Sensor;
+
+    const MIN: i64 = 60_000;
+
+    #[test]
+    fn late_reading_within_lateness_corrects_the_closed_window() {
+        let s = Sensor {
+            sensor_id: "a".into(),
+            kind: "air".into(),
+            district: "Yubei".into(),
+            district_code: "500112".into(),
+            street: "Longxi".into(),
+            grid: "g1".into(),
+            lat: 29.6,
+            lon: 106.5,
+        };
+        let (reg, cat) = (
+            SensorRegistry::new(vec![s]).unwrap(),
+            MetricCatalog::new(["pm25"]),
+        );
+        let mut store =
+            WindowStore::new(Windows::tumbling(MIN, 0), &cat, &[0]).with_lateness(30_000);
+        store.insert(0, 0, 10_000, 1.0).unwrap();
+        let first = store.close_until(MIN + 5_000, &reg, &cat).unwrap();
+        assert_eq!(first.len(), 1);
+        assert!(!first[0].correction);
+        // 25 s after the window closed: within the 30 s lateness.
+        assert_eq!(store.insert(0, 0, 20_000, 2.0), Ok(MIN));
+        assert_eq!(store.next_end(), Some(MIN), "a correction is due");
+        let again = store.close_until(MIN + 25_000, &reg, &cat).unwrap();
+        assert_eq!(again.len(), 1);
+        assert!(again[0].correction);
+        assert_eq!((again[0].start_ms, again[0].end_ms), (0, MIN));
+        let n = again[0].batch.column_by_name("n").unwrap();
+        assert_eq!(n.as_any().downcast_ref::<Int64Array>().unwrap().value(0), 2);
+        // Past the lateness the window is final: late beyond lateness.
+        store.close_until(MIN + 31_000, &reg, &cat).unwrap();
+        assert_eq!(store.insert(0, 0, 30_000, 3.0), Err(MIN));
+        assert_eq!(store.panes(), 0);
+        // Lateness is capped at the slide.
+        let capped =
+            WindowStore::new(Windows::tumbling(MIN, 0), &cat, &[0]).with_lateness(10 * MIN);
+        assert_eq!(capped.lateness_ms, MIN);
     }
 }

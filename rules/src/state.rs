@@ -75,6 +75,9 @@ pub struct WarningTransition {
     /// Event time the episode was raised (its first window's end).
     pub started_at_ms: i64,
     pub resolve_reason: Option<ResolveReason>,
+    /// Caused by a corrected window (late readings within the allowed
+    /// lateness), not by a newly closed one.
+    pub correction: bool,
 }
 
 impl WarningTransition {
@@ -165,6 +168,7 @@ impl WarningBook {
                     sensors: aggregate.map_or(0, |a| a.sensors),
                     started_at_ms: active.started_at_ms,
                     resolve_reason: None,
+                    correction: false,
                 };
             match (previous, graded) {
                 (None, None) => {}

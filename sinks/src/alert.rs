@@ -105,6 +105,10 @@ pub struct AlertMessage {
     pub emitted_at: String,
     /// `cleared` or `no_data` when resolved, else null.
     pub resolve_reason: Option<String>,
+    /// True when the window was re-emitted after late readings (within the
+    /// allowed lateness) changed it.
+    #[serde(default)]
+    pub correction: bool,
     pub summary: String,
 }
 
@@ -169,6 +173,7 @@ impl AlertMessage {
                 .to_owned()
             }),
             summary: summary(t, group.district.as_deref()),
+            correction: t.correction,
             group,
         }
     }

@@ -99,8 +99,9 @@ pub fn line(a: &AlertMessage, colour: bool) -> String {
         (_, Some(st), _, Some(et)) => format!("[{st}–{et}]"),
         _ => String::new(),
     };
+    let corrected = if a.correction { "  (corrected)" } else { "" };
     format!(
-        "{when} {badge} {:<12}  {}  {}  {} {} {measure}  {span}",
+        "{when} {badge} {:<12}  {}  {}  {} {} {measure}  {span}{corrected}",
         a.transition,
         a.rule.id,
         a.area_label(),
