@@ -224,11 +224,13 @@ impl Engine {
         self.watermarks.idle_partitions(now_ms)
     }
 
-    /// Partial states and panes held, over all window sizes.
-    pub fn state_size(&self) -> (usize, usize) {
+    /// Partial states, panes and approximate state bytes held, over all
+    /// window sizes.
+    pub fn state_size(&self) -> (usize, usize, usize) {
         let states = self.groups.iter().map(|g| g.store.states()).sum();
         let panes = self.groups.iter().map(|g| g.store.panes()).sum();
-        (states, panes)
+        let bytes = self.groups.iter().map(|g| g.store.state_bytes()).sum();
+        (states, panes, bytes)
     }
 
     pub fn active_count(&self) -> usize {

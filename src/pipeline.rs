@@ -480,7 +480,8 @@ impl State {
             self.metrics.watermark.set(w as f64 / 1000.0);
             self.metrics.watermark_lag.set((now - w) as f64 / 1000.0);
         }
-        let (states, panes) = self.engine.state_size();
+        let (states, panes, bytes) = self.engine.state_size();
+        self.metrics.window_state_bytes.set(bytes as i64);
         self.metrics.window_states.set(states as i64);
         self.metrics.open_panes.set(panes as i64);
         self.metrics

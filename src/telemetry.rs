@@ -33,6 +33,7 @@ pub struct Metrics {
     pub watermark_lag: Gauge,
     pub window_states: IntGauge,
     pub open_panes: IntGauge,
+    pub window_state_bytes: IntGauge,
     pub idle_partitions: IntGauge,
     pub consumer_lag: IntGaugeVec,
     pub uncommitted_messages: IntGauge,
@@ -181,6 +182,10 @@ impl Metrics {
             window_states: int_gauge(
                 "yujing_window_states",
                 "Partial aggregate states held for open windows (one per pane, sensor and metric).",
+            ),
+            window_state_bytes: int_gauge(
+                "yujing_window_state_bytes",
+                "Approximate bytes held by window partial states (entries and hash-table slots).",
             ),
             open_panes: int_gauge(
                 "yujing_open_panes",

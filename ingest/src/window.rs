@@ -340,6 +340,16 @@ impl WindowStore {
         self.panes.values().map(|p| p.states.len()).sum()
     }
 
+    /// Approximate bytes held by the partial states (entries plus hash-table
+    /// overhead), for the state-size metric.
+    pub fn state_bytes(&self) -> usize {
+        const ENTRY: usize = std::mem::size_of::<((u32, u16), PartialState)>() + 1;
+        self.panes
+            .values()
+            .map(|p| p.states.capacity() * ENTRY)
+            .sum()
+    }
+
     /// Number of panes held.
     pub fn panes(&self) -> usize {
         self.panes.len()

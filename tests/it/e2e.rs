@@ -101,6 +101,7 @@ fn write_config(
   group_id: yujing-e2e
   readings_topics: [readings]
   dead_letter_topic: dead-letter
+  late_topic: late-readings
   consumer_properties:
     session.timeout.ms: \"6000\"
     statistics.interval.ms: \"1000\"
@@ -195,6 +196,7 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
     cluster.create_topic("readings", 1, 1).unwrap();
     cluster.create_topic("alerts", 1, 1).unwrap();
     cluster.create_topic("dead-letter", 1, 1).unwrap();
+    cluster.create_topic("late-readings", 1, 1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let metrics_port = free_port();
@@ -229,7 +231,9 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
         let dead = {
             let b = bootstrap.clone();
             tokio::task::spawn_blocking(move || {
-                read_topic(&b, "dead-letter", 3, Duration::from_secs(30))
+                let mut refused = read_topic(&b, "dead-letter", 2, Duration::from_secs(30));
+                refused.extend(read_topic(&b, "late-readings", 1, Duration::from_secs(30)));
+                refused
             })
             .await
             .unwrap()
@@ -329,7 +333,12 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
         .iter()
         .map(|r| r.headers["yujing.reason"].as_str())
         .collect();
+    // Bad input on the dead-letter topic, the late reading on the late topic.
     assert_eq!(reasons, ["malformed", "unknown_sensor", "late"]);
+    assert_eq!(
+        dead[2].payload,
+        epoch("a1", T0 + MIN + 30_000, 999.0).into_bytes()
+    );
     assert_eq!(
         dead[0].payload,
         br#"{"sensor_id":"a1","ts":"#.to_vec(),
@@ -407,6 +416,10 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
     assert_eq!(sample(&samples, "yujing_active_warnings", &[]), 0.0);
     assert!(sample(&samples, "yujing_window_processing_seconds_count", &[]) >= 1.0);
     assert!(sample(&samples, "yujing_watermark_seconds", &[]) > 1.7e9);
+    assert!(
+        sample(&samples, "yujing_window_state_bytes", &[]) > 0.0,
+        "minute 6 is open"
+    );
     // librdkafka statistics (interval passed through the config): all read.
     let lag = samples.iter().find(|(k, _)| {
         k.starts_with("yujing_consumer_lag_messages{") && k.contains("topic=\"readings\"")
