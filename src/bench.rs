@@ -62,11 +62,21 @@ pub struct PipelineResult {
     pub peak_rss_mb: f64,
 }
 
+/// The same messages read by a bare rdkafka `StreamConsumer` that does
+/// nothing with them: the ceiling the pipeline works under.
+#[derive(Debug, Serialize)]
+pub struct ConsumerBaseline {
+    pub messages: u64,
+    pub seconds: f64,
+    pub messages_per_second: f64,
+}
+
 #[derive(Debug, Serialize)]
 pub struct BenchResults {
     pub machine: String,
     pub engine: EngineResult,
     pub pipeline: PipelineResult,
+    pub consumer_baseline: ConsumerBaseline,
 }
 
 const METRIC: &str = "pm25";
@@ -285,6 +295,50 @@ pub async fn pipeline_throughput(
     })
 }
 
+/// Read the bench messages with a bare consumer (same group settings as the
+/// pipeline), counting only.
+pub async fn consumer_baseline(
+    sensors: usize,
+    messages: usize,
+) -> Result<ConsumerBaseline, PipelineError> {
+    use rdkafka::consumer::{Consumer, StreamConsumer};
+    let messages = messages.min(PARTITIONS as usize * PER_PARTITION);
+    let cluster = MockCluster::new(1)?;
+    cluster.create_topic("bench.readings", PARTITIONS, 1)?;
+    let bootstrap = cluster.bootstrap_servers();
+    {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || produce(&bootstrap, sensors, messages))
+            .await
+            .map_err(|e| PipelineError::Invalid(e.to_string()))??;
+    }
+    let consumer: StreamConsumer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .set("group.id", "bench-baseline")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&["bench.readings"])?;
+    let mut count = 0u64;
+    let mut started = None;
+    while count < messages as u64 {
+        let m = tokio::time::timeout(Duration::from_secs(60), consumer.recv())
+            .await
+            .map_err(|_| PipelineError::Invalid("baseline consumer stalled".into()))??;
+        std::hint::black_box(rdkafka::Message::payload(&m));
+        started.get_or_insert_with(Instant::now);
+        count += 1;
+    }
+    let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
+    drop(consumer);
+    drop(cluster);
+    Ok(ConsumerBaseline {
+        messages: count,
+        seconds,
+        messages_per_second: count as f64 / seconds,
+    })
+}
+
 /// Produce `messages` readings, one per sensor per event second (keyed by
 /// sensor), and wait until the broker has them all.
 fn produce(bootstrap: &str, sensors: usize, messages: usize) -> Result<(), PipelineError> {
@@ -351,6 +405,11 @@ pub async fn run(opts: BenchOptions) -> Result<BenchResults, PipelineError> {
         "  {:.0} readings/s ({} readings in {:.1} s), peak RSS {:.0} MB",
         pipeline.readings_per_second, pipeline.readings, pipeline.seconds, pipeline.peak_rss_mb
     );
+    let consumer_baseline = consumer_baseline(opts.sensors, opts.pipeline_messages).await?;
+    eprintln!(
+        "bare consumer on the same messages: {:.0} messages/s",
+        consumer_baseline.messages_per_second
+    );
     let results = BenchResults {
         machine: format!(
             "{} cores, {}",
@@ -363,6 +422,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchResults, PipelineError> {
         ),
         engine,
         pipeline,
+        consumer_baseline,
     };
     let json = serde_json::to_string_pretty(&results)
         .map_err(|e| PipelineError::Invalid(e.to_string()))?;

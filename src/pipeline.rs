@@ -107,6 +107,21 @@ struct State {
     refusals_reported: (Instant, u64),
 }
 
+/// Messages handled in a row before shutdown and the tick are checked.
+const BURST: usize = 1024;
+
+/// The next message if librdkafka already has one, without waiting.
+async fn ready_now(
+    consumer: &StreamConsumer<LagReporter>,
+) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'_>>> {
+    let mut recv = std::pin::pin!(consumer.recv());
+    std::future::poll_fn(|cx| match recv.as_mut().poll(cx) {
+        std::task::Poll::Ready(m) => std::task::Poll::Ready(Some(m)),
+        std::task::Poll::Pending => std::task::Poll::Ready(None),
+    })
+    .await
+}
+
 /// Messages between clock reads on the hot path.
 const CLOCK_EVERY: u64 = 64;
 
@@ -177,11 +192,12 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            msg = consumer.recv() => match msg {
-                Ok(m) => state.on_message(&m).await,
-                Err(e) => {
-                    tracing::warn!("kafka consumer error: {e}");
-                    state.metrics.kafka_errors.inc();
+            msg = consumer.recv() => {
+                // Drain what is already fetched before going back to the
+                // select: polling the timer and shutdown per message costs
+                // more than the message itself.
+                if let Err(e) = state.on_burst(&consumer, msg).await {
+                    break Err(e);
                 }
             },
             _ = tick.tick() => {
@@ -189,10 +205,10 @@ pub async fn run(
                 state.update_gauges();
                 state.report_refusals();
                 commit(&consumer, &mut state, CommitMode::Async);
+                if let Err(e) = state.close_ready().await {
+                    break Err(e);
+                }
             }
-        }
-        if let Err(e) = state.close_ready().await {
-            break Err(e);
         }
     };
     // Stop consuming; deliver what the watermark already closed; commit.
@@ -233,6 +249,32 @@ fn commit(consumer: &StreamConsumer<LagReporter>, state: &mut State, mode: Commi
 }
 
 impl State {
+    /// Handle `first` and up to [`BURST`] - 1 messages already waiting,
+    /// closing windows after each as the watermark moves.
+    async fn on_burst(
+        &mut self,
+        consumer: &StreamConsumer<LagReporter>,
+        first: rdkafka::error::KafkaResult<BorrowedMessage<'_>>,
+    ) -> Result<(), PipelineError> {
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(msg) = next.take() {
+            match msg {
+                Ok(m) => self.on_message(&m).await,
+                Err(e) => {
+                    tracing::warn!("kafka consumer error: {e}");
+                    self.metrics.kafka_errors.inc();
+                }
+            }
+            self.close_ready().await?;
+            handled += 1;
+            if handled < BURST {
+                next = ready_now(consumer).await;
+            }
+        }
+        Ok(())
+    }
+
     async fn on_message(&mut self, m: &BorrowedMessage<'_>) {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let payload = m.payload().unwrap_or(&[]);
