@@ -248,7 +248,8 @@ pub async fn pipeline_throughput(
             allowed_lateness: Duration::ZERO,
             max_future_skew: Duration::from_secs(365 * 24 * 3600),
             idle_timeout: None,
-            utc_offset: "+08:00".into(),
+            max_age: None,
+            time_zone: "Asia/Shanghai".into(),
         },
         rules: RuleSet {
             path: PathBuf::from("bench"),

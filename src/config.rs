@@ -104,9 +104,21 @@ pub struct PipelineConfig {
     /// processing time so the last windows still close. `off` disables.
     #[serde(default = "default_idle", deserialize_with = "optional_duration")]
     pub idle_timeout: Option<Duration>,
-    /// Offset of local time, for window alignment and displayed times.
-    #[serde(default = "default_offset")]
-    pub utc_offset: String,
+    /// Readings stamped further than this before now are refused (a
+    /// gateway whose clock reset to 1970 must not open windows in the
+    /// past). `off` disables; raise it to replay an older backlog.
+    #[serde(default = "default_max_age", deserialize_with = "optional_duration")]
+    pub max_age: Option<Duration>,
+    /// Local time for window alignment and displayed times: an IANA zone
+    /// without daylight saving time (`Asia/Shanghai`) or an offset
+    /// (`+08:00`). Windows align to local boundaries, so an hourly window
+    /// is 08:00-09:00 local.
+    #[serde(default = "default_time_zone")]
+    pub time_zone: String,
+}
+
+fn default_max_age() -> Option<Duration> {
+    Some(Duration::from_secs(7 * 24 * 3600))
 }
 
 fn default_idle() -> Option<Duration> {
@@ -121,8 +133,8 @@ fn default_skew() -> Duration {
     Duration::from_secs(300)
 }
 
-fn default_offset() -> String {
-    "+08:00".into()
+fn default_time_zone() -> String {
+    "Asia/Shanghai".into()
 }
 
 impl Default for PipelineConfig {
@@ -132,15 +144,22 @@ impl Default for PipelineConfig {
             allowed_lateness: Duration::ZERO,
             max_future_skew: default_skew(),
             idle_timeout: default_idle(),
-            utc_offset: default_offset(),
+            max_age: default_max_age(),
+            time_zone: default_time_zone(),
         }
     }
 }
 
 impl PipelineConfig {
-    /// `utc_offset` in milliseconds east of UTC.
+    /// `time_zone` in milliseconds east of UTC.
     pub fn utc_offset_ms(&self) -> Result<i64, String> {
-        parse_offset(&self.utc_offset)
+        if self.time_zone.starts_with(['+', '-'])
+            || self.time_zone == "Z"
+            || self.time_zone == "UTC"
+        {
+            return parse_offset(&self.time_zone);
+        }
+        zone_offset(&self.time_zone)
     }
 }
 
@@ -194,12 +213,41 @@ fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>
         .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (write e.g. 2m, or off)")))
 }
 
+/// The fixed offset of an IANA zone, refusing zones that change offset in
+/// the year (daylight saving time): window boundaries must not move.
+fn zone_offset(name: &str) -> Result<i64, String> {
+    use chrono::{Offset, TimeZone};
+    let tz: chrono_tz::Tz = name
+        .parse()
+        .map_err(|_| format!("time_zone {name:?} is not an IANA zone name (e.g. Asia/Shanghai) nor an offset (e.g. +08:00)"))?;
+    let offset_at = |month| {
+        let t = chrono::NaiveDate::from_ymd_opt(2026, month, 1)
+            .and_then(|d| d.and_hms_opt(0, 0, 0))
+            .expect("valid date");
+        tz.offset_from_utc_datetime(&t).fix().local_minus_utc() as i64 * 1000
+    };
+    let (winter, summer) = (offset_at(1), offset_at(7));
+    if winter != summer {
+        return Err(format!(
+            "time_zone {name:?} observes daylight saving time; windows need a fixed offset: give one, e.g. {}",
+            format_offset(winter)
+        ));
+    }
+    Ok(winter)
+}
+
+fn format_offset(ms: i64) -> String {
+    let minutes = ms.abs() / 60_000;
+    let sign = if ms < 0 { '-' } else { '+' };
+    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
+}
+
 /// `+08:00`, `-05:30`, `Z` → milliseconds east of UTC.
 pub fn parse_offset(text: &str) -> Result<i64, String> {
     if text == "Z" || text == "UTC" {
         return Ok(0);
     }
-    let bad = || format!("utc_offset {text:?}: write it as +HH:MM, e.g. +08:00");
+    let bad = || format!("time_zone {text:?}: write an offset as +HH:MM, e.g. +08:00");
     let (sign, rest) = match text.as_bytes().first() {
         Some(b'+') => (1, &text[1..]),
         Some(b'-') => (-1, &text[1..]),
@@ -267,6 +315,27 @@ impl Config {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn time_zones() {
+        let tz = |name: &str| {
+            PipelineConfig {
+                time_zone: name.into(),
+                ..PipelineConfig::default()
+            }
+            .utc_offset_ms()
+        };
+        assert_eq!(tz("Asia/Shanghai"), Ok(8 * 3_600_000));
+        assert_eq!(tz("Asia/Kolkata"), Ok(5 * 3_600_000 + 30 * 60_000));
+        assert_eq!(tz("+08:00"), Ok(8 * 3_600_000));
+        let dst = tz("Europe/Berlin").unwrap_err();
+        assert!(
+            dst.contains("daylight saving") && dst.contains("+01:00"),
+            "{dst}"
+        );
+        assert!(tz("Mars/Olympus").unwrap_err().contains("IANA"));
+        assert_eq!(PipelineConfig::default().utc_offset_ms(), Ok(8 * 3_600_000));
+    }
 
     #[test]
     fn offsets() {

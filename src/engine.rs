@@ -55,6 +55,7 @@ pub struct Engine {
     book: WarningBook,
     aggregator: WindowAggregator,
     max_future_skew_ms: i64,
+    max_age_ms: Option<i64>,
 }
 
 impl Engine {
@@ -94,6 +95,7 @@ impl Engine {
             book: WarningBook::new(),
             aggregator: WindowAggregator::new(),
             max_future_skew_ms: config.max_future_skew.as_millis() as i64,
+            max_age_ms: config.max_age.map(|d| d.as_millis() as i64),
         })
     }
 
@@ -121,6 +123,15 @@ impl Engine {
                     sensor_id: r.sensor_id.clone(),
                     ts_ms: r.ts_ms,
                     skew_ms: self.max_future_skew_ms,
+                });
+            }
+            if let Some(max_age_ms) = self.max_age_ms
+                && r.ts_ms < now_ms.saturating_sub(max_age_ms)
+            {
+                return Err(DecodeError::TooOld {
+                    sensor_id: r.sensor_id.clone(),
+                    ts_ms: r.ts_ms,
+                    max_age_ms,
                 });
             }
             ids.push((sensor, self.catalog.id(&r.metric)));

@@ -33,6 +33,12 @@ pub enum DecodeError {
         ts_ms: i64,
         skew_ms: i64,
     },
+    #[error("reading from {sensor_id} at {ts_ms} is more than {max_age_ms} ms older than now")]
+    TooOld {
+        sensor_id: String,
+        ts_ms: i64,
+        max_age_ms: i64,
+    },
     #[error(
         "reading from {sensor_id} at {ts_ms} is for window ending {window_end_ms}, already closed"
     )]
@@ -56,6 +62,7 @@ impl DecodeError {
             DecodeError::NonFinite { .. } => "non_finite",
             DecodeError::UnknownSensor(_) => "unknown_sensor",
             DecodeError::FutureTimestamp { .. } => "future_timestamp",
+            DecodeError::TooOld { .. } => "too_old",
             DecodeError::Late { .. } => "late",
         }
     }

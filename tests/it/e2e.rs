@@ -108,6 +108,7 @@ fn write_config(
 rules: rules.yaml
 sensors: sensors.csv
 pipeline:
+  max_age: \"off\"
 {pipeline}
 sinks:
   - kind: kafka
