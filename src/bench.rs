@@ -92,6 +92,7 @@ fn rules() -> Vec<Rule> {
         group_by: AreaLevel::Sensor,
         direction: Direction::Above,
         thresholds: vec![(Grade::Blue, 75.0), (Grade::Red, 250.0)],
+        allowed_lateness_ms: None,
     };
     vec![
         rule(

@@ -66,17 +66,23 @@ impl Engine {
     ) -> Result<Self, PipelineError> {
         let utc_offset_ms = config.utc_offset_ms().map_err(PipelineError::Invalid)?;
         let catalog = MetricCatalog::new(rules.metrics());
-        let mut by_window: BTreeMap<WindowSpec, Vec<Rule>> = BTreeMap::new();
+        // One store per window and lateness: rules may override the
+        // pipeline's allowed lateness.
+        let default_lateness = config.allowed_lateness.as_millis() as i64;
+        let mut by_window: BTreeMap<(WindowSpec, i64), Vec<Rule>> = BTreeMap::new();
         for rule in &rules.rules {
-            by_window.entry(rule.window).or_default().push(rule.clone());
+            let lateness = rule.allowed_lateness_ms.unwrap_or(default_lateness);
+            by_window
+                .entry((rule.window, lateness))
+                .or_default()
+                .push(rule.clone());
         }
         let groups = by_window
             .into_iter()
-            .map(|(spec, rules)| {
+            .map(|((spec, lateness), rules)| {
                 let metrics: Vec<u16> =
                     rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
                 let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
-                let lateness = config.allowed_lateness.as_millis() as i64;
                 WindowGroup {
                     store: WindowStore::new(windows, &catalog, &metrics).with_lateness(lateness),
                     label: spec.label(),

@@ -238,6 +238,7 @@ mod tests {
             group_by,
             direction: Direction::Above,
             thresholds: vec![(Grade::Blue, 1.0)],
+            allowed_lateness_ms: None,
         }
     }
 

@@ -114,6 +114,8 @@ struct RuleSpec {
     group_by: AreaLevel,
     above: Option<ThresholdSpec>,
     below: Option<ThresholdSpec>,
+    /// Overrides `pipeline.allowed_lateness` for this rule.
+    allowed_lateness: Option<String>,
 }
 
 fn default_aggregate() -> Aggregate {
@@ -146,6 +148,8 @@ pub struct Rule {
     pub direction: Direction,
     /// Thresholds present, ordered blue → red.
     pub thresholds: Vec<(Grade, f64)>,
+    /// Lateness for this rule's windows; `None` uses the pipeline's.
+    pub allowed_lateness_ms: Option<i64>,
 }
 
 impl Rule {
@@ -245,6 +249,19 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
         return Err(("metric", "metric must not be empty".into()));
     }
     let window = window_spec(&spec.window).map_err(|m| ("window", m))?;
+    let allowed_lateness_ms = match &spec.allowed_lateness {
+        Some(text) => Some(
+            humantime::parse_duration(text)
+                .map_err(|e| {
+                    (
+                        "allowed_lateness",
+                        format!("allowed_lateness {text:?}: {e} (write e.g. 2m)"),
+                    )
+                })?
+                .as_millis() as i64,
+        ),
+        None => None,
+    };
     let (direction, spec_t, key) = match (&spec.above, &spec.below) {
         (Some(t), None) => (Direction::Above, t, "above"),
         (None, Some(t)) => (Direction::Below, t, "below"),
@@ -306,6 +323,7 @@ fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {
         group_by: spec.group_by,
         direction,
         thresholds,
+        allowed_lateness_ms,
     })
 }
 

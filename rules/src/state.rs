@@ -255,6 +255,7 @@ mod tests {
                 (Grade::Orange, 150.0),
                 (Grade::Red, 250.0),
             ],
+            allowed_lateness_ms: None,
         }
     }
 

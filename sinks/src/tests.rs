@@ -38,6 +38,7 @@ fn rule() -> Rule {
         group_by: AreaLevel::Grid,
         direction: Direction::Above,
         thresholds: vec![(Grade::Blue, 75.0), (Grade::Orange, 150.0)],
+        allowed_lateness_ms: None,
     }
 }
 

@@ -85,6 +85,7 @@ fn rule(metric: &str, aggregate: Aggregate, group_by: AreaLevel, window: WindowS
         group_by,
         direction: Direction::Above,
         thresholds: vec![(Grade::Blue, 0.0)],
+        allowed_lateness_ms: None,
     }
 }
 
