@@ -84,7 +84,9 @@ impl Engine {
                     rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
                 let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
                 WindowGroup {
-                    store: WindowStore::new(windows, &catalog, &metrics).with_lateness(lateness),
+                    store: WindowStore::new(windows, &catalog, &metrics)
+                        .with_lateness(lateness)
+                        .with_sketches(rules.iter().any(|r| r.aggregate.percentile().is_some())),
                     label: spec.label(),
                     rules,
                 }

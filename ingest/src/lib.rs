@@ -11,6 +11,8 @@
 //! - [`window`]: tumbling and hopping event-time windows aligned to local
 //!   wall-clock boundaries, the per-window buffers, and the Arrow batch a closed window
 //!   becomes.
+//! - [`sketch`]: a mergeable quantile sketch (1 % relative accuracy) for
+//!   window percentiles.
 //! - [`watermark`]: per-partition watermarks and the pipeline watermark.
 //! - [`offsets`]: which Kafka offsets are safe to commit (only those whose
 //!   windows have closed).
@@ -25,6 +27,7 @@ pub mod metric;
 pub mod offsets;
 pub mod reading;
 pub mod registry;
+pub mod sketch;
 pub mod watermark;
 pub mod window;
 
@@ -33,5 +36,6 @@ pub use error::{DecodeError, IngestError};
 pub use metric::MetricCatalog;
 pub use reading::{Reading, decode_readings};
 pub use registry::{AreaLevel, Sensor, SensorRegistry};
+pub use sketch::Sketch;
 pub use watermark::Watermarks;
 pub use window::{ClosedWindow, PartialState, WindowStore, Windows};

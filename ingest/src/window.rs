@@ -21,8 +21,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, LazyLock};
 
 use arrow::array::{
-    ArrayRef, Float64Array, Int64Array, RecordBatch, StringArray, TimestampMillisecondArray,
-    UInt16Array, UInt32Array,
+    ArrayRef, BinaryArray, Float64Array, Int64Array, RecordBatch, StringArray,
+    TimestampMillisecondArray, UInt16Array, UInt32Array,
 };
 use arrow::compute::take;
 use arrow::datatypes::{DataType, Field, Schema, SchemaRef, TimeUnit};
@@ -56,13 +56,15 @@ pub static WINDOW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
         f64("sx"),
         f64("sxx"),
         f64("sxy"),
+        // Quantile sketch bytes, kept only for stores with percentile rules.
+        Field::new("sketch", DataType::Binary, true),
     ]))
 });
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
 /// Mergeable summary of the readings of one sensor and metric in one pane.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub struct PartialState {
     pub n: i64,
     pub sum: f64,
@@ -77,6 +79,8 @@ pub struct PartialState {
     pub sx: f64,
     pub sxx: f64,
     pub sxy: f64,
+    /// Quantile sketch, when the store's rules need percentiles.
+    pub sketch: Option<Box<crate::sketch::Sketch>>,
 }
 
 impl PartialState {
@@ -94,6 +98,7 @@ impl PartialState {
             sx: x,
             sxx: x * x,
             sxy: x * value,
+            sketch: None,
         }
     }
 
@@ -115,6 +120,9 @@ impl PartialState {
         self.sx += other.sx;
         self.sxx += other.sxx;
         self.sxy += other.sxy;
+        if let Some(o) = &other.sketch {
+            self.sketch.get_or_insert_with(Default::default).merge(o);
+        }
     }
 
     fn add(&mut self, ts_ms: i64, value: f64, x: f64) {
@@ -225,6 +233,8 @@ pub struct WindowStore {
     origin_ms: Option<i64>,
     /// Largest pane seen, to size new panes without rehashing.
     pane_hint: usize,
+    /// Keep a quantile sketch in every state (for percentile rules).
+    sketches: bool,
 }
 
 impl WindowStore {
@@ -243,7 +253,15 @@ impl WindowStore {
             dirty: BTreeSet::new(),
             origin_ms: None,
             pane_hint: 0,
+            sketches: false,
         }
+    }
+
+    /// Keep quantile sketches in the states (costs memory per state: only
+    /// for stores whose rules use percentiles).
+    pub fn with_sketches(mut self, sketches: bool) -> Self {
+        self.sketches = sketches;
+        self
     }
 
     /// Keep closed windows correctable for `lateness_ms` after the watermark
@@ -293,10 +311,14 @@ impl WindowStore {
         let pane = self.panes.entry(pane_start).or_insert_with(|| Pane {
             states: FxHashMap::with_capacity_and_hasher(hint, Default::default()),
         });
-        pane.states
+        let state = pane
+            .states
             .entry((sensor, metric))
             .and_modify(|s| s.add(ts_ms, value, x))
             .or_insert_with(|| PartialState::new(ts_ms, value, x));
+        if self.sketches {
+            state.sketch.get_or_insert_with(Default::default).add(value);
+        }
         Ok(last_end)
     }
 
@@ -422,7 +444,7 @@ fn to_batch(
             merged
                 .entry(*key)
                 .and_modify(|m| m.merge(state))
-                .or_insert(*state);
+                .or_insert_with(|| state.clone());
         }
     }
     let mut sensor = Vec::with_capacity(merged.len());
@@ -463,6 +485,11 @@ fn to_batch(
         f64s(|s| s.sx),
         f64s(|s| s.sxx),
         f64s(|s| s.sxy),
+        Arc::new(BinaryArray::from_iter(
+            states
+                .iter()
+                .map(|s| s.sketch.as_ref().map(|k| k.to_bytes())),
+        )),
     ];
     Ok(RecordBatch::try_new(WINDOW_SCHEMA.clone(), columns)?)
 }

@@ -29,6 +29,7 @@ use yujing_ingest::ClosedWindow;
 
 use crate::error::RulesError;
 use crate::model::{Aggregate, Rule};
+use crate::percentile::SketchQuantile;
 
 /// One rule's aggregate for one group in one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -162,6 +163,10 @@ fn value_expr(aggregate: Aggregate) -> (Vec<Expr>, Expr) {
             ]);
             let hours = cast(p(2) - p(3), DataType::Float64) / lit(MS_PER_HOUR);
             (parts, (p(0) - p(1)) / nullif(hours, lit(0.0)))
+        }
+        Aggregate::P50 | Aggregate::P90 | Aggregate::P95 | Aggregate::P99 => {
+            let percent = aggregate.percentile().expect("a percentile");
+            one(SketchQuantile::udaf(percent).call(vec![col("sketch")]))
         }
         Aggregate::Slope => {
             // Least squares: (nΣxy − ΣxΣy) / (nΣx² − (Σx)²).

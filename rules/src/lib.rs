@@ -7,6 +7,8 @@
 //!   errors that point at `file:line:column`.
 //! - [`aggregate`]: the DataFusion query that turns a closed window's Arrow
 //!   batch into one [`WindowAggregate`] per rule and group.
+//! - [`percentile`]: the DataFusion aggregate UDF merging quantile sketches
+//!   into window percentiles.
 //! - [`state`]: the warning state per fingerprint (rule + group) and the
 //!   transitions (raised, escalated, de-escalated, resolved) it emits.
 //! - [`error`]: this crate's error type.
@@ -15,6 +17,7 @@ pub mod aggregate;
 pub mod error;
 pub mod grade;
 pub mod model;
+pub mod percentile;
 pub mod state;
 
 pub use aggregate::{WindowAggregate, WindowAggregator};

@@ -7,7 +7,7 @@
 //!     metric: pm25
 //!     unit: ug/m3
 //!     window: 1h            # tumbling; hopping: {size: 24h, slide: 1h}
-//!     aggregate: avg        # avg min max sum count stddev first last rate slope
+//!     aggregate: avg        # avg min max sum count stddev first last rate slope p50 p90 p95 p99
 //!     group_by: grid        # sensor | grid | street | district
 //!     above: { blue: 75, yellow: 115, orange: 150, red: 250 }
 //! ```
@@ -44,6 +44,11 @@ pub enum Aggregate {
     Rate,
     /// Least-squares slope of value over event time, per hour.
     Slope,
+    /// Percentiles, from mergeable sketches (1 % relative accuracy).
+    P50,
+    P90,
+    P95,
+    P99,
 }
 
 impl Aggregate {
@@ -59,6 +64,21 @@ impl Aggregate {
             Aggregate::Last => "last",
             Aggregate::Rate => "rate",
             Aggregate::Slope => "slope",
+            Aggregate::P50 => "p50",
+            Aggregate::P90 => "p90",
+            Aggregate::P95 => "p95",
+            Aggregate::P99 => "p99",
+        }
+    }
+
+    /// The percent of a percentile aggregate.
+    pub fn percentile(self) -> Option<u32> {
+        match self {
+            Aggregate::P50 => Some(50),
+            Aggregate::P90 => Some(90),
+            Aggregate::P95 => Some(95),
+            Aggregate::P99 => Some(99),
+            _ => None,
         }
     }
 }

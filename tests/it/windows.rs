@@ -96,7 +96,7 @@ async fn through_yujing(data: &[Reading], spec: WindowSpec, rules: &[Rule]) -> R
     let reg = registry();
     let catalog = MetricCatalog::new(["pm25", "pm10", "no2"]);
     let windows = Windows::hopping(spec.size_ms, spec.slide_ms, CST);
-    let mut store = WindowStore::new(windows, &catalog, &[0, 1, 2]);
+    let mut store = WindowStore::new(windows, &catalog, &[0, 1, 2]).with_sketches(true);
     // Stations arrive interleaved, not sorted by time.
     for r in data.iter().rev() {
         let sensor = reg.index_of(&r.station).unwrap();
@@ -156,6 +156,28 @@ async fn straightforward(data: &[Reading], spec: WindowSpec, rules: &[Rule]) -> 
     let ctx = SessionContext::new();
     let mut out = Results::new();
     for rule in rules {
+        if let Some(percent) = rule.aggregate.percentile() {
+            // Exact nearest-rank percentile over the raw readings.
+            let mut groups: BTreeMap<(i64, String), Vec<f64>> = BTreeMap::new();
+            for r in data.iter().filter(|r| r.metric == rule.metric) {
+                let key = match rule.group_by {
+                    AreaLevel::Grid => grid_of(&r.station).to_owned(),
+                    _ => r.station.clone(),
+                };
+                for end in windows.ends_of(r.ts) {
+                    groups
+                        .entry((end - spec.size_ms, key.clone()))
+                        .or_default()
+                        .push(r.value);
+                }
+            }
+            for ((start, key), mut values) in groups {
+                values.sort_by(f64::total_cmp);
+                let rank = (percent as f64 / 100.0 * (values.len() - 1) as f64).round() as usize;
+                out.insert((rule.id.clone(), start, key), values[rank]);
+            }
+            continue;
+        }
         let by_ts = || vec![col("ts").sort(true, false)];
         let hours = || cast(col("ts"), DataType::Float64) / lit(HOUR as f64);
         let value: Expr = match rule.aggregate {
@@ -168,6 +190,9 @@ async fn straightforward(data: &[Reading], spec: WindowSpec, rules: &[Rule]) -> 
             Aggregate::First => first_value(col("value"), by_ts()),
             Aggregate::Last => last_value(col("value"), by_ts()),
             Aggregate::Slope => regr_slope(col("value"), hours()),
+            Aggregate::P50 | Aggregate::P90 | Aggregate::P95 | Aggregate::P99 => {
+                unreachable!("handled above")
+            }
             Aggregate::Rate => {
                 (last_value(col("value"), by_ts()) - first_value(col("value"), by_ts()))
                     / ((cast(max(col("ts")) - min(col("ts")), DataType::Float64))
@@ -230,6 +255,16 @@ async fn check(spec: WindowSpec) {
     }
     rules.push(rule("pm10", Aggregate::Avg, AreaLevel::Grid, spec));
     rules.push(rule("no2", Aggregate::Max, AreaLevel::Sensor, spec));
+    // Percentiles come from sketches: within their 1 % relative accuracy.
+    for aggregate in [
+        Aggregate::P50,
+        Aggregate::P90,
+        Aggregate::P95,
+        Aggregate::P99,
+    ] {
+        rules.push(rule("pm25", aggregate, AreaLevel::Sensor, spec));
+        rules.push(rule("pm25", aggregate, AreaLevel::Grid, spec));
+    }
 
     let ours = through_yujing(&data, spec, &rules).await;
     let reference = straightforward(&data, spec, &rules).await;
@@ -240,7 +275,14 @@ async fn check(spec: WindowSpec) {
     );
     for (key, expected) in &reference {
         let got = ours[key];
-        let tolerance = 1e-9 * expected.abs().max(1.0);
+        let approximate = rules
+            .iter()
+            .any(|r| r.id == key.0 && r.aggregate.percentile().is_some());
+        let tolerance = if approximate {
+            yujing_ingest::sketch::RELATIVE_ACCURACY * expected.abs() + 1e-9
+        } else {
+            1e-9 * expected.abs().max(1.0)
+        };
         assert!(
             (got - expected).abs() <= tolerance,
             "{key:?}: yujing {got}, GROUP BY {expected}"
