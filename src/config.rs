@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+use yujing_rules::model::yaml_error_position;
 
 /// Errors in the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -271,15 +272,7 @@ impl Config {
             source,
         })?;
         let mut config: Config = serde_yaml_ng::from_str(&text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let message = e.to_string();
-            let message = match message.rfind(" at line ") {
-                Some(i) => message[..i].to_owned(),
-                None => message,
-            };
+            let (line, column, message) = yaml_error_position(&e);
             ConfigError::Syntax {
                 path: path.to_owned(),
                 line,

@@ -582,9 +582,8 @@ mod hopping_tests {
     use super::*;
     use crate::registry::Sensor;
 
-    const MIN: i64 = 60_000;
-
-    fn fixture() -> (SensorRegistry, MetricCatalog) {
+    /// One air sensor `a` in grid `g1`, and the `pm25` metric.
+    pub(super) fn one_sensor() -> (SensorRegistry, MetricCatalog) {
         let s = Sensor {
             sensor_id: "a".into(),
             kind: "air".into(),
@@ -599,6 +598,12 @@ mod hopping_tests {
             SensorRegistry::new(vec![s]).unwrap(),
             MetricCatalog::new(["pm25"]),
         )
+    }
+
+    const MIN: i64 = 60_000;
+
+    fn fixture() -> (SensorRegistry, MetricCatalog) {
+        one_sensor()
     }
 
     /// Sum of the readings in a closed window (over its pane states).
@@ -700,26 +705,12 @@ mod state_tests {
 #[cfg(test)]
 mod lateness_tests {
     use super::*;
-    use crate::registry::Sensor;
 
     const MIN: i64 = 60_000;
 
     #[test]
     fn late_reading_within_lateness_corrects_the_closed_window() {
-        let s = Sensor {
-            sensor_id: "a".into(),
-            kind: "air".into(),
-            district: "Yubei".into(),
-            district_code: "500112".into(),
-            street: "Longxi".into(),
-            grid: "g1".into(),
-            lat: 29.6,
-            lon: 106.5,
-        };
-        let (reg, cat) = (
-            SensorRegistry::new(vec![s]).unwrap(),
-            MetricCatalog::new(["pm25"]),
-        );
+        let (reg, cat) = super::hopping_tests::one_sensor();
         let mut store =
             WindowStore::new(Windows::tumbling(MIN, 0), &cat, &[0]).with_lateness(30_000);
         store.insert(0, 0, 10_000, 1.0).unwrap();

@@ -201,15 +201,7 @@ impl RuleSet {
     /// Validate rules text; `path` is only used in messages.
     pub fn parse(path: &Path, text: &str) -> Result<Self, RulesError> {
         let file: RuleFile = serde_yaml_ng::from_str(text).map_err(|e| {
-            let (line, column) = e
-                .location()
-                .map(|l| (l.line(), l.column()))
-                .unwrap_or((1, 1));
-            let message = e.to_string();
-            let message = match message.rfind(" at line ") {
-                Some(i) => message[..i].to_owned(),
-                None => message,
-            };
+            let (line, column, message) = yaml_error_position(&e);
             RulesError::Syntax {
                 path: path.to_owned(),
                 line,
@@ -251,6 +243,21 @@ impl RuleSet {
         }
         out
     }
+}
+
+/// Line, column (1-based) and message of a YAML error, the message without
+/// serde's trailing "at line … column …" (the caller prints `file:line:col`).
+pub fn yaml_error_position(e: &serde_yaml_ng::Error) -> (usize, usize, String) {
+    let (line, column) = e
+        .location()
+        .map(|l| (l.line(), l.column()))
+        .unwrap_or((1, 1));
+    let message = e.to_string();
+    let message = match message.rfind(" at line ") {
+        Some(i) => message[..i].to_owned(),
+        None => message,
+    };
+    (line, column, message)
 }
 
 fn validate(spec: &RuleSpec) -> Result<Rule, (&'static str, String)> {

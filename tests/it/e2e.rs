@@ -87,6 +87,32 @@ fn script() -> Vec<(&'static str, String)> {
     ]
 }
 
+/// A mock cluster with the topics the tests' config names.
+fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["readings", "alerts", "dead-letter", "late-readings"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    cluster
+}
+
+/// Produce keyed readings in order, each acknowledged before the next.
+async fn produce(bootstrap: &str, messages: Vec<(&str, String)>) {
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .create()
+        .unwrap();
+    for (key, payload) in messages {
+        producer
+            .send(
+                FutureRecord::to("readings").key(key).payload(&payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .expect("produce reading");
+    }
+}
+
 fn write_config(
     dir: &Path,
     bootstrap: &str,
@@ -193,11 +219,7 @@ fn sample(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn readings_become_graded_warnings_on_the_alert_topic() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("readings", 1, 1).unwrap();
-    cluster.create_topic("alerts", 1, 1).unwrap();
-    cluster.create_topic("dead-letter", 1, 1).unwrap();
-    cluster.create_topic("late-readings", 1, 1).unwrap();
+    let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let metrics_port = free_port();
@@ -208,19 +230,7 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
         let _ = stop_rx.await;
     });
     let driver = async {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
-        for (key, payload) in script() {
-            producer
-                .send(
-                    FutureRecord::to("readings").key(key).payload(&payload),
-                    Duration::from_secs(5),
-                )
-                .await
-                .expect("produce reading");
-        }
+        produce(&bootstrap, script()).await;
         let alerts = {
             let b = bootstrap.clone();
             tokio::task::spawn_blocking(move || {
@@ -449,10 +459,7 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
 /// partition idle, the watermark moves on with processing time.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn quiet_stream_still_closes_its_last_window() {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("readings", 1, 1).unwrap();
-    cluster.create_topic("alerts", 1, 1).unwrap();
-    cluster.create_topic("dead-letter", 1, 1).unwrap();
+    let cluster = cluster();
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let pipeline = "  allowed_delay: 1s\n  idle_timeout: 1s";
@@ -463,22 +470,11 @@ async fn quiet_stream_still_closes_its_last_window() {
         let _ = stop_rx.await;
     });
     let driver = async {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
-        for (key, payload) in [
+        let readings = vec![
             ("a1", epoch("a1", T0 + 10_000, 200.0)),
             ("a2", epoch("a2", T0 + 58_000, 220.0)),
-        ] {
-            producer
-                .send(
-                    FutureRecord::to("readings").key(key).payload(&payload),
-                    Duration::from_secs(5),
-                )
-                .await
-                .unwrap();
-        }
+        ];
+        produce(&bootstrap, readings).await;
         // No later reading ever comes. Minute 0 must still close.
         let b = bootstrap.clone();
         let alerts = tokio::task::spawn_blocking(move || {
