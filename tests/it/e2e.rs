@@ -285,6 +285,7 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
         alerts.iter().zip(expected()).enumerate()
     {
         let m = &messages[i];
+        crate::support::assert_valid_alert(m);
         let ctx = format!("message {i}: {m}");
         assert_eq!(m["schema"], "yujing.alert/v1", "{ctx}");
         assert_eq!(m["transition"], transition, "{ctx}");

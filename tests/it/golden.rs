@@ -97,6 +97,7 @@ async fn run_case(dir: &Path) -> Vec<Value> {
             for t in &closed.transitions {
                 let mut alert =
                     serde_json::to_value(AlertMessage::new(t, &registry, times, 0)).unwrap();
+                crate::support::assert_valid_alert(&alert);
                 alert.as_object_mut().unwrap().remove("emitted_at");
                 out.push(alert);
             }
