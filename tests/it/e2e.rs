@@ -432,6 +432,25 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
         sample(&samples, "yujing_window_state_bytes", &[]) > 0.0,
         "minute 6 is open"
     );
+    // Offsets: committed at least once; one message (minute 6) still pending.
+    assert!(sample(&samples, "yujing_offset_commits_total", &[]) >= 1.0);
+    assert_eq!(sample(&samples, "yujing_uncommitted_messages", &[]), 1.0);
+    assert_eq!(
+        sample(&samples, "yujing_open_panes", &[]),
+        1.0,
+        "only minute 6"
+    );
+    assert_eq!(
+        sample(&samples, "yujing_window_states", &[]),
+        1.0,
+        "a1 in minute 6"
+    );
+    assert_eq!(sample(&samples, "yujing_idle_partitions", &[]), 0.0);
+    assert_eq!(
+        sample(&samples, "yujing_window_corrections_total", &[]),
+        0.0
+    );
+    assert_eq!(sample(&samples, "yujing_sink_failures_total", &[]), 0.0);
     // librdkafka statistics (interval passed through the config): all read.
     let lag = samples.iter().find(|(k, _)| {
         k.starts_with("yujing_consumer_lag_messages{") && k.contains("topic=\"readings\"")
