@@ -10,8 +10,9 @@ use yujing_rules::Grade;
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_city_climbs_through_every_grade_and_resolves() {
     let opts = DemoOptions {
-        // Ten simulated hours: 06:00 to 16:00.
-        duration: Duration::from_secs(15),
+        // 13 simulated hours (06:00 to 19:00); the episode's red hour
+        // closes at 11:00, 7.5 s in, leaving room for a loaded CI machine.
+        duration: Duration::from_secs(20),
         speed: 2_400.0,
         metrics_addr: SocketAddr::from(([127, 0, 0, 1], 0)),
         rules: None,
