@@ -65,6 +65,8 @@ pub struct KafkaConfig {
     #[serde(default)]
     pub late_topic: Option<String>,
     /// librdkafka properties for every client (security, timeouts, …).
+    /// They override yujing's defaults, except `group.id` and the offset
+    /// commit settings the delivery guarantee depends on.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
     /// librdkafka properties for the readings consumer only.

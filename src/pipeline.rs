@@ -81,7 +81,6 @@ pub struct RunSummary {
 /// without committing, so nothing is lost).
 const SINK_ATTEMPTS: u32 = 6;
 
-#[derive(Clone)]
 struct TopicCounters {
     consumed: prometheus::IntCounter,
     accepted: prometheus::IntCounter,
@@ -145,10 +144,13 @@ pub async fn run(
     producer_props.extend(k.producer_properties.clone());
 
     let engine = Engine::new(&setup.rules, setup.registry.clone(), &setup.pipeline)?;
-    let dead_letter: FutureProducer = kafka::client_config(&k.bootstrap_servers, &producer_props)
-        .set("acks", "all")
-        .set("message.timeout.ms", "30000")
-        .create()?;
+    let dead_letter: FutureProducer = kafka::client_config(
+        &k.bootstrap_servers,
+        &[("acks", "all"), ("message.timeout.ms", "30000")],
+        &producer_props,
+        &[],
+    )
+    .create()?;
     let consumer = kafka::readings_consumer(
         &k.bootstrap_servers,
         &k.group_id,
@@ -278,8 +280,7 @@ impl State {
     async fn on_message(&mut self, m: &BorrowedMessage<'_>) {
         let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
         let payload = m.payload().unwrap_or(&[]);
-        let counters = self.topic_counters(topic);
-        counters.consumed.inc();
+        self.topic_counters(topic).consumed.inc();
         self.summary.messages += 1;
 
         let readings = match decode_readings(payload) {
@@ -294,7 +295,7 @@ impl State {
             Err(e) => return self.refuse(m, e).await,
         };
         self.metrics.readings_unused.inc_by(placed.unused);
-        counters.accepted.inc_by(placed.accepted);
+        self.topic_counters(topic).accepted.inc_by(placed.accepted);
         self.summary.readings += placed.accepted;
         let done_at = placed.done_at;
 
@@ -316,18 +317,17 @@ impl State {
         self.offsets.consumed(topic, partition, offset, done_at);
     }
 
-    /// Per-topic counters, looked up once per topic instead of by label on
-    /// every message.
-    fn topic_counters(&mut self, topic: &str) -> TopicCounters {
-        if let Some(c) = self.topic_counters.get(topic) {
-            return c.clone();
+    /// Per-topic counters: resolved by label once per topic, then a plain
+    /// map lookup per message (no label hashing, no handle clones).
+    fn topic_counters(&mut self, topic: &str) -> &TopicCounters {
+        if !self.topic_counters.contains_key(topic) {
+            let c = TopicCounters {
+                consumed: self.metrics.messages_consumed.with_label_values(&[topic]),
+                accepted: self.metrics.readings_accepted.with_label_values(&[topic]),
+            };
+            self.topic_counters.insert(topic.to_owned(), c);
         }
-        let c = TopicCounters {
-            consumed: self.metrics.messages_consumed.with_label_values(&[topic]),
-            accepted: self.metrics.readings_accepted.with_label_values(&[topic]),
-        };
-        self.topic_counters.insert(topic.to_owned(), c.clone());
-        c
+        &self.topic_counters[topic]
     }
 
     /// Send a refused message to the dead-letter topic and account for it.
@@ -356,31 +356,21 @@ impl State {
         let offset_s = offset.to_string();
         let detail = error.to_string();
         let at = self.times.rfc3339(yujing_ingest::clock::wall_now_ms());
-        let headers = OwnedHeaders::new()
-            .insert(Header {
-                key: "yujing.reason",
-                value: Some(error.reason()),
+        let headers = [
+            ("yujing.reason", error.reason()),
+            ("yujing.error", detail.as_str()),
+            ("yujing.source.topic", topic),
+            ("yujing.source.partition", partition_s.as_str()),
+            ("yujing.source.offset", offset_s.as_str()),
+            ("yujing.time", at.as_str()),
+        ]
+        .into_iter()
+        .fold(OwnedHeaders::new(), |h, (key, value)| {
+            h.insert(Header {
+                key,
+                value: Some(value),
             })
-            .insert(Header {
-                key: "yujing.error",
-                value: Some(detail.as_str()),
-            })
-            .insert(Header {
-                key: "yujing.source.topic",
-                value: Some(topic),
-            })
-            .insert(Header {
-                key: "yujing.source.partition",
-                value: Some(partition_s.as_str()),
-            })
-            .insert(Header {
-                key: "yujing.source.offset",
-                value: Some(offset_s.as_str()),
-            })
-            .insert(Header {
-                key: "yujing.time",
-                value: Some(at.as_str()),
-            });
+        });
         let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(to).headers(headers);
         if let Some(p) = m.payload() {
             record = record.payload(p);

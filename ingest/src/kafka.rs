@@ -8,16 +8,26 @@ use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
 
 use crate::error::IngestError;
 
-/// Base client configuration: bootstrap servers plus pass-through properties
-/// (which win over yujing's defaults).
+/// Client configuration in three layers: yujing's `defaults`, then the
+/// user's pass-through `properties` (which win over the defaults), then the
+/// `fixed` settings yujing's delivery guarantees depend on (which win over
+/// everything, e.g. manual offset commits).
 pub fn client_config(
     bootstrap_servers: &str,
+    defaults: &[(&str, &str)],
     properties: &BTreeMap<String, String>,
+    fixed: &[(&str, &str)],
 ) -> ClientConfig {
     let mut cfg = ClientConfig::new();
     cfg.set("bootstrap.servers", bootstrap_servers);
+    for (k, v) in defaults {
+        cfg.set(*k, *v);
+    }
     for (k, v) in properties {
         cfg.set(k, v);
+    }
+    for (k, v) in fixed {
+        cfg.set(*k, *v);
     }
     cfg
 }
@@ -33,19 +43,43 @@ pub fn readings_consumer<C: ConsumerContext + 'static>(
     properties: &BTreeMap<String, String>,
     context: C,
 ) -> Result<StreamConsumer<C>, IngestError> {
-    let mut cfg = ClientConfig::new();
-    cfg.set("bootstrap.servers", bootstrap_servers)
-        .set("group.id", group_id)
-        .set("enable.auto.commit", "false")
-        .set("enable.auto.offset.store", "false")
-        .set("auto.offset.reset", "earliest")
-        .set("enable.partition.eof", "false")
-        .set("statistics.interval.ms", "5000");
-    for (k, v) in properties {
-        cfg.set(k, v);
-    }
+    let defaults = [
+        ("auto.offset.reset", "earliest"),
+        ("enable.partition.eof", "false"),
+        ("statistics.interval.ms", "5000"),
+    ];
+    // Offsets are committed by the pipeline once warnings are delivered.
+    let fixed = [
+        ("group.id", group_id),
+        ("enable.auto.commit", "false"),
+        ("enable.auto.offset.store", "false"),
+    ];
+    let cfg = client_config(bootstrap_servers, &defaults, properties, &fixed);
     let consumer: StreamConsumer<C> = cfg.create_with_context(context)?;
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn user_properties_win_over_defaults_but_not_over_fixed_settings() {
+        let props = BTreeMap::from([
+            ("acks".to_owned(), "1".to_owned()),
+            ("enable.auto.commit".to_owned(), "true".to_owned()),
+        ]);
+        let cfg = client_config(
+            "b:9092",
+            &[("acks", "all"), ("linger.ms", "5")],
+            &props,
+            &[("enable.auto.commit", "false")],
+        );
+        assert_eq!(cfg.get("bootstrap.servers"), Some("b:9092"));
+        assert_eq!(cfg.get("acks"), Some("1"));
+        assert_eq!(cfg.get("linger.ms"), Some("5"));
+        assert_eq!(cfg.get("enable.auto.commit"), Some("false"));
+    }
 }

@@ -9,7 +9,6 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use rdkafka::ClientConfig;
 use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
@@ -28,15 +27,14 @@ impl KafkaAlertSink {
         topic: &str,
         properties: &BTreeMap<String, String>,
     ) -> Result<Self, SinkError> {
-        let mut cfg = ClientConfig::new();
-        cfg.set("bootstrap.servers", bootstrap_servers)
-            .set("acks", "all")
-            .set("enable.idempotence", "true")
-            .set("linger.ms", "5")
-            .set("message.timeout.ms", "30000");
-        for (k, v) in properties {
-            cfg.set(k, v);
-        }
+        let defaults = [
+            ("acks", "all"),
+            ("enable.idempotence", "true"),
+            ("linger.ms", "5"),
+            ("message.timeout.ms", "30000"),
+        ];
+        let cfg =
+            yujing_ingest::kafka::client_config(bootstrap_servers, &defaults, properties, &[]);
         let producer = cfg.create().map_err(|source| SinkError::Kafka {
             topic: topic.to_owned(),
             source,
