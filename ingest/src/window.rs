@@ -193,10 +193,6 @@ impl Windows {
         let slide = self.slide_ms;
         (1..=self.size_ms / self.slide_ms).map(move |k| pane + k * slide)
     }
-
-    pub fn is_tumbling(&self) -> bool {
-        self.size_ms == self.slide_ms
-    }
 }
 
 /// Partial states of one pane, keyed by (sensor index, metric id).

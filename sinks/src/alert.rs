@@ -180,10 +180,19 @@ impl AlertMessage {
 
     /// A short area label: `grid cq-yb-g03 (Yubei)`.
     pub fn area_label(&self) -> String {
-        match (&self.group.district, self.group.by.as_str()) {
-            (Some(d), by) if by != "district" => format!("{by} {} ({d})", self.group.key),
-            _ => format!("{} {}", self.group.by, self.group.key),
-        }
+        area_label(
+            &self.group.by,
+            &self.group.key,
+            self.group.district.as_deref(),
+        )
+    }
+}
+
+/// `grid cq-yb-g03 (Yubei)`; a district names itself.
+fn area_label(by: &str, key: &str, district: Option<&str>) -> String {
+    match district {
+        Some(d) if by != "district" => format!("{by} {key} ({d})"),
+        _ => format!("{by} {key}"),
     }
 }
 
@@ -214,12 +223,7 @@ fn summary(t: &WarningTransition, district: Option<&str>) -> String {
     } else {
         t.rule.description.clone()
     };
-    let place = match district {
-        Some(d) if t.rule.group_by != yujing_ingest::AreaLevel::District => {
-            format!("{} {} ({d})", t.rule.group_by.as_str(), t.group_key)
-        }
-        _ => format!("{} {}", t.rule.group_by.as_str(), t.group_key),
-    };
+    let place = area_label(t.rule.group_by.as_str(), &t.group_key, district);
     let unit = if t.rule.unit.is_empty() {
         String::new()
     } else {
