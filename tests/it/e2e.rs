@@ -131,6 +131,8 @@ fn write_config(
   consumer_properties:
     session.timeout.ms: \"6000\"
     statistics.interval.ms: \"1000\"
+  producer_properties:
+    message.timeout.ms: \"3000\"
 rules: rules.yaml
 sensors: sensors.csv
 pipeline:
@@ -428,6 +430,8 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
     assert_eq!(sample(&samples, "yujing_active_warnings", &[]), 0.0);
     assert!(sample(&samples, "yujing_window_processing_seconds_count", &[]) >= 1.0);
     assert!(sample(&samples, "yujing_watermark_seconds", &[]) > 1.7e9);
+    // The script's event time (July 2026) trails the wall clock: a large lag.
+    assert!(sample(&samples, "yujing_watermark_lag_seconds", &[]) > 3_600.0);
     assert!(
         sample(&samples, "yujing_window_state_bytes", &[]) > 0.0,
         "minute 6 is open"
@@ -518,5 +522,78 @@ async fn quiet_stream_still_closes_its_last_window() {
         (Some("raised"), Some("orange"))
     );
     assert_eq!(m["value"].as_f64(), Some(210.0));
+    drop(cluster);
+}
+
+/// When the dead-letter topic itself refuses a message, the failure is
+/// counted and the message's offset is never committed past, while the
+/// pipeline keeps going.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn failing_dead_letter_topic_holds_the_offset_back() {
+    let cluster = cluster();
+    cluster
+        .topic_error(
+            "dead-letter",
+            rdkafka::types::RDKafkaRespErr::RD_KAFKA_RESP_ERR_TOPIC_AUTHORIZATION_FAILED,
+        )
+        .unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let metrics_port = free_port();
+    let config = write_config(dir.path(), &bootstrap, metrics_port, "  allowed_delay: 1s");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let readings = vec![
+            ("a1", epoch("a1", T0 + 10_000, 200.0)),
+            ("a1", r#"{"sensor_id":"a1","ts":"#.to_owned()),
+            ("a1", epoch("a1", T0 + MIN + 30_000, 10.0)),
+        ];
+        produce(&bootstrap, readings).await;
+        // Minute 0 still closes and warns after the failed dead-letter write.
+        let b = bootstrap.clone();
+        let alerts = tokio::task::spawn_blocking(move || {
+            read_topic(&b, "alerts", 1, Duration::from_secs(40))
+        })
+        .await
+        .unwrap();
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let body = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let _ = stop_tx.send(());
+        (alerts, body)
+    };
+    let (result, (alerts, body)) = tokio::join!(run, driver);
+    result.unwrap();
+    assert_eq!(alerts.len(), 1, "the pipeline went on past the failure");
+    let samples = parse_prometheus_text(&body).unwrap();
+    assert_eq!(
+        sample(&samples, "yujing_dead_letter_failures_total", &[]),
+        1.0
+    );
+    assert_eq!(
+        sample(
+            &samples,
+            "yujing_bad_messages_total",
+            &[("reason", "malformed")]
+        ),
+        1.0
+    );
+    let committed =
+        tokio::task::spawn_blocking(move || committed_offset(&bootstrap, "yujing-e2e", "readings"))
+            .await
+            .unwrap();
+    assert_eq!(
+        committed,
+        Some(1),
+        "offset 1 (the malformed message) must be re-read: its dead-letter copy was never written"
+    );
     drop(cluster);
 }
