@@ -82,17 +82,18 @@ pub struct BenchResults {
 const METRIC: &str = "pm25";
 
 fn rules() -> Vec<Rule> {
-    let rule = |id: &str, window: WindowSpec, aggregate| Rule {
-        id: id.into(),
-        description: String::new(),
-        metric: METRIC.into(),
-        unit: "ug/m3".into(),
-        window,
-        aggregate,
-        group_by: AreaLevel::Sensor,
-        direction: Direction::Above,
-        thresholds: vec![(Grade::Blue, 75.0), (Grade::Red, 250.0)],
-        allowed_lateness_ms: None,
+    let rule = |id: &str, window: WindowSpec, aggregate| {
+        let mut r = Rule::threshold_rule(
+            id,
+            METRIC,
+            window,
+            aggregate,
+            AreaLevel::Sensor,
+            Direction::Above,
+            &[(Grade::Blue, 75.0), (Grade::Red, 250.0)],
+        );
+        r.unit = "ug/m3".into();
+        r
     };
     vec![
         rule(
@@ -253,7 +254,7 @@ pub async fn pipeline_throughput(
             time_zone: "Asia/Shanghai".into(),
         },
         rules: RuleSet {
-            path: PathBuf::from("bench"),
+            paths: vec![PathBuf::from("bench")],
             rules: rules(),
         },
         registry: registry(sensors),

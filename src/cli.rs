@@ -1,5 +1,5 @@
 //! Command line: `yujing demo`, `yujing run --config FILE`,
-//! `yujing check-rules FILE…`.
+//! `yujing rules check FILE…`, `yujing rules test FILE…`, `yujing bench`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,6 +17,7 @@ use crate::config::{Config, SinkConfig};
 use crate::demo::{self, DemoOptions};
 use crate::metrics_server::MetricsServer;
 use crate::pipeline::{self, PipelineError, RunSummary, Setup};
+use crate::rules_tool;
 use crate::telemetry::Metrics;
 
 #[derive(Debug, Parser)]
@@ -70,8 +71,28 @@ pub enum Command {
         #[arg(long, default_value = "bench-results.json")]
         out: PathBuf,
     },
-    /// Validate rules files; prints file:line:column for each error.
+    /// Check and test rules before deploying them.
+    #[command(subcommand)]
+    Rules(RulesCommand),
+    /// Same as `rules check` (kept for scripts written before it).
+    #[command(hide = true)]
     CheckRules {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RulesCommand {
+    /// Validate rules files (or directories) as one rule set; prints every
+    /// problem as file:line:column. Exit 0 when valid, 1 otherwise.
+    Check {
+        #[arg(required = true)]
+        files: Vec<PathBuf>,
+    },
+    /// Run rule unit tests: input series and the warnings they must give.
+    /// Exit 0 when every test passes, 1 otherwise.
+    Test {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
@@ -84,8 +105,17 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Demo { .. } | Command::Bench { .. }
     ));
-    if let Command::CheckRules { files } = &cli.command {
-        return check_rules(files);
+    if let Command::CheckRules { files } | Command::Rules(RulesCommand::Check { files }) =
+        &cli.command
+    {
+        let mut out = String::new();
+        let ok = rules_tool::check(files, &mut out);
+        if ok {
+            print!("{out}");
+            return ExitCode::SUCCESS;
+        }
+        eprint!("{out}");
+        return ExitCode::FAILURE;
     }
     let runtime = match tokio::runtime::Runtime::new() {
         Ok(rt) => rt,
@@ -117,7 +147,10 @@ pub fn main() -> ExitCode {
                 let opts = BenchOptions { sensors, engine_minutes, pipeline_messages, out };
                 bench::run(opts).await.map(|_| ())
             }
-            Command::CheckRules { .. } => Ok(()),
+            Command::Rules(RulesCommand::Test { files }) => {
+                return test_rules(&files).await;
+            }
+            Command::CheckRules { .. } | Command::Rules(RulesCommand::Check { .. }) => Ok(()),
         }
     });
     match result {
@@ -142,22 +175,29 @@ fn init_logging(demo: bool) {
         .init();
 }
 
-fn check_rules(files: &[PathBuf]) -> ExitCode {
-    let mut failed = false;
+async fn test_rules(files: &[PathBuf]) -> Result<(), PipelineError> {
+    let (mut passed, mut failed) = (0, 0);
     for f in files {
-        match RuleSet::load(f) {
-            Ok(set) => println!("{}: ok, {} rules", f.display(), set.rules.len()),
+        println!("{}:", f.display());
+        match rules_tool::test_file(f).await {
+            Ok(report) => {
+                print!("{}", report.text);
+                passed += report.passed;
+                failed += report.failed;
+            }
             Err(e) => {
-                eprintln!("{e}");
-                failed = true;
+                println!("  ERROR {e}");
+                failed += 1;
             }
         }
     }
-    if failed {
-        ExitCode::FAILURE
-    } else {
-        ExitCode::SUCCESS
+    println!("{passed} passed, {failed} failed");
+    if failed > 0 {
+        return Err(PipelineError::Invalid(format!(
+            "{failed} rule test(s) failed"
+        )));
     }
+    Ok(())
 }
 
 /// Ctrl-C or SIGTERM.
@@ -189,7 +229,7 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, PipelineError> {
     let config = Config::load(&config_path)?;
-    let rules = RuleSet::load(&config.rules)?;
+    let rules = RuleSet::load_all(&config.rules)?;
     let registry = SensorRegistry::load(&config.sensors)?;
     let metrics = Metrics::new();
     let sinks = build_sinks(&config)?;

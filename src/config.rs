@@ -10,7 +10,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
-use yujing_rules::model::yaml_error_position;
+use yujing_rules::yaml_error_position;
 
 /// Errors in the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -35,8 +35,9 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 pub struct Config {
     pub kafka: KafkaConfig,
-    /// Rules file (YAML).
-    pub rules: PathBuf,
+    /// Rules: a YAML file, a directory of them, or a list of either.
+    #[serde(deserialize_with = "one_or_many")]
+    pub rules: Vec<PathBuf>,
     /// Sensor registry (CSV or YAML).
     pub sensors: PathBuf,
     #[serde(default)]
@@ -45,6 +46,20 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+}
+
+/// `rules: a.yaml` or `rules: [a.yaml, more/]`.
+fn one_or_many<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Vec<PathBuf>, D::Error> {
+    #[derive(Deserialize)]
+    #[serde(untagged)]
+    enum OneOrMany {
+        One(PathBuf),
+        Many(Vec<PathBuf>),
+    }
+    Ok(match OneOrMany::deserialize(d)? {
+        OneOrMany::One(p) => vec![p],
+        OneOrMany::Many(v) => v,
+    })
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -283,7 +298,7 @@ impl Config {
             }
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        config.rules = base.join(&config.rules);
+        config.rules = config.rules.iter().map(|r| base.join(r)).collect();
         config.sensors = base.join(&config.sensors);
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
@@ -346,7 +361,7 @@ mod tests {
         let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("deploy/examples/yujing.yaml");
         let c = Config::load(&path).unwrap();
         assert!(
-            c.rules.ends_with("rules.yaml") && c.rules.exists(),
+            c.rules.len() == 1 && c.rules[0].ends_with("rules.yaml") && c.rules[0].exists(),
             "{:?}",
             c.rules
         );

@@ -3,10 +3,11 @@
 //! consumer and producers, and tests (golden files) drive it directly, so
 //! every path runs the same windows, rules and warning lifecycle.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use yujing_ingest::{
-    DecodeError, MetricCatalog, Reading, SensorRegistry, Watermarks, WindowStore, Windows,
+    ClosedWindow, DecodeError, MetricCatalog, Reading, SensorRegistry, Watermarks, WindowStore,
+    Windows,
 };
 use yujing_rules::{
     Grade, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregator, WindowSpec,
@@ -21,6 +22,26 @@ struct WindowGroup {
     /// `1h` or `24h/1h`, for metrics.
     label: String,
     rules: Vec<Rule>,
+    /// The latest window end evaluated (with or without readings).
+    evaluated_until: Option<i64>,
+}
+
+impl WindowGroup {
+    /// The latest window end at or before `watermark`.
+    fn latest_end(&self, watermark: i64) -> i64 {
+        self.store.windows().pane_of(watermark)
+    }
+
+    /// Consecutive window ends without readings worth evaluating: after
+    /// this many, every rule has resolved or reset what it tracked.
+    fn empty_run_limit(&self) -> i64 {
+        let slide = self.store.windows().slide_ms;
+        self.rules
+            .iter()
+            .map(|r| i64::from(r.tolerate_missing) + r.keep_firing_for_ms / slide + 2)
+            .max()
+            .unwrap_or(0)
+    }
 }
 
 /// What became of one message's readings.
@@ -89,6 +110,7 @@ impl Engine {
                         .with_sketches(rules.iter().any(|r| r.aggregate.percentile().is_some())),
                     label: spec.label(),
                     rules,
+                    evaluated_until: None,
                 }
             })
             .collect();
@@ -189,10 +211,16 @@ impl Engine {
         let Some(watermark) = self.watermarks.advance(now_ms) else {
             return Ok(None);
         };
-        let ready = self
-            .groups
-            .iter()
-            .any(|g| g.store.next_end().is_some_and(|end| end <= watermark));
+        let book = &self.book;
+        let tracked = |g: &WindowGroup| g.rules.iter().any(|r| book.tracks_rule(&r.id));
+        // Due: a window with readings, or a window end without any that a
+        // tracked warning must still see (so silence resolves it).
+        let ready = self.groups.iter().any(|g| {
+            g.store.next_end().is_some_and(|end| end <= watermark)
+                || (tracked(g)
+                    && g.evaluated_until
+                        .is_some_and(|u| g.latest_end(watermark) > u))
+        });
         if !ready {
             for g in &mut self.groups {
                 g.store.advance_to(watermark);
@@ -201,22 +229,59 @@ impl Engine {
         }
         // Windows of all sizes, in order of their end, so that warnings go
         // out in event-time order.
-        let mut closed = Vec::new();
+        let mut due: Vec<(i64, usize, Option<ClosedWindow>)> = Vec::new();
         for (i, g) in self.groups.iter_mut().enumerate() {
-            for w in g
+            let windows = g
                 .store
-                .close_until(watermark, &self.registry, &self.catalog)?
-            {
-                closed.push((w, i));
+                .close_until(watermark, &self.registry, &self.catalog)?;
+            let latest = g.latest_end(watermark);
+            let is_tracked = g.rules.iter().any(|r| self.book.tracks_rule(&r.id));
+            if let (Some(from), true) = (g.evaluated_until, is_tracked) {
+                let with_data: BTreeSet<i64> = windows
+                    .iter()
+                    .filter(|w| !w.correction)
+                    .map(|w| w.end_ms)
+                    .collect();
+                let slide = g.store.windows().slide_ms;
+                let limit = g.empty_run_limit();
+                let (mut end, mut run) = (from + slide, 0);
+                while end <= latest {
+                    if with_data.contains(&end) {
+                        run = 0;
+                    } else if run < limit {
+                        due.push((end, i, None));
+                        run += 1;
+                    } else {
+                        // Nothing left to change until the next readings.
+                        match with_data.range(end..).next() {
+                            Some(&next) => {
+                                end = next;
+                                continue;
+                            }
+                            None => break,
+                        }
+                    }
+                    end += slide;
+                }
             }
+            g.evaluated_until = Some(g.evaluated_until.map_or(latest, |u| u.max(latest)));
+            due.extend(windows.into_iter().map(|w| (w.end_ms, i, Some(w))));
         }
-        closed.sort_by_key(|(w, i)| (w.end_ms, *i));
+        due.sort_by_key(|(end, i, w)| (*end, *i, w.as_ref().is_some_and(|w| !w.correction)));
         let mut out = Closed {
             watermark,
             ..Closed::default()
         };
-        for (window, i) in &closed {
+        for (end, i, window) in &due {
             let group = &self.groups[*i];
+            let Some(window) = window else {
+                let start = end - group.store.windows().size_ms;
+                for rule in &group.rules {
+                    out.transitions
+                        .extend(self.book.apply(rule, start, *end, &[]));
+                }
+                continue;
+            };
             out.windows.push((group.label.clone(), window.correction));
             for rule in &group.rules {
                 let aggregates = self.aggregator.aggregate(window, rule).await?;

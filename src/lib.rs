@@ -2,13 +2,14 @@
 //! warnings (blue IV, yellow III, orange II, red I) on an alert topic.
 //!
 //! # Layout
-//! - [`cli`]: the `yujing` command line (`demo`, `run`, `check-rules`),
+//! - [`cli`]: the `yujing` command line (`demo`, `run`, `rules`, `bench`),
 //!   wiring configuration to the pipeline, and shutdown on Ctrl-C/SIGTERM.
 //! - [`config`]: the YAML configuration of `yujing run`.
 //! - [`engine`]: readings in, warning transitions out, driven by the
 //!   watermark; no Kafka (what golden tests and backtests drive).
 //! - [`pipeline`]: the Kafka shell around the engine: consume, dead-letter,
 //!   deliver to sinks, commit; shutdown is passed in as a future.
+//! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
 //! - [`telemetry`]: every Prometheus metric, and typed events that log and
 //!   count.
 //! - [`metrics_server`]: the `/metrics` HTTP endpoint.
@@ -26,4 +27,5 @@ pub mod demo;
 pub mod engine;
 pub mod metrics_server;
 pub mod pipeline;
+pub mod rules_tool;
 pub mod telemetry;

@@ -210,6 +210,8 @@ pub struct ClosedWindow {
     /// Emitted before: this is the window again, updated by readings that
     /// arrived late but within the allowed lateness.
     pub correction: bool,
+    /// Event time at which the regression sums' `x` (hours) is zero.
+    pub x_origin_ms: i64,
 }
 
 /// The open windows of one size and slide, for the metrics its rules use.
@@ -410,6 +412,7 @@ impl WindowStore {
                 end_ms: end,
                 batch: to_batch(&panes, registry, catalog)?,
                 correction,
+                x_origin_ms: self.origin_ms.unwrap_or(0),
             });
         }
         self.closed_until = self.closed_until.max(watermark);

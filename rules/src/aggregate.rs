@@ -23,11 +23,14 @@ use arrow::array::{Array, Float64Array, Int64Array, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::functions::expr_fn::{greatest, nullif, sqrt};
 use datafusion::functions_aggregate::expr_fn::{count, first_value, last_value, max, min, sum};
-use datafusion::prelude::{Expr, SessionConfig, SessionContext, cast, col, lit, when};
+use datafusion::prelude::{DataFrame, Expr, SessionConfig, SessionContext, cast, col, lit, when};
 use datafusion::scalar::ScalarValue;
 use yujing_ingest::ClosedWindow;
 
+use std::collections::HashMap;
+
 use crate::error::RulesError;
+use crate::grade::Direction;
 use crate::model::{Aggregate, Rule};
 use crate::percentile::SketchQuantile;
 
@@ -38,11 +41,25 @@ pub struct WindowAggregate {
     pub group_key: String,
     pub window_start_ms: i64,
     pub window_end_ms: i64,
+    /// The graded value: the aggregate, or for `predict` rules the value the
+    /// trend line reaches at the horizon.
     pub value: f64,
     /// Readings that went into the value.
     pub readings: i64,
     /// Distinct sensors that contributed.
     pub sensors: i64,
+    /// For `predict` rules: the least-squares line through the readings.
+    pub trend: Option<Trend>,
+    /// For rules with a quorum: per level of the rule (blue → red), how
+    /// many sensors cross its threshold and how many its clear threshold.
+    pub agreeing: Vec<(i64, i64)>,
+}
+
+/// A linear trend: its value at the window's end and its slope per hour.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Trend {
+    pub now: f64,
+    pub per_hour: f64,
 }
 
 /// Runs rule queries on closed windows. Cheap to clone; holds one
@@ -68,54 +85,141 @@ impl WindowAggregator {
         }
     }
 
+    /// The rule's value per `keys`, with `readings` and `sensors`, and
+    /// `trend_now`/`trend_slope` for predict rules.
+    fn values(
+        &self,
+        window: &ClosedWindow,
+        rule: &Rule,
+        keys: Vec<Expr>,
+    ) -> Result<DataFrame, RulesError> {
+        let value = value_expr(rule, window);
+        let mut aggregates = value.parts;
+        aggregates.push(sum(col("n")).alias("readings"));
+        // One row per sensor and metric: after the metric filter, rows are sensors.
+        aggregates.push(count(lit(1)).alias("sensors"));
+        let key_names: Vec<Expr> = keys
+            .iter()
+            .map(|k| col(k.schema_name().to_string()))
+            .collect();
+        let mut select = key_names;
+        select.push(cast(value.value, DataType::Float64).alias("value"));
+        select.push(col("readings"));
+        select.push(col("sensors"));
+        if let Some((now, slope)) = value.trend {
+            select.push(cast(now, DataType::Float64).alias("trend_now"));
+            select.push(cast(slope, DataType::Float64).alias("trend_slope"));
+        }
+        Ok(self
+            .ctx
+            .read_batch(window.batch.clone())?
+            .filter(col("metric").eq(lit(rule.metric.as_str())))?
+            .aggregate(keys, aggregates)?
+            .select(select)?)
+    }
+
     /// Aggregates for `rule` over `window`, sorted by group key.
     pub async fn aggregate(
         &self,
         window: &ClosedWindow,
         rule: &Rule,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
-        let (parts, value) = value_expr(rule.aggregate);
-        let mut aggregates = parts;
-        aggregates.push(sum(col("n")).alias("readings"));
-        // One row per sensor and metric: after the metric filter, rows are sensors.
-        aggregates.push(count(lit(1)).alias("sensors"));
+        let group = || col(rule.group_by.column()).alias("group_key");
         let batches = self
-            .ctx
-            .read_batch(window.batch.clone())?
-            .filter(col("metric").eq(lit(rule.metric.as_str())))?
-            .aggregate(
-                vec![col(rule.group_by.column()).alias("group_key")],
-                aggregates,
-            )?
-            .select(vec![
-                col("group_key"),
-                cast(value, DataType::Float64).alias("value"),
-                col("readings"),
-                col("sensors"),
-            ])?
+            .values(window, rule, vec![group()])?
             .sort(vec![col("group_key").sort(true, false)])?
             .collect()
             .await?;
+        let agreeing = if rule.quorum.is_set() {
+            self.agreeing(window, rule).await?
+        } else {
+            HashMap::new()
+        };
         let mut out = Vec::new();
         for batch in batches {
             let keys = column::<StringArray>(&batch, "group_key")?;
             let values = column::<Float64Array>(&batch, "value")?;
             let readings = column::<Int64Array>(&batch, "readings")?;
             let sensors = column::<Int64Array>(&batch, "sensors")?;
+            let trend = match rule.predict_horizon_ms {
+                Some(_) => Some((
+                    column::<Float64Array>(&batch, "trend_now")?,
+                    column::<Float64Array>(&batch, "trend_slope")?,
+                )),
+                None => None,
+            };
             for i in 0..batch.num_rows() {
                 // No value (e.g. a rate from one reading): nothing to grade.
                 if values.is_null(i) || !values.value(i).is_finite() {
                     continue;
                 }
+                let key = keys.value(i);
                 out.push(WindowAggregate {
                     rule_id: rule.id.clone(),
-                    group_key: keys.value(i).to_owned(),
+                    group_key: key.to_owned(),
                     window_start_ms: window.start_ms,
                     window_end_ms: window.end_ms,
                     value: values.value(i),
                     readings: readings.value(i),
                     sensors: sensors.value(i),
+                    trend: trend.map(|(now, slope)| Trend {
+                        now: now.value(i),
+                        per_hour: slope.value(i),
+                    }),
+                    agreeing: agreeing.get(key).cloned().unwrap_or_default(),
                 });
+            }
+        }
+        Ok(out)
+    }
+
+    /// Per group: how many sensors' own values cross each level's threshold
+    /// and clear threshold.
+    async fn agreeing(
+        &self,
+        window: &ClosedWindow,
+        rule: &Rule,
+    ) -> Result<HashMap<String, Vec<(i64, i64)>>, RulesError> {
+        let keys = vec![
+            col(rule.group_by.column()).alias("group_key"),
+            col("sensor_id").alias("sensor"),
+        ];
+        let crosses = |t: f64| match rule.direction {
+            Direction::Above => col("value").gt(lit(t)),
+            Direction::Below => col("value").lt(lit(t)),
+        };
+        let counted = |t: f64, name: String| {
+            sum(when(crosses(t), lit(1i64))
+                .otherwise(lit(0i64))
+                .expect("CASE"))
+            .alias(name)
+        };
+        let mut counts = Vec::new();
+        for (i, level) in rule.levels.iter().enumerate() {
+            counts.push(counted(level.threshold, format!("raise{i}")));
+            counts.push(counted(level.clear, format!("keep{i}")));
+        }
+        let batches = self
+            .values(window, rule, keys)?
+            .aggregate(vec![col("group_key")], counts)?
+            .collect()
+            .await?;
+        let mut out = HashMap::new();
+        for batch in batches {
+            let keys = column::<StringArray>(&batch, "group_key")?;
+            let mut columns = Vec::new();
+            for i in 0..rule.levels.len() {
+                columns.push((
+                    column::<Int64Array>(&batch, &format!("raise{i}"))?,
+                    column::<Int64Array>(&batch, &format!("keep{i}"))?,
+                ));
+            }
+            for row in 0..batch.num_rows() {
+                let per_level = columns
+                    .iter()
+                    .map(|(r, k)| (r.value(row), k.value(row)))
+                    .collect();
+                out.insert(keys.value(row).to_owned(), per_level);
             }
         }
         Ok(out)
@@ -124,9 +228,43 @@ impl WindowAggregator {
 
 const MS_PER_HOUR: f64 = 3_600_000.0;
 
+/// What to aggregate per group for a rule, and how its value (and trend)
+/// follow from those parts.
+struct ValueExpr {
+    /// Merged parts, aliased `p0`, `p1`, …
+    parts: Vec<Expr>,
+    value: Expr,
+    /// Trend line at the window's end and its slope, for predict rules.
+    trend: Option<(Expr, Expr)>,
+}
+
+fn value_expr(rule: &Rule, window: &ClosedWindow) -> ValueExpr {
+    let plain = |(parts, value): (Vec<Expr>, Expr)| ValueExpr {
+        parts,
+        value,
+        trend: None,
+    };
+    let Some(horizon_ms) = rule.predict_horizon_ms else {
+        return plain(aggregate_expr(rule.aggregate));
+    };
+    // The least-squares line y = ȳ + slope·(x − x̄), x in hours since the
+    // store's origin, taken at the window's end and `horizon` beyond.
+    let (mut parts, slope) = aggregate_expr(Aggregate::Slope);
+    parts.push(sum(col("sx")).alias("p5"));
+    let p = |i: usize| col(format!("p{i}"));
+    let x_end = (window.end_ms - window.x_origin_ms) as f64 / MS_PER_HOUR;
+    let now = p(4) / p(0) + slope.clone() * (lit(x_end) - p(5) / p(0));
+    let value = now.clone() + slope.clone() * lit(horizon_ms as f64 / MS_PER_HOUR);
+    ValueExpr {
+        parts,
+        value,
+        trend: Some((now, slope)),
+    }
+}
+
 /// The merged parts to compute per group (aliased `p0`, `p1`, …) and the
-/// expression over them that gives the rule's value.
-fn value_expr(aggregate: Aggregate) -> (Vec<Expr>, Expr) {
+/// expression over them that gives the aggregate.
+fn aggregate_expr(aggregate: Aggregate) -> (Vec<Expr>, Expr) {
     let one = |e: Expr| (vec![e.alias("p0")], col("p0"));
     let parts = |es: Vec<Expr>| -> Vec<Expr> {
         es.into_iter()
@@ -230,21 +368,15 @@ mod tests {
     }
 
     fn rule(aggregate: Aggregate, group_by: AreaLevel) -> Rule {
-        Rule {
-            id: "r".into(),
-            description: String::new(),
-            metric: "pm25".into(),
-            unit: String::new(),
-            window: crate::model::WindowSpec {
-                size_ms: 60_000,
-                slide_ms: 60_000,
-            },
+        Rule::threshold_rule(
+            "r",
+            "pm25",
+            crate::model::WindowSpec::tumbling(60_000),
             aggregate,
             group_by,
-            direction: Direction::Above,
-            thresholds: vec![(Grade::Blue, 1.0)],
-            allowed_lateness_ms: None,
-        }
+            Direction::Above,
+            &[(Grade::Blue, 1.0)],
+        )
     }
 
     async fn run(aggregate: Aggregate, group_by: AreaLevel) -> Vec<(String, f64, i64, i64)> {

@@ -3,25 +3,37 @@
 //! # Layout
 //! - [`grade`]: the four national warning grades (blue IV … red I) and
 //!   their CAP severities.
-//! - [`model`]: the rules file ops teams edit (YAML), its validation, and
-//!   errors that point at `file:line:column`.
+//! - [`model`]: what a validated rule says (levels, timers, quorum).
+//! - [`load`]: the rules files ops teams edit (YAML, groups with defaults),
+//!   read key by key so every problem is reported at once.
+//! - [`validate`]: the checks from a rule's keys to a [`Rule`].
+//! - [`locate`]: `file:line:column` for a key, found in the text.
+//! - [`template`]: `{{ value }}` templates in labels and annotations.
+//! - [`series`]: the compact series notation of rule tests (`80+5x12`).
 //! - [`aggregate`]: the DataFusion query that turns a closed window's Arrow
 //!   batch into one [`WindowAggregate`] per rule and group.
 //! - [`percentile`]: the DataFusion aggregate UDF merging quantile sketches
 //!   into window percentiles.
-//! - [`state`]: the warning state per fingerprint (rule + group) and the
-//!   transitions (raised, escalated, de-escalated, resolved) it emits.
+//! - [`state`]: the warning lifecycle per fingerprint (rule + group): the
+//!   pending, hysteresis, de-escalation and resolution timers and the
+//!   transitions (raised, escalated, de-escalated, resolved) they emit.
 //! - [`error`]: this crate's error type.
 
 pub mod aggregate;
 pub mod error;
 pub mod grade;
+pub mod load;
+pub mod locate;
 pub mod model;
 pub mod percentile;
+pub mod series;
 pub mod state;
+pub mod template;
+mod validate;
 
-pub use aggregate::{WindowAggregate, WindowAggregator};
-pub use error::RulesError;
+pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
+pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
-pub use model::{Aggregate, Rule, RuleSet, WindowSpec};
+pub use load::yaml_error_position;
+pub use model::{Aggregate, Category, Level, Quorum, Rule, RuleSet, WindowSpec};
 pub use state::{ResolveReason, Transition, WarningBook, WarningTransition};

@@ -1,21 +1,30 @@
 //! Warning state per fingerprint and the transitions it emits.
 //!
 //! A warning's fingerprint is `rule id / group level / group key`, e.g.
-//! `pm25-1h/grid/cq-yb-g03`. Each closed window grades every group of a
-//! rule; the book compares the new grade with the active one and emits at
-//! most one transition per fingerprint per window — one message per change,
-//! never one per window.
+//! `pm25-1h/grid/cq-yb-g03`. Every window end of a rule is an evaluation:
+//! the book compares the window's value with the rule's levels and emits at
+//! most one transition per fingerprint per evaluation — one message per
+//! change, never one per window.
 //!
-//! A group that had an active warning but no readings in the window is
-//! resolved with reason `no_data`: the warning can no longer be backed by
-//! measurements, and the silence itself is a data-quality matter.
+//! The timers, all in event time (window ends):
+//! - **pending** (`for`): a grade is entered once its threshold has been
+//!   crossed for `for`, counted as `end − first crossing end + slide`; a
+//!   missing window (within `tolerate_missing`) does not reset it, a window
+//!   with data that does not cross does.
+//! - **hysteresis** (`clear`): an active grade is kept while the value still
+//!   crosses the grade's clear threshold.
+//! - **de-escalation** (`de_escalate_after`): a step down waits this long
+//!   after the last change of grade; escalation never waits.
+//! - **resolution** (`keep_firing_for`): a warning resolves once no grade
+//!   has held for this long — because the value cleared (`cleared`) or
+//!   because readings stopped (`no_data`, after `tolerate_missing` windows).
 
 use std::collections::{BTreeMap, HashMap};
 
 use serde::Serialize;
 
-use crate::aggregate::WindowAggregate;
-use crate::grade::{Direction, Grade, grade_of};
+use crate::aggregate::{Trend, WindowAggregate};
+use crate::grade::{Direction, Grade};
 use crate::model::Rule;
 
 /// Kind of change.
@@ -43,10 +52,22 @@ impl Transition {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "snake_case")]
 pub enum ResolveReason {
-    /// The value no longer crosses any threshold.
+    /// The value no longer crosses any grade's clear threshold.
     Cleared,
-    /// No readings for the group in the window.
+    /// No readings for the group for longer than the rule tolerates.
     NoData,
+    /// The rule was removed (or its grouping changed) by a rules reload.
+    RuleRemoved,
+}
+
+impl ResolveReason {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            ResolveReason::Cleared => "cleared",
+            ResolveReason::NoData => "no_data",
+            ResolveReason::RuleRemoved => "rule_removed",
+        }
+    }
 }
 
 /// One change of one warning.
@@ -66,7 +87,8 @@ pub struct WarningTransition {
     pub group_key: String,
     pub window_start_ms: i64,
     pub window_end_ms: i64,
-    /// The window aggregate; `None` when resolved for lack of data.
+    /// The graded value (for `predict` rules, the value the trend reaches
+    /// at the horizon); `None` when there was no data.
     pub value: Option<f64>,
     /// Threshold of `grade`, or of `previous_grade` when resolved.
     pub threshold: Option<f64>,
@@ -78,6 +100,11 @@ pub struct WarningTransition {
     /// Caused by a corrected window (late readings within the allowed
     /// lateness), not by a newly closed one.
     pub correction: bool,
+    /// For `predict` rules: the trend line now and its slope.
+    pub trend: Option<Trend>,
+    /// For `predict` rules: when the trend line crosses `threshold` (the
+    /// window's end if it already has).
+    pub expected_crossing_ms: Option<i64>,
 }
 
 impl WarningTransition {
@@ -92,12 +119,41 @@ struct Active {
     grade: Grade,
     sequence: u32,
     started_at_ms: i64,
+    /// Last window end the grade changed at.
+    changed_at_ms: i64,
+    /// Last window end some grade up to the active one still held.
+    held_at_ms: i64,
 }
 
-/// Active warnings, keyed by fingerprint.
+/// What the book knows about one group of one rule.
+#[derive(Debug, Clone, Default)]
+struct Track {
+    /// Per grade (indexed by `Grade as usize`): the window end since which
+    /// its threshold has been crossed without a break.
+    since: [Option<i64>; 4],
+    /// Evaluations in a row without data.
+    missing: u32,
+    active: Option<Active>,
+}
+
+impl Track {
+    fn is_idle(&self) -> bool {
+        self.active.is_none() && self.since.iter().all(Option::is_none)
+    }
+}
+
+/// The change an evaluation calls for.
+enum Step {
+    Raise(usize),
+    Escalate(usize),
+    DeEscalate(usize),
+    Resolve(ResolveReason),
+}
+
+/// Active and pending warnings: rule id → group key → track.
 #[derive(Debug, Default)]
 pub struct WarningBook {
-    active: HashMap<String, Active>,
+    tracks: HashMap<String, BTreeMap<String, Track>>,
 }
 
 impl WarningBook {
@@ -111,17 +167,36 @@ impl WarningBook {
 
     /// Active warnings: (rule id, grade) for each.
     pub fn active(&self) -> impl Iterator<Item = (&str, Grade)> {
-        self.active
-            .iter()
-            .map(|(fp, a)| (fp.split('/').next().unwrap_or(fp.as_str()), a.grade))
+        self.tracks.iter().flat_map(|(rule, groups)| {
+            groups
+                .values()
+                .filter_map(move |t| t.active.as_ref().map(|a| (rule.as_str(), a.grade)))
+        })
     }
 
     pub fn active_count(&self) -> usize {
-        self.active.len()
+        self.active().count()
     }
 
-    /// Grade one closed window of `rule`; `aggregates` are its groups.
-    /// Transitions come sorted by group key.
+    /// Groups whose threshold is crossed but whose `for` has not run out,
+    /// and that have no active warning.
+    pub fn pending_count(&self) -> usize {
+        self.tracks
+            .values()
+            .flat_map(|g| g.values())
+            .filter(|t| t.active.is_none() && !t.is_idle())
+            .count()
+    }
+
+    /// Whether the book tracks any group of this rule: only then do window
+    /// ends without any reading need evaluating.
+    pub fn tracks_rule(&self, rule_id: &str) -> bool {
+        self.tracks.get(rule_id).is_some_and(|g| !g.is_empty())
+    }
+
+    /// Evaluate one window of `rule` ending at `window_end_ms`;
+    /// `aggregates` are its groups with data. Transitions come sorted by
+    /// group key.
     pub fn apply(
         &mut self,
         rule: &Rule,
@@ -129,235 +204,209 @@ impl WarningBook {
         window_end_ms: i64,
         aggregates: &[WindowAggregate],
     ) -> Vec<WarningTransition> {
-        let prefix = format!("{}/{}/", rule.id, rule.group_by.as_str());
-        // Groups of this rule: those measured now plus those active before.
-        let mut groups: BTreeMap<&str, Option<&WindowAggregate>> = BTreeMap::new();
+        let tracks = self.tracks.entry(rule.id.clone()).or_default();
+        let mut groups: BTreeMap<&str, Option<&WindowAggregate>> =
+            tracks.keys().map(|k| (k.as_str(), None)).collect();
         for a in aggregates {
             groups.insert(&a.group_key, Some(a));
         }
-        let active_keys: Vec<String> = self
-            .active
-            .keys()
-            .filter_map(|fp| fp.strip_prefix(&prefix).map(str::to_owned))
-            .collect();
-        for key in &active_keys {
-            groups.entry(key.as_str()).or_insert(None);
-        }
-
+        let groups: Vec<(String, Option<&WindowAggregate>)> =
+            groups.into_iter().map(|(k, a)| (k.to_owned(), a)).collect();
         let mut out = Vec::new();
-        for (group_key, aggregate) in groups {
-            let fingerprint = format!("{prefix}{group_key}");
-            let graded =
-                aggregate.and_then(|a| grade_of(a.value, rule.direction, &rule.thresholds));
-            let previous = self.active.get(&fingerprint).cloned();
-            let base =
-                |transition, grade, previous_grade, threshold, active: &Active| WarningTransition {
-                    fingerprint: fingerprint.clone(),
-                    warning_id: active.warning_id.clone(),
-                    sequence: active.sequence,
-                    transition,
-                    grade,
-                    previous_grade,
-                    rule: rule.clone(),
-                    group_key: group_key.to_owned(),
-                    window_start_ms,
-                    window_end_ms,
-                    value: aggregate.map(|a| a.value),
-                    threshold,
-                    readings: aggregate.map_or(0, |a| a.readings),
-                    sensors: aggregate.map_or(0, |a| a.sensors),
-                    started_at_ms: active.started_at_ms,
-                    resolve_reason: None,
-                    correction: false,
+        for (key, aggregate) in groups {
+            let track = tracks.entry(key.clone()).or_default();
+            let step = evaluate(track, rule, window_end_ms, aggregate);
+            if let Some(step) = step {
+                let before = track.active.as_ref().map(|a| a.grade);
+                let mut t = apply_step(track, rule, &key, window_end_ms, step);
+                t.window_start_ms = window_start_ms;
+                t.previous_grade = before;
+                t.value = aggregate.map(|a| a.value);
+                t.readings = aggregate.map_or(0, |a| a.readings);
+                t.sensors = aggregate.map_or(0, |a| a.sensors);
+                t.trend = aggregate.and_then(|a| a.trend);
+                t.expected_crossing_ms = match (t.trend, t.threshold, t.grade) {
+                    (Some(trend), Some(threshold), Some(_)) => {
+                        crossing_ms(trend, threshold, rule.direction, window_end_ms)
+                    }
+                    _ => None,
                 };
-            match (previous, graded) {
-                (None, None) => {}
-                (None, Some((grade, threshold))) => {
-                    let active = Active {
-                        warning_id: format!("{fingerprint}@{window_end_ms}"),
-                        grade,
-                        sequence: 1,
-                        started_at_ms: window_end_ms,
-                    };
-                    out.push(base(
-                        Transition::Raised,
-                        Some(grade),
-                        None,
-                        Some(threshold),
-                        &active,
-                    ));
-                    self.active.insert(fingerprint.clone(), active);
-                }
-                (Some(mut active), Some((grade, threshold))) if grade != active.grade => {
-                    let kind = if grade > active.grade {
-                        Transition::Escalated
-                    } else {
-                        Transition::DeEscalated
-                    };
-                    let before = active.grade;
-                    active.grade = grade;
-                    active.sequence += 1;
-                    out.push(base(
-                        kind,
-                        Some(grade),
-                        Some(before),
-                        Some(threshold),
-                        &active,
-                    ));
-                    self.active.insert(fingerprint.clone(), active);
-                }
-                (Some(_), Some(_)) => {}
-                (Some(mut active), None) => {
-                    active.sequence += 1;
-                    let mut t = base(
-                        Transition::Resolved,
-                        None,
-                        Some(active.grade),
-                        rule.threshold(active.grade),
-                        &active,
-                    );
-                    t.resolve_reason = Some(if aggregate.is_some() {
-                        ResolveReason::Cleared
-                    } else {
-                        ResolveReason::NoData
-                    });
-                    out.push(t);
-                    self.active.remove(&fingerprint);
-                }
+                out.push(t);
+            }
+            if track.is_idle() {
+                tracks.remove(&key);
+            }
+        }
+        if tracks.is_empty() {
+            self.tracks.remove(&rule.id);
+        }
+        out
+    }
+
+    /// Resolve every warning of a rule that is gone (removed by a reload, or
+    /// regrouped), at event time `at_ms`, and forget its pending groups.
+    pub fn retire(&mut self, rule: &Rule, at_ms: i64) -> Vec<WarningTransition> {
+        let Some(tracks) = self.tracks.remove(&rule.id) else {
+            return Vec::new();
+        };
+        let mut out = Vec::new();
+        for (key, mut track) in tracks {
+            if track.active.is_some() {
+                let before = track.active.as_ref().map(|a| a.grade);
+                let step = Step::Resolve(ResolveReason::RuleRemoved);
+                let mut t = apply_step(&mut track, rule, &key, at_ms, step);
+                t.previous_grade = before;
+                out.push(t);
             }
         }
         out
     }
+
+    /// Keep the warnings of a rule whose id changed nothing but its text or
+    /// thresholds: nothing to do, tracks are keyed by id. Regrouped rules
+    /// must be retired first (their group keys mean something else now).
+    pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
+        self.tracks.keys().map(String::as_str)
+    }
+}
+
+/// The change `rule` calls for in `track` at window end `end`.
+fn evaluate(
+    track: &mut Track,
+    rule: &Rule,
+    end: i64,
+    aggregate: Option<&WindowAggregate>,
+) -> Option<Step> {
+    let levels = &rule.levels;
+    let Some(a) = aggregate else {
+        track.missing += 1;
+        if track.missing <= rule.tolerate_missing {
+            return None;
+        }
+        track.since = [None; 4];
+        let active = track.active.as_ref()?;
+        return (end - active.held_at_ms >= rule.keep_firing_for_ms)
+            .then_some(Step::Resolve(ResolveReason::NoData));
+    };
+    track.missing = 0;
+    let quorum = |i: usize, clear: bool| {
+        !rule.quorum.is_set()
+            || a.agreeing.get(i).is_none_or(|&(raise, keep)| {
+                rule.quorum.met(if clear { keep } else { raise }, a.sensors)
+            })
+    };
+    for (i, level) in levels.iter().enumerate() {
+        let crossing = rule.direction.crosses(a.value, level.threshold) && quorum(i, false);
+        let slot = &mut track.since[level.grade as usize];
+        *slot = if crossing {
+            Some(slot.unwrap_or(end))
+        } else {
+            None
+        };
+    }
+    let held = |i: usize| {
+        track.since[levels[i].grade as usize]
+            .is_some_and(|s| end - s + rule.window.slide_ms >= levels[i].pending_ms)
+    };
+    let entering = (0..levels.len()).rev().find(|&i| held(i));
+    let Some(active) = track.active.as_mut() else {
+        return entering.map(Step::Raise);
+    };
+    // The active grade's place among the rule's levels (a reload may have
+    // removed the grade itself: take the highest one below it).
+    let current = levels.iter().rposition(|l| l.grade <= active.grade);
+    let sustained = current.and_then(|c| {
+        (0..=c)
+            .rev()
+            .find(|&i| rule.direction.crosses(a.value, levels[i].clear) && quorum(i, true))
+    });
+    if sustained.is_some() {
+        active.held_at_ms = end;
+    }
+    let target = entering.max(sustained);
+    match target {
+        Some(t) if levels[t].grade > active.grade => Some(Step::Escalate(t)),
+        Some(t) if levels[t].grade == active.grade => None,
+        Some(t) => {
+            (end - active.changed_at_ms >= rule.de_escalate_after_ms).then_some(Step::DeEscalate(t))
+        }
+        None => (end - active.held_at_ms >= rule.keep_firing_for_ms)
+            .then_some(Step::Resolve(ResolveReason::Cleared)),
+    }
+}
+
+/// Apply `step` to `track`; the transition's window, value and readings
+/// are left for the caller.
+fn apply_step(
+    track: &mut Track,
+    rule: &Rule,
+    key: &str,
+    end: i64,
+    step: Step,
+) -> WarningTransition {
+    let fingerprint = WarningBook::fingerprint(rule, key);
+    let (transition, grade, reason) = match step {
+        Step::Raise(i) => {
+            track.active = Some(Active {
+                warning_id: format!("{fingerprint}@{end}"),
+                grade: rule.levels[i].grade,
+                sequence: 0,
+                started_at_ms: end,
+                changed_at_ms: end,
+                held_at_ms: end,
+            });
+            (Transition::Raised, Some(rule.levels[i].grade), None)
+        }
+        Step::Escalate(i) => (Transition::Escalated, Some(rule.levels[i].grade), None),
+        Step::DeEscalate(i) => (Transition::DeEscalated, Some(rule.levels[i].grade), None),
+        Step::Resolve(r) => (Transition::Resolved, None, Some(r)),
+    };
+    let active = track.active.as_mut().expect("a step applies to a warning");
+    let previous = active.grade;
+    active.sequence += 1;
+    if let Some(g) = grade {
+        active.grade = g;
+        active.changed_at_ms = end;
+        active.held_at_ms = end;
+    }
+    let threshold = rule.threshold(grade.unwrap_or(previous));
+    let t = WarningTransition {
+        fingerprint,
+        warning_id: active.warning_id.clone(),
+        sequence: active.sequence,
+        transition,
+        grade,
+        previous_grade: Some(previous),
+        rule: rule.clone(),
+        group_key: key.to_owned(),
+        window_start_ms: end - rule.window.size_ms,
+        window_end_ms: end,
+        value: None,
+        threshold,
+        readings: 0,
+        sensors: 0,
+        started_at_ms: active.started_at_ms,
+        resolve_reason: reason,
+        correction: false,
+        trend: None,
+        expected_crossing_ms: None,
+    };
+    if transition == Transition::Resolved {
+        track.active = None;
+    }
+    t
+}
+
+/// When the trend line reaches `threshold`: `end` if it already has, `None`
+/// if it heads away from it.
+fn crossing_ms(trend: Trend, threshold: f64, direction: Direction, end: i64) -> Option<i64> {
+    if direction.crosses(trend.now, threshold) {
+        return Some(end);
+    }
+    let hours = (threshold - trend.now) / trend.per_hour;
+    (hours.is_finite() && hours > 0.0).then(|| end + (hours * 3_600_000.0).round() as i64)
 }
 
 #[cfg(test)]
-mod tests {
-    use super::*;
-    use crate::model::Aggregate;
-    use yujing_ingest::AreaLevel;
-
-    fn rule() -> Rule {
-        Rule {
-            id: "pm25-1h".into(),
-            description: String::new(),
-            metric: "pm25".into(),
-            unit: "ug/m3".into(),
-            window: crate::model::WindowSpec {
-                size_ms: 10,
-                slide_ms: 10,
-            },
-            aggregate: Aggregate::Avg,
-            group_by: AreaLevel::Grid,
-            direction: Direction::Above,
-            thresholds: vec![
-                (Grade::Blue, 75.0),
-                (Grade::Yellow, 115.0),
-                (Grade::Orange, 150.0),
-                (Grade::Red, 250.0),
-            ],
-            allowed_lateness_ms: None,
-        }
-    }
-
-    fn agg(group: &str, end: i64, value: f64) -> WindowAggregate {
-        WindowAggregate {
-            rule_id: "pm25-1h".into(),
-            group_key: group.into(),
-            window_start_ms: end - 10,
-            window_end_ms: end,
-            value,
-            readings: 3,
-            sensors: 2,
-        }
-    }
-
-    type Seen = (
-        Transition,
-        Option<Grade>,
-        Option<Grade>,
-        u32,
-        Option<ResolveReason>,
-    );
-
-    fn step(book: &mut WarningBook, end: i64, aggs: &[WindowAggregate]) -> Vec<Seen> {
-        book.apply(&rule(), end - 10, end, aggs)
-            .into_iter()
-            .map(|t| {
-                (
-                    t.transition,
-                    t.grade,
-                    t.previous_grade,
-                    t.sequence,
-                    t.resolve_reason,
-                )
-            })
-            .collect()
-    }
-
-    #[test]
-    fn full_lifecycle_one_message_per_change() {
-        use Grade::*;
-        use Transition::*;
-        let mut book = WarningBook::new();
-        assert_eq!(step(&mut book, 10, &[agg("g1", 10, 50.0)]), vec![]);
-        assert_eq!(
-            step(&mut book, 20, &[agg("g1", 20, 80.0)]),
-            vec![(Raised, Some(Blue), None, 1, None)]
-        );
-        assert_eq!(
-            step(&mut book, 30, &[agg("g1", 30, 90.0)]),
-            vec![],
-            "same grade: no message"
-        );
-        assert_eq!(
-            step(&mut book, 40, &[agg("g1", 40, 300.0)]),
-            vec![(Escalated, Some(Red), Some(Blue), 2, None)]
-        );
-        assert_eq!(
-            step(&mut book, 50, &[agg("g1", 50, 120.0)]),
-            vec![(DeEscalated, Some(Yellow), Some(Red), 3, None)]
-        );
-        assert_eq!(
-            step(&mut book, 60, &[agg("g1", 60, 40.0)]),
-            vec![(
-                Resolved,
-                None,
-                Some(Yellow),
-                4,
-                Some(ResolveReason::Cleared)
-            )]
-        );
-        assert_eq!(book.active_count(), 0);
-        // A new episode gets a new id and starts at sequence 1.
-        let t = book.apply(&rule(), 60, 70, &[agg("g1", 70, 160.0)]);
-        assert_eq!(
-            (t[0].sequence, t[0].warning_id.as_str()),
-            (1, "pm25-1h/grid/g1@70")
-        );
-        assert_eq!(t[0].fingerprint, "pm25-1h/grid/g1");
-        assert_eq!(t[0].threshold, Some(150.0));
-    }
-
-    #[test]
-    fn groups_are_independent_and_silence_resolves() {
-        let mut book = WarningBook::new();
-        let t = book.apply(
-            &rule(),
-            0,
-            10,
-            &[agg("g2", 10, 200.0), agg("g1", 10, 100.0)],
-        );
-        let keys: Vec<_> = t.iter().map(|t| t.group_key.as_str()).collect();
-        assert_eq!(keys, ["g1", "g2"], "sorted by group");
-        let t = book.apply(&rule(), 10, 20, &[agg("g1", 20, 100.0)]);
-        assert_eq!(t.len(), 1);
-        assert_eq!(t[0].group_key, "g2");
-        assert_eq!(t[0].resolve_reason, Some(ResolveReason::NoData));
-        assert_eq!(t[0].value, None);
-        assert_eq!(t[0].threshold, Some(150.0));
-        assert_eq!(
-            book.active().collect::<Vec<_>>(),
-            vec![("pm25-1h", Grade::Blue)]
-        );
-    }
-}
+#[path = "state_tests.rs"]
+mod tests;

@@ -5,10 +5,12 @@
 //! `schema` field names the version (`yujing.alert/v1`), and fields are only
 //! ever added within a version.
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, FixedOffset, TimeZone};
 use serde::{Deserialize, Serialize};
 use yujing_ingest::SensorRegistry;
-use yujing_rules::WarningTransition;
+use yujing_rules::{WarningTransition, template};
 
 /// Version tag carried by every message.
 pub const SCHEMA: &str = "yujing.alert/v1";
@@ -49,6 +51,30 @@ pub struct AlertRule {
     pub window_seconds: i64,
     /// Time between window starts; equals `window_seconds` for tumbling windows.
     pub slide_seconds: i64,
+    /// `env`, `met`, `infra` or `data` (sensor faults, graded apart).
+    #[serde(default = "default_category")]
+    pub category: String,
+    /// The rule group it belongs to; empty for rules outside any group.
+    #[serde(default)]
+    pub group: String,
+}
+
+fn default_category() -> String {
+    "env".to_owned()
+}
+
+/// The trend of a `predict` rule.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertTrend {
+    /// The least-squares line through the window's readings at its end.
+    pub value_now: f64,
+    /// Its slope, in the rule's unit per hour.
+    pub per_hour: f64,
+    /// How far ahead `value` is predicted.
+    pub horizon_seconds: i64,
+    /// When the line crosses `threshold` (the window's end if it already
+    /// has); null when it heads away from it.
+    pub expected_crossing_at: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -109,6 +135,16 @@ pub struct AlertMessage {
     /// allowed lateness) changed it.
     #[serde(default)]
     pub correction: bool,
+    /// Set for `predict` rules: `value` is then the predicted value.
+    #[serde(default)]
+    pub trend: Option<AlertTrend>,
+    /// The rule's labels, templates expanded: route on these.
+    #[serde(default)]
+    pub labels: BTreeMap<String, String>,
+    /// The rule's annotations, templates expanded.
+    #[serde(default)]
+    pub annotations: BTreeMap<String, String>,
+    /// One line for people: the rule's `summary` annotation if it has one.
     pub summary: String,
 }
 
@@ -131,7 +167,7 @@ impl AlertMessage {
             lon: area.map(|a| a.lon),
             radius_km: area.map(|a| (a.radius_km * 1000.0).round() / 1000.0),
         };
-        AlertMessage {
+        let mut message = AlertMessage {
             schema: SCHEMA.to_owned(),
             warning_id: t.warning_id.clone(),
             fingerprint: t.fingerprint.clone(),
@@ -149,6 +185,8 @@ impl AlertMessage {
                 unit: t.rule.unit.clone(),
                 window_seconds: t.rule.window.size_ms / 1000,
                 slide_seconds: t.rule.window.slide_ms / 1000,
+                category: t.rule.category.as_str().to_owned(),
+                group: t.rule.group.clone(),
             },
             window: AlertWindow {
                 start: times.rfc3339(t.window_start_ms),
@@ -165,17 +203,29 @@ impl AlertMessage {
             started_at: times.rfc3339(t.started_at_ms),
             event_time: times.rfc3339(t.window_end_ms),
             emitted_at: times.rfc3339(emitted_at_ms),
-            resolve_reason: t.resolve_reason.map(|r| {
-                match r {
-                    yujing_rules::ResolveReason::Cleared => "cleared",
-                    yujing_rules::ResolveReason::NoData => "no_data",
-                }
-                .to_owned()
-            }),
-            summary: summary(t, group.district.as_deref()),
+            resolve_reason: t.resolve_reason.map(|r| r.as_str().to_owned()),
+            summary: String::new(),
             correction: t.correction,
+            trend: t.trend.map(|trend| AlertTrend {
+                value_now: trend.now,
+                per_hour: trend.per_hour,
+                horizon_seconds: t.rule.predict_horizon_ms.unwrap_or(0) / 1000,
+                expected_crossing_at: t.expected_crossing_ms.map(|ms| times.rfc3339(ms)),
+            }),
+            labels: BTreeMap::new(),
+            annotations: BTreeMap::new(),
             group,
-        }
+        };
+        let lookup = |name: &str| variable(&message, t, name);
+        let labels = expand(&t.rule.labels, &lookup);
+        let annotations = expand(&t.rule.annotations, &lookup);
+        message.labels = labels;
+        message.annotations = annotations;
+        message.summary = match message.annotations.get("summary") {
+            Some(s) => s.clone(),
+            None => summary(t, message.group.district.as_deref(), &message),
+        };
+        message
     }
 
     /// A short area label: `grid cq-yb-g03 (Yubei)`.
@@ -217,7 +267,43 @@ pub fn fmt_value(v: f64, threshold: Option<f64>) -> String {
         .unwrap_or_else(|| v.to_string())
 }
 
-fn summary(t: &WarningTransition, district: Option<&str>) -> String {
+fn expand(
+    templates: &BTreeMap<String, String>,
+    lookup: &dyn Fn(&str) -> Option<String>,
+) -> BTreeMap<String, String> {
+    templates
+        .iter()
+        .map(|(k, v)| (k.clone(), template::render(v, lookup)))
+        .collect()
+}
+
+/// A template variable's text for this message.
+fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<String> {
+    Some(match name {
+        "value" => fmt_value(t.value?, t.threshold),
+        "threshold" => fmt_number(t.threshold?),
+        "grade" => m.grade.clone()?,
+        "level" => m.level.clone()?,
+        "previous_grade" => m.previous_grade.clone()?,
+        "transition" => m.transition.clone(),
+        "rule" => t.rule.id.clone(),
+        "metric" => t.rule.metric.clone(),
+        "unit" => t.rule.unit.clone(),
+        "aggregate" => t.rule.aggregate.as_str().to_owned(),
+        "window" => t.rule.window.label(),
+        "group" | "group.key" => m.group.key.clone(),
+        "group.by" => m.group.by.clone(),
+        "group.grid" => m.group.grid.clone()?,
+        "group.street" => m.group.street.clone()?,
+        "group.district" => m.group.district.clone()?,
+        "sensors" => t.sensors.to_string(),
+        "readings" => t.readings.to_string(),
+        "crossing" => m.trend.as_ref()?.expected_crossing_at.clone()?,
+        _ => return None,
+    })
+}
+
+fn summary(t: &WarningTransition, district: Option<&str>, m: &AlertMessage) -> String {
     let what = if t.rule.description.is_empty() {
         format!("{} {}", t.rule.aggregate.as_str(), t.rule.metric)
     } else {
@@ -230,15 +316,36 @@ fn summary(t: &WarningTransition, district: Option<&str>) -> String {
         format!(" {}", t.rule.unit)
     };
     let sym = t.rule.direction.symbol();
+    let predicted = match &m.trend {
+        Some(trend) => format!(
+            " predicted in {}",
+            yujing_rules::model::format_ms(trend.horizon_seconds * 1000)
+        ),
+        None => String::new(),
+    };
+    let crossing = match m
+        .trend
+        .as_ref()
+        .and_then(|tr| tr.expected_crossing_at.as_deref())
+    {
+        Some(at) if t.grade.is_some() => format!(", crossing at {}", at.get(11..16).unwrap_or(at)),
+        _ => String::new(),
+    };
     match (t.grade, t.value, t.threshold) {
         (Some(g), Some(v), Some(th)) => format!(
-            "{what} in {place} {}: {} {} warning, {}{unit} {sym} {}{unit}",
+            "{what} in {place} {}: {} {} warning, {}{unit}{predicted} {sym} {}{unit}{crossing}",
             t.transition.as_str(),
             g.as_str(),
             g.level(),
             fmt_value(v, Some(th)),
             fmt_number(th),
         ),
+        (None, _, _) if t.resolve_reason == Some(yujing_rules::ResolveReason::RuleRemoved) => {
+            format!(
+                "{what} in {place} resolved: the rule was removed, was {}",
+                t.previous_grade.map(|g| g.as_str()).unwrap_or("-"),
+            )
+        }
         (None, Some(v), _) => format!(
             "{what} in {place} back to normal: {}{unit}, was {}",
             fmt_number(v),

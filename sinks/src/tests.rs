@@ -25,24 +25,25 @@ fn registry() -> SensorRegistry {
 }
 
 fn rule() -> Rule {
-    Rule {
-        id: "pm25-1h".into(),
-        description: "PM2.5 hourly mean".into(),
-        metric: "pm25".into(),
-        unit: "ug/m3".into(),
-        window: yujing_rules::WindowSpec {
-            size_ms: HOUR,
-            slide_ms: HOUR,
-        },
-        aggregate: Aggregate::Avg,
-        group_by: AreaLevel::Grid,
-        direction: Direction::Above,
-        thresholds: vec![(Grade::Blue, 75.0), (Grade::Orange, 150.0)],
-        allowed_lateness_ms: None,
-    }
+    let mut r = Rule::threshold_rule(
+        "pm25-1h",
+        "pm25",
+        yujing_rules::WindowSpec::tumbling(HOUR),
+        Aggregate::Avg,
+        AreaLevel::Grid,
+        Direction::Above,
+        &[(Grade::Blue, 75.0), (Grade::Orange, 150.0)],
+    );
+    r.description = "PM2.5 hourly mean".into();
+    r.unit = "ug/m3".into();
+    r
 }
 
 fn messages(values: &[Option<f64>]) -> Vec<AlertMessage> {
+    messages_of(&rule(), values)
+}
+
+fn messages_of(rule: &Rule, values: &[Option<f64>]) -> Vec<AlertMessage> {
     let mut book = WarningBook::new();
     let mut out = Vec::new();
     for (i, v) in values.iter().enumerate() {
@@ -57,9 +58,14 @@ fn messages(values: &[Option<f64>]) -> Vec<AlertMessage> {
                 value: *value,
                 readings: 120,
                 sensors: 2,
+                trend: rule.predict_horizon_ms.map(|_| yujing_rules::Trend {
+                    now: value - 30.0,
+                    per_hour: 60.0,
+                }),
+                agreeing: Vec::new(),
             })
             .collect();
-        for t in book.apply(&rule(), end - HOUR, end, &aggs) {
+        for t in book.apply(rule, end - HOUR, end, &aggs) {
             out.push(AlertMessage::new(
                 &t,
                 &registry(),
@@ -104,7 +110,9 @@ fn raised_message_carries_area_grade_and_times() {
 
 #[test]
 fn resolved_for_lack_of_data_says_so() {
-    let ms = messages(&[Some(80.0), None]);
+    // One missing window is tolerated; the second resolves.
+    let ms = messages(&[Some(80.0), None, None]);
+    assert_eq!(ms.len(), 2);
     let r = &ms[1];
     assert_eq!(r.transition, "resolved");
     assert_eq!((r.grade.as_deref(), r.level.as_deref()), (None, None));
@@ -138,4 +146,49 @@ fn values_never_print_equal_to_the_threshold_they_cross() {
     assert_eq!(fmt_value(150.0001, Some(150.0)), "150.0001");
     assert_eq!(fmt_value(87.44, Some(75.0)), "87.4");
     assert_eq!(fmt_value(80.0, Some(75.0)), "80");
+}
+
+#[test]
+fn labels_and_annotations_are_expanded() {
+    let mut r = rule();
+    r.labels
+        .insert("team".into(), "air-{{ group.district }}".into());
+    r.annotations.insert(
+        "summary".into(),
+        "PM2.5 {{ value }} {{ unit }} over {{ threshold }} in {{ group }}".into(),
+    );
+    r.annotations
+        .insert("runbook".into(), "see {{ rule }}; {{ crossing }}".into());
+    let m = &messages_of(&r, &[Some(162.34)])[0];
+    assert_eq!(m.labels["team"], "air-Yubei");
+    assert_eq!(m.summary, "PM2.5 162.3 ug/m3 over 150 in cq-yb-g01");
+    assert_eq!(m.annotations["summary"], m.summary);
+    assert_eq!(
+        m.annotations["runbook"], "see pm25-1h; ",
+        "no crossing: empty"
+    );
+}
+
+#[test]
+fn predicted_warning_reports_trend_and_crossing() {
+    let mut r = rule();
+    r.predict_horizon_ms = Some(HOUR);
+    // Predicted 160 in an hour; the line is at 130 now, rising 60 per hour:
+    // it crosses orange (150) 20 minutes after the window's end.
+    let m = &messages_of(&r, &[Some(160.0)])[0];
+    let trend = m.trend.as_ref().unwrap();
+    assert_eq!(
+        (trend.value_now, trend.per_hour, trend.horizon_seconds),
+        (130.0, 60.0, 3600)
+    );
+    assert_eq!(
+        trend.expected_crossing_at.as_deref(),
+        Some("2026-07-15T09:20:00+08:00")
+    );
+    assert!(
+        m.summary
+            .ends_with("160 ug/m3 predicted in 1h > 150 ug/m3, crossing at 09:20"),
+        "{}",
+        m.summary
+    );
 }

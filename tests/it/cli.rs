@@ -7,13 +7,12 @@ fn yujing() -> Command {
     Command::new(env!("CARGO_BIN_EXE_yujing"))
 }
 
+const EXAMPLES: &str = concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples");
+
 #[test]
-fn check_rules_accepts_the_example_and_points_at_errors() {
+fn rules_check_accepts_the_examples_and_reports_every_error() {
     let ok = yujing()
-        .args([
-            "check-rules",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/deploy/examples/rules.yaml"),
-        ])
+        .args(["rules", "check", &format!("{EXAMPLES}/rules.yaml")])
         .output()
         .unwrap();
     assert!(
@@ -21,22 +20,89 @@ fn check_rules_accepts_the_example_and_points_at_errors() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok, 8 rules"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 9 rules in 1 file(s)"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("rules.yaml");
     std::fs::write(
         &bad,
-        "rules:\n  - id: x\n    metric: pm25\n    window: 1h\n    abve: {red: 1}\n",
+        "rules:\n  - id: x\n    metric: pm25\n    window: 1h\n    abve: {red: 1}\n  - id: y\n    metric: pm25\n    window: 7m\n    above: {blue: 5, red: 2}\n",
     )
     .unwrap();
-    let out = yujing().arg("check-rules").arg(&bad).output().unwrap();
-    assert_eq!(out.status.code(), Some(1));
-    let err = String::from_utf8_lossy(&out.stderr);
+    // The old spelling still works for scripts.
+    for args in [vec!["rules", "check"], vec!["check-rules"]] {
+        let out = yujing().args(&args).arg(&bad).output().unwrap();
+        assert_eq!(out.status.code(), Some(1));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let lines: Vec<&str> = err.lines().collect();
+        assert!(
+            lines[0]
+                .ends_with("rules.yaml:5:5: rule \"x\": unknown key `abve`; did you mean `above`?"),
+            "{err}"
+        );
+        assert!(
+            lines[1].ends_with(
+                "rules.yaml:2:5: rule \"x\": rule has no thresholds: add `above:` or `below:`"
+            ),
+            "{err}"
+        );
+        assert!(
+            lines[2].ends_with("rules.yaml:9:5: rule \"y\": red threshold 2 must be above blue threshold 5: a more serious grade needs a more extreme value"),
+            "{err}"
+        );
+        assert_eq!(lines[3], "3 problem(s); nothing was changed", "{err}");
+    }
+}
+
+#[test]
+fn rules_test_runs_the_example_tests_and_shows_failures() {
+    let out = yujing()
+        .args(["rules", "test", &format!("{EXAMPLES}/rules.test.yaml")])
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
     assert!(
-        err.contains("rules.yaml:5:5: rules[0]: unknown field `abve`"),
-        "{err}"
+        out.status.success(),
+        "{stdout}{}",
+        String::from_utf8_lossy(&out.stderr)
     );
+    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+
+    // The same tests against rules without hysteresis: the flapping test
+    // must fail and say what it got.
+    let dir = tempfile::tempdir().unwrap();
+    let rules = std::fs::read_to_string(format!("{EXAMPLES}/rules.yaml")).unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        rules.replace("clear_margin: 5", "clear_margin: 0"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{EXAMPLES}/sensors.csv"),
+        dir.path().join("sensors.csv"),
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{EXAMPLES}/rules.test.yaml"),
+        dir.path().join("rules.test.yaml"),
+    )
+    .unwrap();
+    let out = yujing()
+        .args(["rules", "test"])
+        .arg(dir.path().join("rules.test.yaml"))
+        .output()
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{stdout}");
+    assert!(
+        stdout.contains("FAIL  PM2.5 hovering around orange"),
+        "{stdout}"
+    );
+    assert!(
+        stdout.contains("at 2h pm25-1h cq-yz-g01 de-escalated yellow"),
+        "{stdout}"
+    );
+    assert!(stdout.contains("3 passed, 1 failed"), "{stdout}");
 }
 
 #[test]

@@ -75,18 +75,15 @@ fn registry() -> SensorRegistry {
 }
 
 fn rule(metric: &str, aggregate: Aggregate, group_by: AreaLevel, window: WindowSpec) -> Rule {
-    Rule {
-        id: format!("{metric}-{}-{}", aggregate.as_str(), group_by.as_str()),
-        description: String::new(),
-        metric: metric.into(),
-        unit: String::new(),
+    Rule::threshold_rule(
+        &format!("{metric}-{}-{}", aggregate.as_str(), group_by.as_str()),
+        metric,
         window,
         aggregate,
         group_by,
-        direction: Direction::Above,
-        thresholds: vec![(Grade::Blue, 0.0)],
-        allowed_lateness_ms: None,
-    }
+        Direction::Above,
+        &[(Grade::Blue, 0.0)],
+    )
 }
 
 type Results = BTreeMap<(String, i64, String), f64>;

@@ -1,0 +1,114 @@
+//! Where a key sits in a rules file. Serde does not keep the positions of
+//! values, so problems found after parsing are placed by searching the
+//! text: rules are short, a linear scan is fine.
+
+/// Line and column (1-based) of `key:` inside the list item whose
+/// `anchor:` is `value` (a rule's `id`, a group's `name`), falling back to
+/// the anchor's line, then to the top of the file.
+pub fn locate_in_item(text: &str, anchor: &str, value: &str, key: &str) -> (usize, usize) {
+    let lines: Vec<&str> = text.lines().collect();
+    let anchor_prefix = format!("{anchor}:");
+    let is_anchor = |l: &str| {
+        let t = l.trim_start().trim_start_matches("- ").trim_start();
+        t.strip_prefix(&anchor_prefix)
+            .map(|v| {
+                strip_comment(v)
+                    .trim()
+                    .trim_matches(|c| c == '"' || c == '\'')
+                    == value
+            })
+            .unwrap_or(false)
+    };
+    let Some(start) = lines.iter().position(|l| is_anchor(l)) else {
+        return (1, 1);
+    };
+    let anchor_col = lines[start].find(&anchor_prefix).unwrap_or(0);
+    // The item starts at the `- ` at or above the anchor line.
+    let item_start = (0..=start)
+        .rev()
+        .find(|&i| lines[i].trim_start().starts_with("- "))
+        .unwrap_or(start);
+    let item_indent = indent(lines[item_start]);
+    let key_prefix = format!("{key}:");
+    for (i, line) in lines.iter().enumerate().skip(item_start) {
+        if i > item_start && line.trim_start().starts_with("- ") && indent(line) <= item_indent {
+            break;
+        }
+        if i > item_start && !line.trim().is_empty() && indent(line) < item_indent {
+            break;
+        }
+        // A key may also sit in a flow mapping: `above: { blue: 75, purple: 1 }`.
+        if let Some(col) = find_key(line, &key_prefix) {
+            return (i + 1, col + 1);
+        }
+    }
+    (start + 1, anchor_col + 1)
+}
+
+/// Line and column of a top-level `key:`.
+pub fn locate_top_key(text: &str, key: &str) -> (usize, usize) {
+    let prefix = format!("{key}:");
+    text.lines()
+        .position(|l| l.starts_with(&prefix))
+        .map_or((1, 1), |i| (i + 1, 1))
+}
+
+fn indent(line: &str) -> usize {
+    line.len() - line.trim_start().len()
+}
+
+fn strip_comment(v: &str) -> &str {
+    match v.find(" #") {
+        Some(i) => &v[..i],
+        None => v,
+    }
+}
+
+/// Byte offset of `key:` in `line` as a key (at the start of the content,
+/// after `- `, or after `{`/`,` in a flow mapping), not inside a value.
+fn find_key(line: &str, key_prefix: &str) -> Option<usize> {
+    let code = strip_comment(line);
+    let mut from = 0;
+    while let Some(i) = code[from..].find(key_prefix) {
+        let at = from + i;
+        let before = code[..at].trim_end();
+        let ok = before.is_empty()
+            || before.ends_with('-')
+            || before.ends_with('{')
+            || before.ends_with(',');
+        if ok {
+            return Some(at);
+        }
+        from = at + key_prefix.len();
+    }
+    None
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TEXT: &str = "\
+groups:
+  - name: air
+    defaults: { for: 20m }
+    rules:
+      - id: a
+        metric: pm25
+        above: { blue: 75, purple: 9 }
+      - id: b   # the second
+        metric: pm10
+";
+
+    #[test]
+    fn finds_keys_in_their_item() {
+        assert_eq!(locate_in_item(TEXT, "id", "a", "metric"), (6, 9));
+        assert_eq!(locate_in_item(TEXT, "id", "b", "metric"), (9, 9));
+        assert_eq!(locate_in_item(TEXT, "id", "a", "purple"), (7, 28));
+        // Not in the item: the anchor's line.
+        assert_eq!(locate_in_item(TEXT, "id", "b", "window"), (8, 9));
+        assert_eq!(locate_in_item(TEXT, "name", "air", "for"), (3, 17));
+        assert_eq!(locate_in_item(TEXT, "id", "zzz", "metric"), (1, 1));
+        assert_eq!(locate_top_key(TEXT, "groups"), (1, 1));
+    }
+}
