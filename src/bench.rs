@@ -261,6 +261,7 @@ pub async fn pipeline_throughput(
         sinks: vec![],
         metrics: metrics.clone(),
         clock: Clock::Wall,
+        reloads: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

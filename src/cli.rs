@@ -17,8 +17,8 @@ use crate::config::{Config, SinkConfig};
 use crate::demo::{self, DemoOptions};
 use crate::metrics_server::MetricsServer;
 use crate::pipeline::{self, PipelineError, RunSummary, Setup};
-use crate::rules_tool;
 use crate::telemetry::Metrics;
+use crate::{reload, rules_tool};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -245,6 +245,27 @@ pub async fn run(
         .local_addr()
         .map_err(|e| PipelineError::Invalid(e.to_string()))?;
     eprintln!("metrics at http://{addr}/metrics");
+    let (reload_tx, reload_rx) = reload::channel();
+    reload::spawn_sighup(reload_tx.clone());
+    if config.reload.watch {
+        reload::spawn_file_watch(
+            rules.paths.clone(),
+            config.reload.watch_interval,
+            reload_tx.clone(),
+        );
+    }
+    let token = match &config.reload.http_token_file {
+        Some(f) => Some(
+            std::fs::read_to_string(f)
+                .map_err(|e| {
+                    PipelineError::Invalid(format!("reload token file {}: {e}", f.display()))
+                })?
+                .trim()
+                .to_owned(),
+        ),
+        None => std::env::var(&config.reload.http_token_env).ok(),
+    };
+    let server = server.with_reload(reload_tx, token);
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.serve(async {
         let _ = stop_rx.await;
@@ -253,6 +274,7 @@ pub async fn run(
         kafka: config.kafka.clone(),
         pipeline: config.pipeline.clone(),
         rules,
+        reloads: Some(reload_rx),
         registry,
         sinks,
         metrics,

@@ -46,6 +46,53 @@ pub struct Config {
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
     pub metrics: MetricsConfig,
+    #[serde(default)]
+    pub reload: ReloadConfig,
+}
+
+/// How running rules are replaced. SIGHUP always reloads.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ReloadConfig {
+    /// Reload when a rules file changes (size, time, or the files of a
+    /// rules directory), checked every `watch_interval`.
+    #[serde(default = "default_true")]
+    pub watch: bool,
+    #[serde(default = "default_watch_interval", deserialize_with = "duration")]
+    pub watch_interval: Duration,
+    /// Environment variable holding the bearer token `POST /-/reload` on
+    /// the metrics port requires. Unset or empty: the endpoint refuses
+    /// (403). The token is never read from this file, which is often
+    /// world-readable.
+    #[serde(default = "default_token_env")]
+    pub http_token_env: String,
+    /// Or a file holding the token (a mounted secret), relative to this
+    /// config; takes precedence over the variable.
+    #[serde(default)]
+    pub http_token_file: Option<PathBuf>,
+}
+
+fn default_true() -> bool {
+    true
+}
+
+fn default_watch_interval() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_token_env() -> String {
+    "YUJING_RELOAD_TOKEN".into()
+}
+
+impl Default for ReloadConfig {
+    fn default() -> Self {
+        ReloadConfig {
+            watch: true,
+            watch_interval: default_watch_interval(),
+            http_token_env: default_token_env(),
+            http_token_file: None,
+        }
+    }
 }
 
 /// `rules: a.yaml` or `rules: [a.yaml, more/]`.
@@ -300,6 +347,9 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.rules = config.rules.iter().map(|r| base.join(r)).collect();
         config.sensors = base.join(&config.sensors);
+        if let Some(f) = &config.reload.http_token_file {
+            config.reload.http_token_file = Some(base.join(f));
+        }
         config.validate().map_err(|message| ConfigError::Invalid {
             path: path.to_owned(),
             message,

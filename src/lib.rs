@@ -9,6 +9,8 @@
 //!   watermark; no Kafka (what golden tests and backtests drive).
 //! - [`pipeline`]: the Kafka shell around the engine: consume, dead-letter,
 //!   deliver to sinks, commit; shutdown is passed in as a future.
+//! - [`reload`]: rules reload requests from SIGHUP, file changes and
+//!   `POST /-/reload`.
 //! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
 //! - [`telemetry`]: every Prometheus metric, and typed events that log and
 //!   count.
@@ -27,5 +29,6 @@ pub mod demo;
 pub mod engine;
 pub mod metrics_server;
 pub mod pipeline;
+pub mod reload;
 pub mod rules_tool;
 pub mod telemetry;

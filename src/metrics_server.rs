@@ -1,29 +1,53 @@
 //! The Prometheus endpoint: `GET /metrics` (text exposition format) and
-//! `GET /healthz`.
+//! `GET /healthz`; with `yujing run`, also `POST /-/reload` (rules
+//! reload, bearer token required).
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
 use axum::extract::State;
-use axum::http::header;
+use axum::http::{HeaderMap, StatusCode, header};
 use axum::response::IntoResponse;
-use axum::routing::get;
+use axum::routing::{get, post};
 use tokio::net::TcpListener;
+use tokio::sync::oneshot;
 
+use crate::reload::{ReloadRequest, ReloadSender, ReloadTrigger, token_matches};
 use crate::telemetry::Metrics;
 
 /// A bound metrics endpoint; [`serve`](MetricsServer::serve) runs it.
 pub struct MetricsServer {
     listener: TcpListener,
+    state: AppState,
+}
+
+#[derive(Clone)]
+struct AppState {
     metrics: Metrics,
+    /// Where reload requests go, and the token they need (`None`: the
+    /// endpoint answers 403).
+    reload: Option<(ReloadSender, Option<String>)>,
 }
 
 impl MetricsServer {
     /// Bind now so the caller can print the address (port 0 picks one).
     pub async fn bind(addr: SocketAddr, metrics: Metrics) -> std::io::Result<Self> {
         let listener = TcpListener::bind(addr).await?;
-        Ok(MetricsServer { listener, metrics })
+        let state = AppState {
+            metrics,
+            reload: None,
+        };
+        Ok(MetricsServer { listener, state })
+    }
+
+    /// Serve `POST /-/reload`, sending requests to `tx`; callers must
+    /// present `Authorization: Bearer <token>`. Without a token the
+    /// endpoint exists but refuses (403), so an open port cannot swap the
+    /// city's rules.
+    pub fn with_reload(mut self, tx: ReloadSender, token: Option<String>) -> Self {
+        self.state.reload = Some((tx, token.filter(|t| !t.is_empty())));
+        self
     }
 
     pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
@@ -38,16 +62,63 @@ impl MetricsServer {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
-            .with_state(self.metrics);
+            .route("/-/reload", post(reload))
+            .with_state(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }
 }
 
-async fn metrics(State(m): State<Metrics>) -> impl IntoResponse {
+async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
-        m.render(),
+        s.metrics.render(),
     )
+}
+
+async fn reload(State(s): State<AppState>, headers: HeaderMap) -> (StatusCode, String) {
+    let Some((tx, token)) = s.reload else {
+        return (StatusCode::NOT_FOUND, "no rules to reload here\n".into());
+    };
+    let Some(token) = token else {
+        return (
+            StatusCode::FORBIDDEN,
+            "reload over HTTP is off: set the token variable named by reload.http_token_env\n"
+                .into(),
+        );
+    };
+    let presented = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .unwrap_or_default();
+    if !token_matches(presented, &token) {
+        return (
+            StatusCode::UNAUTHORIZED,
+            "bad or missing bearer token\n".into(),
+        );
+    }
+    let (reply, answer) = oneshot::channel();
+    let req = ReloadRequest {
+        trigger: ReloadTrigger::Http,
+        reply: Some(reply),
+    };
+    if tx.send(req).await.is_err() {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pipeline is stopping\n".into(),
+        );
+    }
+    match answer.await {
+        Ok(Ok(summary)) => (StatusCode::OK, format!("{summary}\n")),
+        Ok(Err(problems)) => (
+            StatusCode::UNPROCESSABLE_ENTITY,
+            format!("refused; the running rules stay:\n{problems}\n"),
+        ),
+        Err(_) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            "pipeline is stopping\n".into(),
+        ),
+    }
 }

@@ -12,6 +12,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
+use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
@@ -20,13 +21,15 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
 use yujing_ingest::{Clock, DecodeError, SensorRegistry, decode_readings, kafka};
-use yujing_rules::{Grade, RuleSet};
+use yujing_rules::{Grade, RuleSet, WarningTransition};
 use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;
+use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
-    BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, SinkDelivered, SinkFailed,
+    BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, RulesReloadRefused,
+    RulesReloaded, SinkDelivered, SinkFailed,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -56,6 +59,9 @@ pub struct Setup {
     pub kafka: KafkaConfig,
     pub pipeline: PipelineConfig,
     pub rules: RuleSet,
+    /// Rules reload requests, if reloading is wired up; the rules are
+    /// read again from `rules.paths`.
+    pub reloads: Option<ReloadReceiver>,
     pub registry: SensorRegistry,
     pub sinks: Vec<Sink>,
     pub metrics: Metrics,
@@ -187,6 +193,12 @@ pub async fn run(
         refusals_reported: (Instant::now(), 0),
     };
 
+    let rule_paths = setup.rules.paths.clone();
+    let mut reloads = setup.reloads;
+    state
+        .metrics
+        .rules_loaded
+        .set(setup.rules.rules.len() as i64);
     tokio::pin!(shutdown);
     let mut tick = tokio::time::interval(Duration::from_secs(1));
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -202,6 +214,11 @@ pub async fn run(
                     break Err(e);
                 }
             },
+            Some(req) = next_reload(&mut reloads) => {
+                if let Err(e) = state.reload(&rule_paths, req).await {
+                    break Err(e);
+                }
+            }
             _ = tick.tick() => {
                 state.now_ms = state.clock.now_ms();
                 state.update_gauges();
@@ -228,6 +245,14 @@ pub async fn run(
     consumer.unsubscribe();
     state.summary.active_at_end = state.engine.active_count();
     outcome.map(|()| state.summary)
+}
+
+/// The next reload request; never, when reloading is not wired up.
+async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadRequest> {
+    match reloads {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
 }
 
 fn commit(consumer: &StreamConsumer<LagReporter>, state: &mut State, mode: CommitMode) {
@@ -410,9 +435,20 @@ impl State {
             counter.with_label_values(&[label]).inc();
         }
         self.summary.windows_closed += closed.windows.iter().filter(|(_, c)| !c).count() as u64;
+        self.publish(&closed.transitions).await?;
+        self.offsets.windows_closed(closed.watermark);
+        self.update_active_gauge();
+        self.metrics
+            .window_processing
+            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Count transitions and deliver them to every sink.
+    async fn publish(&mut self, transitions: &[WarningTransition]) -> Result<(), PipelineError> {
         let emitted_at = yujing_ingest::clock::wall_now_ms();
-        let mut alerts = Vec::with_capacity(closed.transitions.len());
-        for t in &closed.transitions {
+        let mut alerts = Vec::with_capacity(transitions.len());
+        for t in transitions {
             let grade_label = t.grade.map_or("clear", Grade::as_str);
             self.metrics
                 .warnings
@@ -433,11 +469,50 @@ impl State {
         if !alerts.is_empty() {
             self.deliver(&alerts).await?;
         }
-        self.offsets.windows_closed(closed.watermark);
-        self.update_active_gauge();
-        self.metrics
-            .window_processing
-            .observe(started.elapsed().as_secs_f64());
+        Ok(())
+    }
+
+    /// Read the rules again and swap them in, or refuse them and keep the
+    /// running ones. Only a failing sink (for the removed rules'
+    /// resolutions) is an error.
+    async fn reload(&mut self, paths: &[PathBuf], req: ReloadRequest) -> Result<(), PipelineError> {
+        let trigger = req.trigger.as_str();
+        let outcome = match RuleSet::load_all(paths) {
+            Ok(rules) => {
+                let r = self.engine.reload(&rules);
+                let summary = format!(
+                    "{} rules: {} added, {} changed, {} removed, {} unchanged",
+                    rules.rules.len(),
+                    r.added.len(),
+                    r.changed.len(),
+                    r.removed.len(),
+                    r.unchanged
+                );
+                RulesReloaded {
+                    trigger,
+                    summary: &summary,
+                    rules: rules.rules.len(),
+                }
+                .emit(&self.metrics);
+                self.publish(&r.transitions).await?;
+                // Removed rules' gauges would otherwise keep their last value.
+                self.metrics.active_warnings.reset();
+                self.update_active_gauge();
+                Ok(summary)
+            }
+            Err(e) => {
+                let problems = e.to_string();
+                RulesReloadRefused {
+                    trigger,
+                    problems: &problems,
+                }
+                .emit(&self.metrics);
+                Err(problems)
+            }
+        };
+        if let Some(reply) = req.reply {
+            let _ = reply.send(outcome);
+        }
         Ok(())
     }
 

@@ -40,6 +40,11 @@ pub struct Metrics {
     pub commits: IntCounter,
     pub commit_failures: IntCounter,
     pub window_processing: Histogram,
+    pub warnings_pending: IntGauge,
+    pub rules_loaded: IntGauge,
+    pub rules_reloads: IntCounterVec,
+    pub rules_last_reload_success: IntGauge,
+    pub rules_last_reload_time: Gauge,
 }
 
 impl Metrics {
@@ -107,7 +112,7 @@ impl Metrics {
             .register(Box::new(window_processing.clone()))
             .expect("unique metric");
 
-        Metrics {
+        let m = Metrics {
             messages_consumed: counter_vec(
                 "yujing_messages_consumed_total",
                 "Kafka messages read from reading topics.",
@@ -209,8 +214,28 @@ impl Metrics {
                 "Offset commits that failed.",
             ),
             window_processing,
+            warnings_pending: int_gauge(
+                "yujing_warnings_pending",
+                "Groups whose threshold is crossed but whose `for` time has not run out yet.",
+            ),
+            rules_loaded: int_gauge("yujing_rules_loaded", "Rules running now."),
+            rules_reloads: counter_vec(
+                "yujing_rules_reloads_total",
+                "Rules reload attempts, by trigger (signal, file_change, http) and outcome (success, failure).",
+                &["trigger", "outcome"],
+            ),
+            rules_last_reload_success: int_gauge(
+                "yujing_rules_last_reload_success",
+                "1 if the last rules reload succeeded (or none was tried), 0 if it was refused and the previous rules kept running.",
+            ),
+            rules_last_reload_time: gauge(
+                "yujing_rules_last_reload_timestamp_seconds",
+                "Wall-clock time of the last rules reload attempt.",
+            ),
             registry,
-        }
+        };
+        m.rules_last_reload_success.set(1);
+        m
     }
 
     /// The registry in Prometheus text exposition format.
@@ -297,6 +322,50 @@ impl DeadLetterFailed<'_> {
         );
         m.dead_letter_failures.inc();
     }
+}
+
+/// New rules were swapped in.
+pub struct RulesReloaded<'a> {
+    pub trigger: &'a str,
+    pub summary: &'a str,
+    pub rules: usize,
+}
+
+impl RulesReloaded<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        tracing::info!(trigger = self.trigger, "rules reloaded: {}", self.summary);
+        m.rules_reloads
+            .with_label_values(&[self.trigger, "success"])
+            .inc();
+        m.rules_last_reload_success.set(1);
+        m.rules_last_reload_time.set(wall_seconds());
+        m.rules_loaded.set(self.rules as i64);
+    }
+}
+
+/// A reload was refused: the running rules stay.
+pub struct RulesReloadRefused<'a> {
+    pub trigger: &'a str,
+    pub problems: &'a str,
+}
+
+impl RulesReloadRefused<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        tracing::error!(
+            trigger = self.trigger,
+            "rules reload refused; the running rules stay:\n{}",
+            self.problems
+        );
+        m.rules_reloads
+            .with_label_values(&[self.trigger, "failure"])
+            .inc();
+        m.rules_last_reload_success.set(0);
+        m.rules_last_reload_time.set(wall_seconds());
+    }
+}
+
+fn wall_seconds() -> f64 {
+    yujing_ingest::clock::wall_now_ms() as f64 / 1000.0
 }
 
 /// A sink failed to take a batch of alerts.

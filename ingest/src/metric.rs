@@ -34,6 +34,18 @@ impl MetricCatalog {
         }
     }
 
+    /// This catalog plus `names` not in it yet: existing ids stay the same,
+    /// so window state keyed by id survives a rules reload.
+    pub fn extended<I, S>(&self, names: I) -> Self
+    where
+        I: IntoIterator<Item = S>,
+        S: Into<String>,
+    {
+        let current = (0..self.names.len()).map(|i| self.names.value(i).to_owned());
+        let all: Vec<String> = current.chain(names.into_iter().map(Into::into)).collect();
+        Self::new(all)
+    }
+
     /// The id of a metric, or `None` when no rule uses it.
     pub fn id(&self, name: &str) -> Option<u16> {
         self.ids.get(name).copied()

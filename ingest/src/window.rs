@@ -255,6 +255,20 @@ impl WindowStore {
         }
     }
 
+    /// Keep readings of exactly these metric ids from now on (a rules
+    /// reload changed the rules on this store's windows).
+    pub fn set_metrics(&mut self, catalog: &MetricCatalog, metrics: &[u16]) {
+        self.wants = vec![false; catalog.len()];
+        for &m in metrics {
+            self.wants[m as usize] = true;
+        }
+    }
+
+    /// Start (or stop) keeping sketches in new states.
+    pub fn set_sketches(&mut self, sketches: bool) {
+        self.sketches = sketches;
+    }
+
     /// Keep quantile sketches in the states (costs memory per state: only
     /// for stores whose rules use percentiles).
     pub fn with_sketches(mut self, sketches: bool) -> Self {

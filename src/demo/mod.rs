@@ -159,6 +159,7 @@ pub async fn run(
         sinks,
         metrics: metrics.clone(),
         clock,
+        reloads: None,
     };
     let stop = async {
         tokio::select! {

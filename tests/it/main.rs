@@ -7,5 +7,6 @@ mod cli;
 mod demo;
 mod e2e;
 mod golden;
+mod reload;
 mod support;
 mod windows;

@@ -16,14 +16,26 @@ use yujing_rules::{
 use crate::config::PipelineConfig;
 use crate::pipeline::PipelineError;
 
+mod reload;
+
+pub use reload::Reload;
+
+/// Window size, slide and allowed lateness: rules sharing them share one
+/// store.
+type StoreKey = (WindowSpec, i64);
+
 /// The rules sharing one window size and slide, and their store.
 struct WindowGroup {
+    key: StoreKey,
     store: WindowStore,
     /// `1h` or `24h/1h`, for metrics.
     label: String,
     rules: Vec<Rule>,
     /// The latest window end evaluated (with or without readings).
     evaluated_until: Option<i64>,
+    /// Windows ending before this are closed but not graded: a store
+    /// created by a rules reload has only seen part of them.
+    grade_from: i64,
 }
 
 impl WindowGroup {
@@ -77,6 +89,51 @@ pub struct Engine {
     aggregator: WindowAggregator,
     max_future_skew_ms: i64,
     max_age_ms: Option<i64>,
+    utc_offset_ms: i64,
+    default_lateness_ms: i64,
+    rules: RuleSet,
+}
+
+/// Rules by store: one store per window and lateness (rules may override
+/// the pipeline's allowed lateness).
+fn by_store(rules: &RuleSet, default_lateness_ms: i64) -> BTreeMap<StoreKey, Vec<Rule>> {
+    let mut out: BTreeMap<StoreKey, Vec<Rule>> = BTreeMap::new();
+    for rule in &rules.rules {
+        let lateness = rule.allowed_lateness_ms.unwrap_or(default_lateness_ms);
+        out.entry((rule.window, lateness))
+            .or_default()
+            .push(rule.clone());
+    }
+    out
+}
+
+fn metric_ids(rules: &[Rule], catalog: &MetricCatalog) -> Vec<u16> {
+    rules.iter().filter_map(|r| catalog.id(&r.metric)).collect()
+}
+
+fn wants_sketches(rules: &[Rule]) -> bool {
+    rules.iter().any(|r| r.aggregate.percentile().is_some())
+}
+
+fn new_group(
+    key: StoreKey,
+    rules: Vec<Rule>,
+    catalog: &MetricCatalog,
+    utc_offset_ms: i64,
+    grade_from: i64,
+) -> WindowGroup {
+    let (spec, lateness) = key;
+    let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
+    WindowGroup {
+        key,
+        store: WindowStore::new(windows, catalog, &metric_ids(&rules, catalog))
+            .with_lateness(lateness)
+            .with_sketches(wants_sketches(&rules)),
+        label: spec.label(),
+        rules,
+        evaluated_until: None,
+        grade_from,
+    }
 }
 
 impl Engine {
@@ -87,32 +144,10 @@ impl Engine {
     ) -> Result<Self, PipelineError> {
         let utc_offset_ms = config.utc_offset_ms().map_err(PipelineError::Invalid)?;
         let catalog = MetricCatalog::new(rules.metrics());
-        // One store per window and lateness: rules may override the
-        // pipeline's allowed lateness.
-        let default_lateness = config.allowed_lateness.as_millis() as i64;
-        let mut by_window: BTreeMap<(WindowSpec, i64), Vec<Rule>> = BTreeMap::new();
-        for rule in &rules.rules {
-            let lateness = rule.allowed_lateness_ms.unwrap_or(default_lateness);
-            by_window
-                .entry((rule.window, lateness))
-                .or_default()
-                .push(rule.clone());
-        }
-        let groups = by_window
+        let default_lateness_ms = config.allowed_lateness.as_millis() as i64;
+        let groups = by_store(rules, default_lateness_ms)
             .into_iter()
-            .map(|((spec, lateness), rules)| {
-                let metrics: Vec<u16> =
-                    rules.iter().filter_map(|r| catalog.id(&r.metric)).collect();
-                let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
-                WindowGroup {
-                    store: WindowStore::new(windows, &catalog, &metrics)
-                        .with_lateness(lateness)
-                        .with_sketches(rules.iter().any(|r| r.aggregate.percentile().is_some())),
-                    label: spec.label(),
-                    rules,
-                    evaluated_until: None,
-                }
-            })
+            .map(|(key, rules)| new_group(key, rules, &catalog, utc_offset_ms, i64::MIN))
             .collect();
         Ok(Engine {
             groups,
@@ -126,7 +161,15 @@ impl Engine {
             aggregator: WindowAggregator::new(),
             max_future_skew_ms: config.max_future_skew.as_millis() as i64,
             max_age_ms: config.max_age.map(|d| d.as_millis() as i64),
+            utc_offset_ms,
+            default_lateness_ms,
+            rules: rules.clone(),
         })
+    }
+
+    /// The rules running now.
+    pub fn rules(&self) -> &RuleSet {
+        &self.rules
     }
 
     pub fn registry(&self) -> &SensorRegistry {
@@ -274,6 +317,12 @@ impl Engine {
         };
         for (end, i, window) in &due {
             let group = &self.groups[*i];
+            if *end < group.grade_from {
+                if let Some(w) = window {
+                    out.windows.push((group.label.clone(), w.correction));
+                }
+                continue;
+            }
             let Some(window) = window else {
                 let start = end - group.store.windows().size_ms;
                 for rule in &group.rules {
