@@ -67,6 +67,12 @@ pub enum Command {
         /// Messages the pipeline part consumes from the mock cluster (at most 960 000).
         #[arg(long, default_value_t = 960_000)]
         pipeline_messages: usize,
+        /// Threshold rules in the rule-evaluation part.
+        #[arg(long, default_value_t = 10_000)]
+        rules: usize,
+        /// Groups (sensors) each of those rules grades per window.
+        #[arg(long, default_value_t = 100)]
+        rule_groups: usize,
         /// Results file.
         #[arg(long, default_value = "bench-results.json")]
         out: PathBuf,
@@ -143,8 +149,15 @@ pub fn main() -> ExitCode {
                     s.messages, s.readings, s.bad_messages, s.windows_closed, s.transitions
                 );
             }),
-            Command::Bench { sensors, engine_minutes, pipeline_messages, out } => {
-                let opts = BenchOptions { sensors, engine_minutes, pipeline_messages, out };
+            Command::Bench { sensors, engine_minutes, pipeline_messages, rules, rule_groups, out } => {
+                let opts = BenchOptions {
+                    sensors,
+                    engine_minutes,
+                    pipeline_messages,
+                    rules,
+                    rule_groups,
+                    out,
+                };
                 bench::run(opts).await.map(|_| ())
             }
             Command::Rules(RulesCommand::Test { files }) => {

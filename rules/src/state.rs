@@ -204,14 +204,27 @@ impl WarningBook {
         window_end_ms: i64,
         aggregates: &[WindowAggregate],
     ) -> Vec<WarningTransition> {
-        let tracks = self.tracks.entry(rule.id.clone()).or_default();
-        let mut groups: BTreeMap<&str, Option<&WindowAggregate>> =
-            tracks.keys().map(|k| (k.as_str(), None)).collect();
+        // Groups that need a look: every tracked one, and untracked ones
+        // whose value crosses at least the lowest threshold. The rest (most
+        // groups, most of the time) cost one comparison.
+        let lowest = rule.levels.first().map(|l| l.threshold);
+        let tracked = self.tracks.get(&rule.id);
+        let mut groups: BTreeMap<&str, Option<&WindowAggregate>> = BTreeMap::new();
+        if let Some(t) = tracked {
+            groups.extend(t.keys().map(|k| (k.as_str(), None)));
+        }
         for a in aggregates {
-            groups.insert(&a.group_key, Some(a));
+            let crosses = lowest.is_some_and(|t| rule.direction.crosses(a.value, t));
+            if crosses || tracked.is_some_and(|t| t.contains_key(&a.group_key)) {
+                groups.insert(&a.group_key, Some(a));
+            }
+        }
+        if groups.is_empty() {
+            return Vec::new();
         }
         let groups: Vec<(String, Option<&WindowAggregate>)> =
             groups.into_iter().map(|(k, a)| (k.to_owned(), a)).collect();
+        let tracks = self.tracks.entry(rule.id.clone()).or_default();
         let mut out = Vec::new();
         for (key, aggregate) in groups {
             let track = tracks.entry(key.clone()).or_default();

@@ -5,12 +5,14 @@
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 
+use yujing_ingest::AreaLevel;
 use yujing_ingest::{
     ClosedWindow, DecodeError, MetricCatalog, Reading, SensorRegistry, Watermarks, WindowStore,
     Windows,
 };
 use yujing_rules::{
-    Grade, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregator, WindowSpec,
+    Aggregate, Grade, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregate,
+    WindowAggregator, WindowSpec,
 };
 
 use crate::config::PipelineConfig;
@@ -105,6 +107,23 @@ fn by_store(rules: &RuleSet, default_lateness_ms: i64) -> BTreeMap<StoreKey, Vec
             .push(rule.clone());
     }
     out
+}
+
+/// What a rule's window aggregates depend on.
+type SeriesKey = (String, Aggregate, AreaLevel, Option<i64>);
+
+/// The key under which rules share aggregates; `None` for rules whose
+/// aggregates depend on their own thresholds (a quorum counts sensors
+/// crossing them).
+fn series_key(rule: &Rule) -> Option<SeriesKey> {
+    (!rule.quorum.is_set()).then(|| {
+        (
+            rule.metric.clone(),
+            rule.aggregate,
+            rule.group_by,
+            rule.predict_horizon_ms,
+        )
+    })
 }
 
 fn metric_ids(rules: &[Rule], catalog: &MetricCatalog) -> Vec<u16> {
@@ -332,13 +351,30 @@ impl Engine {
                 continue;
             };
             out.windows.push((group.label.clone(), window.correction));
+            // Rules that read the same series (metric, aggregate, grouping,
+            // forecast) share one DataFusion computation per window:
+            // thousands of rules must not mean thousands of scans.
+            let mut shared: HashMap<SeriesKey, Vec<WindowAggregate>> = HashMap::new();
             for rule in &group.rules {
-                let aggregates = self.aggregator.aggregate(window, rule).await?;
+                let own;
+                let aggregates: &[WindowAggregate] = match series_key(rule) {
+                    Some(key) => {
+                        if !shared.contains_key(&key) {
+                            let computed = self.aggregator.aggregate(window, rule).await?;
+                            shared.insert(key.clone(), computed);
+                        }
+                        &shared[&key]
+                    }
+                    None => {
+                        own = self.aggregator.aggregate(window, rule).await?;
+                        &own
+                    }
+                };
                 // A correction is graded like any window: the rule layer
                 // may raise, escalate or resolve on it.
-                let transitions =
-                    self.book
-                        .apply(rule, window.start_ms, window.end_ms, &aggregates);
+                let transitions = self
+                    .book
+                    .apply(rule, window.start_ms, window.end_ms, aggregates);
                 out.transitions.extend(transitions.into_iter().map(|mut t| {
                     t.correction = window.correction;
                     t

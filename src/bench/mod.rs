@@ -19,6 +19,10 @@ use yujing_ingest::{
 };
 use yujing_rules::{Aggregate, Direction, Grade, Rule, RuleSet, WindowAggregator, WindowSpec};
 
+mod rules;
+
+pub use rules::RulesResult;
+
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::pipeline::{self, PipelineError, Setup};
 use crate::telemetry::Metrics;
@@ -31,6 +35,10 @@ pub struct BenchOptions {
     pub engine_minutes: i64,
     /// Messages (one reading each) the pipeline part consumes.
     pub pipeline_messages: usize,
+    /// Threshold rules in the rule-evaluation part, and the groups
+    /// (sensors) each one grades.
+    pub rules: usize,
+    pub rule_groups: usize,
     pub out: PathBuf,
 }
 
@@ -77,6 +85,7 @@ pub struct BenchResults {
     pub engine: EngineResult,
     pub pipeline: PipelineResult,
     pub consumer_baseline: ConsumerBaseline,
+    pub rules: RulesResult,
 }
 
 const METRIC: &str = "pm25";
@@ -115,7 +124,7 @@ fn rules() -> Vec<Rule> {
     ]
 }
 
-fn registry(sensors: usize) -> SensorRegistry {
+pub(crate) fn registry(sensors: usize) -> SensorRegistry {
     let list = (0..sensors)
         .map(|i| Sensor {
             sensor_id: format!("s{i:06}"),
@@ -414,6 +423,19 @@ pub async fn run(opts: BenchOptions) -> Result<BenchResults, PipelineError> {
         "bare consumer on the same messages: {:.0} messages/s",
         consumer_baseline.messages_per_second
     );
+    eprintln!(
+        "rule evaluation: {} threshold rules over {} groups …",
+        opts.rules, opts.rule_groups
+    );
+    let rules = rules::rules(opts.rules, opts.rule_groups, 10).await?;
+    eprintln!(
+        "  {:.0} rule evaluations/s ({} windows, {:.2} s wall, {:.2} s CPU, {} transitions)",
+        rules.evaluations_per_second,
+        rules.windows,
+        rules.seconds,
+        rules.cpu_seconds,
+        rules.transitions
+    );
     let results = BenchResults {
         machine: format!(
             "{} cores, {}",
@@ -427,6 +449,7 @@ pub async fn run(opts: BenchOptions) -> Result<BenchResults, PipelineError> {
         engine,
         pipeline,
         consumer_baseline,
+        rules,
     };
     let json = serde_json::to_string_pretty(&results)
         .map_err(|e| PipelineError::Invalid(e.to_string()))?;
