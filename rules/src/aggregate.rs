@@ -66,7 +66,7 @@ pub struct Trend {
 /// DataFusion session for the life of the pipeline.
 #[derive(Clone)]
 pub struct WindowAggregator {
-    ctx: SessionContext,
+    pub(crate) ctx: SessionContext,
 }
 
 impl Default for WindowAggregator {
@@ -124,6 +124,9 @@ impl WindowAggregator {
         window: &ClosedWindow,
         rule: &Rule,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
+        if let Some(check) = rule.quality {
+            return self.quality(window, rule, check).await;
+        }
         let group = || col(rule.group_by.column()).alias("group_key");
         let batches = self
             .values(window, rule, vec![group()])?
@@ -328,7 +331,7 @@ fn aggregate_expr(aggregate: Aggregate) -> (Vec<Expr>, Expr) {
     }
 }
 
-fn column<'a, T: 'static>(
+pub(crate) fn column<'a, T: 'static>(
     batch: &'a arrow::array::RecordBatch,
     name: &str,
 ) -> Result<&'a T, RulesError> {

@@ -14,6 +14,8 @@
 //!   batch into one [`WindowAggregate`] per rule and group.
 //! - [`percentile`]: the DataFusion aggregate UDF merging quantile sketches
 //!   into window percentiles.
+//! - [`quality`]: data-quality checks (stuck, out-of-range, outlier
+//!   sensors) from per-sensor DataFusion statistics.
 //! - [`state`]: the warning lifecycle per fingerprint (rule + group): the
 //!   pending, hysteresis, de-escalation and resolution timers and the
 //!   transitions (raised, escalated, de-escalated, resolved) they emit.
@@ -26,6 +28,7 @@ pub mod load;
 pub mod locate;
 pub mod model;
 pub mod percentile;
+pub mod quality;
 pub mod series;
 pub mod state;
 pub mod template;
@@ -35,5 +38,5 @@ pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
 pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
 pub use load::yaml_error_position;
-pub use model::{Aggregate, Category, Level, Quorum, Rule, RuleSet, WindowSpec};
+pub use model::{Aggregate, Category, Level, Quality, Quorum, Rule, RuleSet, WindowSpec};
 pub use state::{ResolveReason, Transition, WarningBook, WarningTransition};

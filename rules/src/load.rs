@@ -52,6 +52,8 @@ pub const RULE_KEYS: &[&str] = &[
     "predict",
     "min_sensors",
     "min_fraction",
+    "quality",
+    "range",
     "labels",
     "annotations",
     "allowed_lateness",

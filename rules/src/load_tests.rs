@@ -316,3 +316,47 @@ fn several_files_and_directories() {
     );
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+#[test]
+fn data_quality_rules() {
+    let text = "\
+rules:
+  - id: silent
+    quality: silent
+    metric: pm25
+    window: 10m
+    above: { yellow: 30 }
+  - id: range
+    quality: out_of_range
+    range: [0, 1000]
+    metric: pm25
+    window: 10m
+    above: { orange: 0 }
+";
+    let set = parse(text).unwrap();
+    assert_eq!(set.rules[0].quality, Some(crate::model::Quality::Silent));
+    assert_eq!(set.rules[0].category, Category::Data, "implied");
+    assert_eq!(set.rules[0].measure(), "silent");
+    assert_eq!(
+        set.rules[1].quality,
+        Some(crate::model::Quality::OutOfRange {
+            low: 0.0,
+            high: 1000.0
+        })
+    );
+    let e = one_error(&text.replace("quality: silent", "quality: sleepy"));
+    assert!(
+        e.starts_with("rules.yaml:3:5:") && e.contains("unknown quality check `sleepy`"),
+        "{e}"
+    );
+    let e = one_error(&text.replace("range: [0, 1000]", "range: [1000, 0]"));
+    assert!(e.contains("low < high"), "{e}");
+    let e = one_error(&text.replace("    range: [0, 1000]\n", ""));
+    assert!(e.contains("needs `range"), "{e}");
+    let e = one_error(&text.replace("quality: silent", "quality: silent\n    group_by: grid"));
+    assert!(e.contains("use `group_by: sensor`"), "{e}");
+    let e = one_error(&text.replace("quality: silent", "quality: silent\n    category: env"));
+    assert!(e.contains("category `data`"), "{e}");
+    let e = one_error(&text.replace("quality: silent", "quality: silent\n    aggregate: max"));
+    assert!(e.contains("remove `aggregate`"), "{e}");
+}

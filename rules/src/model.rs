@@ -124,6 +124,34 @@ impl Category {
     }
 }
 
+/// A data-quality check: the rule grades a sensor's *measurements*, not the
+/// environment. Values, per sensor and window:
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Quality {
+    /// Minutes since the sensor's last reading of the metric (sensors
+    /// that have reported since the pipeline started).
+    Silent,
+    /// 1 when the sensor's readings did not vary at all (at least three)
+    /// while another sensor of its grid did vary; else 0.
+    Stuck,
+    /// How far the window's readings went beyond `[low, high]` (0 inside).
+    OutOfRange { low: f64, high: f64 },
+    /// |the sensor's mean − the median of its grid's sensor means (itself
+    /// included)|, for grids with at least three reporting sensors.
+    Outlier,
+}
+
+impl Quality {
+    pub fn as_str(&self) -> &'static str {
+        match self {
+            Quality::Silent => "silent",
+            Quality::Stuck => "stuck",
+            Quality::OutOfRange { .. } => "out_of_range",
+            Quality::Outlier => "outlier",
+        }
+    }
+}
+
 /// One grade of a rule: when it is entered and when it is left.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Level {
@@ -187,6 +215,8 @@ pub struct Rule {
     pub predict_horizon_ms: Option<i64>,
     /// For area rules: how many sensors must agree.
     pub quorum: Quorum,
+    /// For data-quality rules: the check whose value is graded.
+    pub quality: Option<Quality>,
     /// Copied onto every alert, after template expansion.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -231,9 +261,20 @@ impl Rule {
             de_escalate_after_ms: 0,
             predict_horizon_ms: None,
             quorum: Quorum::default(),
+            quality: None,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             allowed_lateness_ms: None,
+        }
+    }
+
+    /// What the graded value is, in one word: the aggregate, `forecast`
+    /// for `predict` rules, or the data-quality check.
+    pub fn measure(&self) -> &'static str {
+        match (&self.quality, self.predict_horizon_ms) {
+            (Some(q), _) => q.as_str(),
+            (None, Some(_)) => "forecast",
+            (None, None) => self.aggregate.as_str(),
         }
     }
 
@@ -261,6 +302,7 @@ impl Rule {
             && self.group_by == other.group_by
             && self.direction == other.direction
             && self.predict_horizon_ms == other.predict_horizon_ms
+            && self.quality == other.quality
     }
 }
 

@@ -9,7 +9,7 @@ use yujing_ingest::AreaLevel;
 use crate::grade::{Direction, Grade};
 use crate::load::Fields;
 use crate::model::{
-    Aggregate, Category, DEFAULT_TOLERATE_MISSING, Level, Quorum, Rule, WindowSpec,
+    Aggregate, Category, DEFAULT_TOLERATE_MISSING, Level, Quality, Quorum, Rule, WindowSpec,
 };
 use crate::template;
 
@@ -145,6 +145,20 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         );
     }
 
+    let quality = quality(f, group_by, predict_horizon_ms.is_some() || quorum.is_set());
+    let category = match (quality, category) {
+        (Some(_), Category::Env) if !f.has("category") => Category::Data,
+        (Some(_), Category::Data) => Category::Data,
+        (Some(_), other) => {
+            f.fail(
+                "category",
+                format!("a data-quality rule has category `data`, not `{}`: sensor faults are graded apart from the environment", other.as_str()),
+            );
+            other
+        }
+        (None, c) => c,
+    };
+
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
 
@@ -168,10 +182,71 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         de_escalate_after_ms,
         predict_horizon_ms,
         quorum,
+        quality,
         labels,
         annotations,
         allowed_lateness_ms,
     })
+}
+
+/// `quality: silent|stuck|out_of_range|outlier` (with `range: [low, high]`
+/// for out_of_range).
+fn quality(f: &mut Fields<'_>, group_by: AreaLevel, trend_or_quorum: bool) -> Option<Quality> {
+    let range: Option<Vec<f64>> = f.get("range");
+    let Some(name) = f.get::<String>("quality") else {
+        if range.is_some() {
+            f.fail("range", "`range` belongs to `quality: out_of_range`".into());
+        }
+        return None;
+    };
+    let q = match name.as_str() {
+        "silent" => Quality::Silent,
+        "stuck" => Quality::Stuck,
+        "outlier" => Quality::Outlier,
+        "out_of_range" => match range.as_deref() {
+            Some(&[low, high]) if low < high => Quality::OutOfRange { low, high },
+            Some(_) => {
+                f.fail(
+                    "range",
+                    "range must be `[low, high]` with low < high".into(),
+                );
+                return None;
+            }
+            None => {
+                f.fail("quality", "out_of_range needs `range: [low, high]`".into());
+                return None;
+            }
+        },
+        other => {
+            f.fail(
+                "quality",
+                format!("unknown quality check `{other}`; expected silent, stuck, out_of_range or outlier"),
+            );
+            return None;
+        }
+    };
+    if range.is_some() && !matches!(q, Quality::OutOfRange { .. }) {
+        f.fail("range", "`range` belongs to `quality: out_of_range`".into());
+    }
+    if group_by != AreaLevel::Sensor {
+        f.fail(
+            "quality",
+            "a data-quality rule grades each sensor: use `group_by: sensor`".into(),
+        );
+    }
+    if f.has("aggregate") {
+        f.fail(
+            "aggregate",
+            "a data-quality rule grades its check's value; remove `aggregate`".into(),
+        );
+    }
+    if trend_or_quorum {
+        f.fail(
+            "quality",
+            "a data-quality rule cannot also `predict` or need a quorum".into(),
+        );
+    }
+    Some(q)
 }
 
 fn thresholds(

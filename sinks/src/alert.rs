@@ -181,7 +181,7 @@ impl AlertMessage {
                 id: t.rule.id.clone(),
                 description: t.rule.description.clone(),
                 metric: t.rule.metric.clone(),
-                aggregate: t.rule.aggregate.as_str().to_owned(),
+                aggregate: t.rule.measure().to_owned(),
                 unit: t.rule.unit.clone(),
                 window_seconds: t.rule.window.size_ms / 1000,
                 slide_seconds: t.rule.window.slide_ms / 1000,
@@ -289,7 +289,7 @@ fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<Strin
         "rule" => t.rule.id.clone(),
         "metric" => t.rule.metric.clone(),
         "unit" => t.rule.unit.clone(),
-        "aggregate" => t.rule.aggregate.as_str().to_owned(),
+        "aggregate" => t.rule.measure().to_owned(),
         "window" => t.rule.window.label(),
         "group" | "group.key" => m.group.key.clone(),
         "group.by" => m.group.by.clone(),
@@ -305,7 +305,7 @@ fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<Strin
 
 fn summary(t: &WarningTransition, district: Option<&str>, m: &AlertMessage) -> String {
     let what = if t.rule.description.is_empty() {
-        format!("{} {}", t.rule.aggregate.as_str(), t.rule.metric)
+        format!("{} {}", t.rule.measure(), t.rule.metric)
     } else {
         t.rule.description.clone()
     };

@@ -10,11 +10,19 @@
 //! - a rainstorm filling drains in Yuzhong (to red) and Nan'an (to orange)
 //!   from 08:00, peaking at 11:00 and draining by 14:00;
 //! - road works in Ciqikou (Shapingba) from 09:00 to 10:30, loud enough for
-//!   a yellow noise warning.
+//!   a yellow noise warning;
+//! - two faulty air stations for the data-quality rules: `cq-jb-aq-0004`
+//!   falls silent at 07:30, and `cq-spb-aq-0007` repeats one PM2.5 value
+//!   from 07:00.
 
 use rand::rngs::SmallRng;
 use rand::{Rng, SeedableRng};
 use yujing_ingest::{Sensor, SensorRegistry};
+
+/// Falls silent 1.5 h into the script.
+const SILENT_STATION: &str = "cq-jb-aq-0004";
+/// Reports a stuck PM2.5 value from 1 h into the script.
+const STUCK_STATION: &str = "cq-spb-aq-0007";
 
 /// 2026-07-15T06:00:00+08:00, the script's origin.
 pub const SCRIPT_START_MS: i64 = 1_784_066_400_000;
@@ -214,8 +222,12 @@ impl City {
     /// the minute, so arrival order is not event-time order.
     pub fn minute(&mut self, minute_ms: i64) -> Vec<(String, String)> {
         let mut out = Vec::with_capacity(self.sensors.len());
+        let hours = (minute_ms - SCRIPT_START_MS) as f64 / HOUR_MS;
         for i in 0..self.sensors.len() {
             let ts = minute_ms + self.rng.random_range(0..60_000);
+            if hours >= 1.5 && self.sensors[i].sensor_id == SILENT_STATION {
+                continue;
+            }
             self.emitted += 1;
             if self.bad_every > 0 && self.emitted.is_multiple_of(self.bad_every) {
                 let s = &self.sensors[i];
@@ -243,7 +255,10 @@ impl City {
             "air" => {
                 let base = 32.0 + 6.0 * (hours * std::f64::consts::PI / 12.0).sin() + bias;
                 let excess = (interp(&EPISODE_PM25, hours) - 35.0).max(0.0) * episode_weight(s);
-                let pm25 = (base + excess + 4.0 * noise).max(1.0);
+                let mut pm25 = (base + excess + 4.0 * noise).max(1.0);
+                if hours >= 1.0 && s.sensor_id == STUCK_STATION {
+                    pm25 = 38.0;
+                }
                 let pm10 = pm25 * 1.55 + 8.0 + 3.0 * noise;
                 let no2 = 28.0 + 0.15 * excess + 3.0 * noise + bias;
                 format!(

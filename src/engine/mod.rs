@@ -11,7 +11,7 @@ use yujing_ingest::{
     Windows,
 };
 use yujing_rules::{
-    Aggregate, Grade, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregate,
+    Aggregate, Grade, Quality, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregate,
     WindowAggregator, WindowSpec,
 };
 
@@ -46,9 +46,19 @@ impl WindowGroup {
         self.store.windows().pane_of(watermark)
     }
 
+    /// Whether a rule here grades silence: it must see every window end.
+    fn has_silence_rule(&self) -> bool {
+        self.rules
+            .iter()
+            .any(|r| r.quality == Some(Quality::Silent))
+    }
+
     /// Consecutive window ends without readings worth evaluating: after
     /// this many, every rule has resolved or reset what it tracked.
     fn empty_run_limit(&self) -> i64 {
+        if self.has_silence_rule() {
+            return i64::MAX;
+        }
         let slide = self.store.windows().slide_ms;
         self.rules
             .iter()
@@ -94,6 +104,19 @@ pub struct Engine {
     utc_offset_ms: i64,
     default_lateness_ms: i64,
     rules: RuleSet,
+    /// Metric ids some silence rule reads, and each sensor's last reading
+    /// time of them.
+    silent_metrics: Vec<u16>,
+    last_seen: HashMap<(u32, u16), i64>,
+}
+
+fn silent_metrics(rules: &RuleSet, catalog: &MetricCatalog) -> Vec<u16> {
+    rules
+        .rules
+        .iter()
+        .filter(|r| r.quality == Some(Quality::Silent))
+        .filter_map(|r| catalog.id(&r.metric))
+        .collect()
 }
 
 /// Rules by store: one store per window and lateness (rules may override
@@ -116,7 +139,7 @@ type SeriesKey = (String, Aggregate, AreaLevel, Option<i64>);
 /// aggregates depend on their own thresholds (a quorum counts sensors
 /// crossing them).
 fn series_key(rule: &Rule) -> Option<SeriesKey> {
-    (!rule.quorum.is_set()).then(|| {
+    (!rule.quorum.is_set() && rule.quality.is_none()).then(|| {
         (
             rule.metric.clone(),
             rule.aggregate,
@@ -170,7 +193,7 @@ impl Engine {
             .collect();
         Ok(Engine {
             groups,
-            catalog,
+            catalog: catalog.clone(),
             registry,
             watermarks: Watermarks::new(
                 config.allowed_delay.as_millis() as i64,
@@ -183,6 +206,8 @@ impl Engine {
             utc_offset_ms,
             default_lateness_ms,
             rules: rules.clone(),
+            silent_metrics: silent_metrics(rules, &catalog),
+            last_seen: HashMap::new(),
         })
     }
 
@@ -227,6 +252,15 @@ impl Engine {
                 });
             }
             ids.push((sensor, self.catalog.id(&r.metric)));
+        }
+        // Silence rules need each sensor's last reading time.
+        for (r, &(sensor, metric)) in readings.iter().zip(&ids) {
+            if let Some(m) = metric
+                && self.silent_metrics.contains(&m)
+            {
+                let seen = self.last_seen.entry((sensor, m)).or_insert(r.ts_ms);
+                *seen = (*seen).max(r.ts_ms);
+            }
         }
         let mut placed = Placed::default();
         let mut late_count = 0;
@@ -274,7 +308,9 @@ impl Engine {
             return Ok(None);
         };
         let book = &self.book;
-        let tracked = |g: &WindowGroup| g.rules.iter().any(|r| book.tracks_rule(&r.id));
+        let tracked = |g: &WindowGroup| {
+            g.has_silence_rule() || g.rules.iter().any(|r| book.tracks_rule(&r.id))
+        };
         // Due: a window with readings, or a window end without any that a
         // tracked warning must still see (so silence resolves it).
         let ready = self.groups.iter().any(|g| {
@@ -297,7 +333,8 @@ impl Engine {
                 .store
                 .close_until(watermark, &self.registry, &self.catalog)?;
             let latest = g.latest_end(watermark);
-            let is_tracked = g.rules.iter().any(|r| self.book.tracks_rule(&r.id));
+            let is_tracked =
+                g.has_silence_rule() || g.rules.iter().any(|r| self.book.tracks_rule(&r.id));
             if let (Some(from), true) = (g.evaluated_until, is_tracked) {
                 let with_data: BTreeSet<i64> = windows
                     .iter()
@@ -345,8 +382,9 @@ impl Engine {
             let Some(window) = window else {
                 let start = end - group.store.windows().size_ms;
                 for rule in &group.rules {
+                    let silence = self.silence(rule, start, *end);
                     out.transitions
-                        .extend(self.book.apply(rule, start, *end, &[]));
+                        .extend(self.book.apply(rule, start, *end, &silence));
                 }
                 continue;
             };
@@ -358,6 +396,10 @@ impl Engine {
             for rule in &group.rules {
                 let own;
                 let aggregates: &[WindowAggregate] = match series_key(rule) {
+                    _ if rule.quality == Some(Quality::Silent) => {
+                        own = self.silence(rule, window.start_ms, window.end_ms);
+                        &own
+                    }
                     Some(key) => {
                         if !shared.contains_key(&key) {
                             let computed = self.aggregator.aggregate(window, rule).await?;
@@ -382,6 +424,36 @@ impl Engine {
             }
         }
         Ok(Some(out))
+    }
+
+    /// A silence rule's values at window end `end`: minutes since each
+    /// sensor's last reading of the metric (0 if it read at or after it).
+    fn silence(&self, rule: &Rule, start: i64, end: i64) -> Vec<WindowAggregate> {
+        if rule.quality != Some(Quality::Silent) {
+            return Vec::new();
+        }
+        let Some(metric) = self.catalog.id(&rule.metric) else {
+            return Vec::new();
+        };
+        let sensors = self.registry.sensors();
+        let mut out: Vec<WindowAggregate> = self
+            .last_seen
+            .iter()
+            .filter(|((_, m), _)| *m == metric)
+            .map(|(&(sensor, _), &seen)| WindowAggregate {
+                rule_id: rule.id.clone(),
+                group_key: sensors[sensor as usize].sensor_id.clone(),
+                window_start_ms: start,
+                window_end_ms: end,
+                value: ((end - seen) as f64 / 60_000.0).max(0.0),
+                readings: 0,
+                sensors: 1,
+                trend: None,
+                agreeing: Vec::new(),
+            })
+            .collect();
+        out.sort_by(|a, b| a.group_key.cmp(&b.group_key));
+        out
     }
 
     /// The pipeline watermark as last computed.

@@ -88,6 +88,7 @@ impl Engine {
             };
             self.groups.push(group);
         }
+        self.silent_metrics = super::silent_metrics(rules, &self.catalog);
         self.rules = rules.clone();
         out
     }

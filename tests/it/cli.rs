@@ -20,7 +20,7 @@ fn rules_check_accepts_the_examples_and_reports_every_error() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 9 rules in 1 file(s)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 14 rules in 1 file(s)"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("rules.yaml");
@@ -66,7 +66,7 @@ fn rules_test_runs_the_example_tests_and_shows_failures() {
         "{stdout}{}",
         String::from_utf8_lossy(&out.stderr)
     );
-    assert!(stdout.contains("4 passed, 0 failed"), "{stdout}");
+    assert!(stdout.contains("5 passed, 0 failed"), "{stdout}");
 
     // The same tests against rules without hysteresis: the flapping test
     // must fail and say what it got.
@@ -102,7 +102,7 @@ fn rules_test_runs_the_example_tests_and_shows_failures() {
         stdout.contains("at 2h pm25-1h cq-yz-g01 de-escalated yellow"),
         "{stdout}"
     );
-    assert!(stdout.contains("3 passed, 1 failed"), "{stdout}");
+    assert!(stdout.contains("4 passed, 1 failed"), "{stdout}");
 }
 
 #[test]
