@@ -53,6 +53,8 @@ pub struct WindowAggregate {
     /// For rules with a quorum: per level of the rule (blue → red), how
     /// many sensors cross its threshold and how many its clear threshold.
     pub agreeing: Vec<(i64, i64)>,
+    /// For AQI rules: the pollutant with the highest IAQI, when AQI > 50.
+    pub primary_pollutant: Option<String>,
 }
 
 /// A linear trend: its value at the window's end and its slope per hour.
@@ -170,6 +172,7 @@ impl WindowAggregator {
                         per_hour: slope.value(i),
                     }),
                     agreeing: agreeing.get(key).cloned().unwrap_or_default(),
+                    primary_pollutant: None,
                 });
             }
         }

@@ -10,6 +10,8 @@
 //! - [`locate`]: `file:line:column` for a key, found in the text.
 //! - [`template`]: `{{ value }}` templates in labels and annotations.
 //! - [`series`]: the compact series notation of rule tests (`80+5x12`).
+//! - [`aqi`]: China's AQI (HJ 633-2012): breakpoints and the DataFusion
+//!   UDF `china_iaqi`.
 //! - [`aggregate`]: the DataFusion query that turns a closed window's Arrow
 //!   batch into one [`WindowAggregate`] per rule and group.
 //! - [`percentile`]: the DataFusion aggregate UDF merging quantile sketches
@@ -22,6 +24,7 @@
 //! - [`error`]: this crate's error type.
 
 pub mod aggregate;
+pub mod aqi;
 pub mod error;
 pub mod grade;
 pub mod load;

@@ -271,10 +271,31 @@ impl Rule {
     /// What the graded value is, in one word: the aggregate, `forecast`
     /// for `predict` rules, or the data-quality check.
     pub fn measure(&self) -> &'static str {
+        if self.is_aqi() {
+            return "aqi";
+        }
         match (&self.quality, self.predict_horizon_ms) {
             (Some(q), _) => q.as_str(),
             (None, Some(_)) => "forecast",
             (None, None) => self.aggregate.as_str(),
+        }
+    }
+
+    /// Whether the rule grades China's hourly AQI (`metric: aqi`).
+    pub fn is_aqi(&self) -> bool {
+        self.metric == AQI_METRIC
+    }
+
+    /// Metrics whose readings the rule's own window needs.
+    pub fn input_metrics(&self) -> Vec<&str> {
+        if self.is_aqi() {
+            crate::aqi::HOURLY_ITEMS
+                .iter()
+                .filter(|(_, avg, _)| *avg == "1h")
+                .map(|(m, _, _)| *m)
+                .collect()
+        } else {
+            vec![self.metric.as_str()]
         }
     }
 
@@ -306,6 +327,9 @@ impl Rule {
     }
 }
 
+/// The derived metric name of China's hourly AQI.
+pub const AQI_METRIC: &str = "aqi";
+
 /// One missing window does not reset `for` or resolve a warning.
 pub const DEFAULT_TOLERATE_MISSING: u32 = 1;
 
@@ -318,12 +342,20 @@ pub struct RuleSet {
 }
 
 impl RuleSet {
-    /// Distinct metric names the rules read.
+    /// Distinct metric names the rules read from readings (an AQI rule
+    /// reads every pollutant).
     pub fn metrics(&self) -> Vec<String> {
         let mut out: Vec<String> = Vec::new();
         for r in &self.rules {
-            if !out.contains(&r.metric) {
-                out.push(r.metric.clone());
+            let names: Vec<&str> = if r.is_aqi() {
+                crate::aqi::POLLUTANTS.to_vec()
+            } else {
+                vec![r.metric.as_str()]
+            };
+            for m in names {
+                if !out.iter().any(|o| o == m) {
+                    out.push(m.to_owned());
+                }
             }
         }
         out

@@ -88,6 +88,7 @@ impl WindowAggregator {
                 sensors: 1,
                 trend: None,
                 agreeing: Vec::new(),
+                primary_pollutant: None,
             });
         }
         Ok(out)

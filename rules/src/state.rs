@@ -105,6 +105,8 @@ pub struct WarningTransition {
     /// For `predict` rules: when the trend line crosses `threshold` (the
     /// window's end if it already has).
     pub expected_crossing_ms: Option<i64>,
+    /// For AQI rules: the primary pollutant (AQI > 50).
+    pub primary_pollutant: Option<String>,
 }
 
 impl WarningTransition {
@@ -238,6 +240,7 @@ impl WarningBook {
                 t.readings = aggregate.map_or(0, |a| a.readings);
                 t.sensors = aggregate.map_or(0, |a| a.sensors);
                 t.trend = aggregate.and_then(|a| a.trend);
+                t.primary_pollutant = aggregate.and_then(|a| a.primary_pollutant.clone());
                 t.expected_crossing_ms = match (t.trend, t.threshold, t.grade) {
                     (Some(trend), Some(threshold), Some(_)) => {
                         crossing_ms(trend, threshold, rule.direction, window_end_ms)
@@ -403,6 +406,7 @@ fn apply_step(
         correction: false,
         trend: None,
         expected_crossing_ms: None,
+        primary_pollutant: None,
     };
     if transition == Transition::Resolved {
         track.active = None;

@@ -30,6 +30,7 @@ fn agg(group: &str, end: i64, value: f64) -> WindowAggregate {
         sensors: 2,
         trend: None,
         agreeing: Vec::new(),
+        primary_pollutant: None,
     }
 }
 

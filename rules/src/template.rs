@@ -26,6 +26,7 @@ pub const VARIABLES: &[&str] = &[
     "sensors",
     "readings",
     "crossing",
+    "primary",
 ];
 
 /// Placeholders of `template`, in order, or why it is malformed.

@@ -159,6 +159,25 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         (None, c) => c,
     };
 
+    if metric == crate::model::AQI_METRIC {
+        if window.is_some_and(|w| w != WindowSpec::tumbling(3_600_000)) {
+            f.fail(
+                "window",
+                "`metric: aqi` is the hourly AQI of HJ 633-2012: use `window: 1h` (the 8h and 24h moving means are taken care of)".into(),
+            );
+        }
+        if f.has("aggregate")
+            || predict_horizon_ms.is_some()
+            || quorum.is_set()
+            || quality.is_some()
+        {
+            f.fail(
+                "metric",
+                "`metric: aqi` is graded as computed: drop aggregate, predict, quality, min_sensors and min_fraction".into(),
+            );
+        }
+    }
+
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
 

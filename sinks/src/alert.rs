@@ -138,6 +138,9 @@ pub struct AlertMessage {
     /// Set for `predict` rules: `value` is then the predicted value.
     #[serde(default)]
     pub trend: Option<AlertTrend>,
+    /// For AQI rules: the pollutant with the highest IAQI (AQI > 50).
+    #[serde(default)]
+    pub primary_pollutant: Option<String>,
     /// The rule's labels, templates expanded: route on these.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -212,6 +215,7 @@ impl AlertMessage {
                 horizon_seconds: t.rule.predict_horizon_ms.unwrap_or(0) / 1000,
                 expected_crossing_at: t.expected_crossing_ms.map(|ms| times.rfc3339(ms)),
             }),
+            primary_pollutant: t.primary_pollutant.clone(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             group,
@@ -299,6 +303,7 @@ fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<Strin
         "sensors" => t.sensors.to_string(),
         "readings" => t.readings.to_string(),
         "crossing" => m.trend.as_ref()?.expected_crossing_at.clone()?,
+        "primary" => m.primary_pollutant.clone()?,
         _ => return None,
     })
 }
@@ -331,9 +336,13 @@ fn summary(t: &WarningTransition, district: Option<&str>, m: &AlertMessage) -> S
         Some(at) if t.grade.is_some() => format!(", crossing at {}", at.get(11..16).unwrap_or(at)),
         _ => String::new(),
     };
+    let primary = match &m.primary_pollutant {
+        Some(p) if t.grade.is_some() => format!(", primary pollutant {p}"),
+        _ => String::new(),
+    };
     match (t.grade, t.value, t.threshold) {
         (Some(g), Some(v), Some(th)) => format!(
-            "{what} in {place} {}: {} {} warning, {}{unit}{predicted} {sym} {}{unit}{crossing}",
+            "{what} in {place} {}: {} {} warning, {}{unit}{predicted} {sym} {}{unit}{crossing}{primary}",
             t.transition.as_str(),
             g.as_str(),
             g.level(),

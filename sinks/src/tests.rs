@@ -63,6 +63,7 @@ fn messages_of(rule: &Rule, values: &[Option<f64>]) -> Vec<AlertMessage> {
                     per_hour: 60.0,
                 }),
                 agreeing: Vec::new(),
+                primary_pollutant: None,
             })
             .collect();
         for t in book.apply(rule, end - HOUR, end, &aggs) {

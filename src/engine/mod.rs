@@ -15,6 +15,8 @@ use yujing_rules::{
     WindowAggregator, WindowSpec,
 };
 
+use yujing_rules::aqi::AqiWindows;
+
 use crate::config::PipelineConfig;
 use crate::pipeline::PipelineError;
 
@@ -119,15 +121,53 @@ fn silent_metrics(rules: &RuleSet, catalog: &MetricCatalog) -> Vec<u16> {
         .collect()
 }
 
+/// The 8-hour and 24-hour moving windows an hourly AQI reads, with the
+/// metrics it needs from each.
+const AQI_MOVING: [(WindowSpec, &[&str]); 2] = [
+    (
+        WindowSpec {
+            size_ms: 8 * 3_600_000,
+            slide_ms: 3_600_000,
+        },
+        &["o3"],
+    ),
+    (
+        WindowSpec {
+            size_ms: 24 * 3_600_000,
+            slide_ms: 3_600_000,
+        },
+        &["pm25", "pm10"],
+    ),
+];
+
+/// What one store holds: the rules graded on its windows, and metrics it
+/// keeps for rules of other stores (the moving means of an hourly AQI).
+#[derive(Default)]
+struct StorePlan {
+    rules: Vec<Rule>,
+    extra_metrics: Vec<&'static str>,
+}
+
 /// Rules by store: one store per window and lateness (rules may override
 /// the pipeline's allowed lateness).
-fn by_store(rules: &RuleSet, default_lateness_ms: i64) -> BTreeMap<StoreKey, Vec<Rule>> {
-    let mut out: BTreeMap<StoreKey, Vec<Rule>> = BTreeMap::new();
+fn by_store(rules: &RuleSet, default_lateness_ms: i64) -> BTreeMap<StoreKey, StorePlan> {
+    let mut out: BTreeMap<StoreKey, StorePlan> = BTreeMap::new();
     for rule in &rules.rules {
         let lateness = rule.allowed_lateness_ms.unwrap_or(default_lateness_ms);
         out.entry((rule.window, lateness))
             .or_default()
+            .rules
             .push(rule.clone());
+        if rule.is_aqi() {
+            for (spec, metrics) in AQI_MOVING {
+                let plan = out.entry((spec, lateness)).or_default();
+                for m in metrics {
+                    if !plan.extra_metrics.contains(m) {
+                        plan.extra_metrics.push(m);
+                    }
+                }
+            }
+        }
     }
     out
 }
@@ -139,7 +179,7 @@ type SeriesKey = (String, Aggregate, AreaLevel, Option<i64>);
 /// aggregates depend on their own thresholds (a quorum counts sensors
 /// crossing them).
 fn series_key(rule: &Rule) -> Option<SeriesKey> {
-    (!rule.quorum.is_set() && rule.quality.is_none()).then(|| {
+    (!rule.quorum.is_set() && rule.quality.is_none() && !rule.is_aqi()).then(|| {
         (
             rule.metric.clone(),
             rule.aggregate,
@@ -149,8 +189,13 @@ fn series_key(rule: &Rule) -> Option<SeriesKey> {
     })
 }
 
-fn metric_ids(rules: &[Rule], catalog: &MetricCatalog) -> Vec<u16> {
-    rules.iter().filter_map(|r| catalog.id(&r.metric)).collect()
+fn metric_ids(plan: &StorePlan, catalog: &MetricCatalog) -> Vec<u16> {
+    plan.rules
+        .iter()
+        .flat_map(|r| r.input_metrics())
+        .chain(plan.extra_metrics.iter().copied())
+        .filter_map(|m| catalog.id(m))
+        .collect()
 }
 
 fn wants_sketches(rules: &[Rule]) -> bool {
@@ -159,7 +204,7 @@ fn wants_sketches(rules: &[Rule]) -> bool {
 
 fn new_group(
     key: StoreKey,
-    rules: Vec<Rule>,
+    plan: StorePlan,
     catalog: &MetricCatalog,
     utc_offset_ms: i64,
     grade_from: i64,
@@ -168,11 +213,11 @@ fn new_group(
     let windows = Windows::hopping(spec.size_ms, spec.slide_ms, utc_offset_ms);
     WindowGroup {
         key,
-        store: WindowStore::new(windows, catalog, &metric_ids(&rules, catalog))
+        store: WindowStore::new(windows, catalog, &metric_ids(&plan, catalog))
             .with_lateness(lateness)
-            .with_sketches(wants_sketches(&rules)),
+            .with_sketches(wants_sketches(&plan.rules)),
         label: spec.label(),
-        rules,
+        rules: plan.rules,
         evaluated_until: None,
         grade_from,
     }
@@ -371,6 +416,12 @@ impl Engine {
             watermark,
             ..Closed::default()
         };
+        // Windows by end and store, for rules that read another store's
+        // window closing at the same time (the moving means of an AQI).
+        let closing: HashMap<(i64, StoreKey), &ClosedWindow> = due
+            .iter()
+            .filter_map(|(end, i, w)| w.as_ref().map(|w| ((*end, self.groups[*i].key), w)))
+            .collect();
         for (end, i, window) in &due {
             let group = &self.groups[*i];
             if *end < group.grade_from {
@@ -398,6 +449,18 @@ impl Engine {
                 let aggregates: &[WindowAggregate] = match series_key(rule) {
                     _ if rule.quality == Some(Quality::Silent) => {
                         own = self.silence(rule, window.start_ms, window.end_ms);
+                        &own
+                    }
+                    _ if rule.is_aqi() => {
+                        let moving = |spec: WindowSpec| {
+                            closing.get(&(window.end_ms, (spec, group.key.1))).copied()
+                        };
+                        let windows = AqiWindows {
+                            hourly: window,
+                            o3_8h: moving(AQI_MOVING[0].0),
+                            pm_24h: moving(AQI_MOVING[1].0),
+                        };
+                        own = self.aggregator.aqi(windows, rule).await?;
                         &own
                     }
                     Some(key) => {
@@ -450,6 +513,7 @@ impl Engine {
                 sensors: 1,
                 trend: None,
                 agreeing: Vec::new(),
+                primary_pollutant: None,
             })
             .collect();
         out.sort_by(|a, b| a.group_key.cmp(&b.group_key));

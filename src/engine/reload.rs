@@ -57,15 +57,15 @@ impl Engine {
         self.catalog = self.catalog.extended(rules.metrics());
         let mut old: HashMap<StoreKey, WindowGroup> =
             self.groups.drain(..).map(|g| (g.key, g)).collect();
-        for (key, group_rules) in by_store(rules, self.default_lateness_ms) {
+        for (key, plan) in by_store(rules, self.default_lateness_ms) {
             let group = match old.remove(&key) {
                 Some(mut g) => {
                     g.store
-                        .set_metrics(&self.catalog, &metric_ids(&group_rules, &self.catalog));
-                    if wants_sketches(&group_rules) {
+                        .set_metrics(&self.catalog, &metric_ids(&plan, &self.catalog));
+                    if wants_sketches(&plan.rules) {
                         g.store.set_sketches(true);
                     }
-                    g.rules = group_rules;
+                    g.rules = plan.rules;
                     g
                 }
                 None => {
@@ -77,13 +77,7 @@ impl Engine {
                         self.utc_offset_ms,
                     );
                     let grade_from = windows.pane_of(at_ms) + spec.slide_ms + spec.size_ms;
-                    new_group(
-                        key,
-                        group_rules,
-                        &self.catalog,
-                        self.utc_offset_ms,
-                        grade_from,
-                    )
+                    new_group(key, plan, &self.catalog, self.utc_offset_ms, grade_from)
                 }
             };
             self.groups.push(group);
