@@ -129,6 +129,9 @@ impl WindowAggregator {
         if let Some(check) = rule.quality {
             return self.quality(window, rule, check).await;
         }
+        if let Some(query) = &rule.sql {
+            return self.sql(window, rule, query).await;
+        }
         let group = || col(rule.group_by.column()).alias("group_key");
         let batches = self
             .values(window, rule, vec![group()])?

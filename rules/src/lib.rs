@@ -18,6 +18,8 @@
 //!   into window percentiles.
 //! - [`quality`]: data-quality checks (stuck, out-of-range, outlier
 //!   sensors) from per-sensor DataFusion statistics.
+//! - [`sql`]: SQL rules, a DataFusion query over the window table,
+//!   checked when the rules load.
 //! - [`state`]: the warning lifecycle per fingerprint (rule + group): the
 //!   pending, hysteresis, de-escalation and resolution timers and the
 //!   transitions (raised, escalated, de-escalated, resolved) they emit.
@@ -33,6 +35,7 @@ pub mod model;
 pub mod percentile;
 pub mod quality;
 pub mod series;
+pub mod sql;
 pub mod state;
 pub mod template;
 mod validate;

@@ -54,6 +54,8 @@ pub const RULE_KEYS: &[&str] = &[
     "min_fraction",
     "quality",
     "range",
+    "sql",
+    "metrics",
     "labels",
     "annotations",
     "allowed_lateness",

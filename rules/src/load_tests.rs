@@ -360,3 +360,43 @@ rules:
     let e = one_error(&text.replace("quality: silent", "quality: silent\n    aggregate: max"));
     assert!(e.contains("remove `aggregate`"), "{e}");
 }
+
+#[test]
+fn sql_rules() {
+    let text = "\
+rules:
+  - id: spread
+    metric: pm25
+    window: 1h
+    group_by: grid
+    sql: |
+      SELECT grid AS group_key, max(max) - min(min) AS value, count(*) AS sensors
+      FROM window WHERE metric = 'pm25' GROUP BY grid
+    above: { yellow: 80 }
+";
+    let rule = parse(text).unwrap().rules.remove(0);
+    assert!(rule.sql.as_deref().unwrap().contains("max(max) - min(min)"));
+    assert_eq!(rule.measure(), "sql");
+    let e = one_error(&text.replace("max(max) - min(min)", "max(maximum)"));
+    assert!(
+        e.starts_with("rules.yaml:6:5: rule \"spread\": sql: "),
+        "{e}"
+    );
+    assert!(e.contains("maximum"), "{e}");
+    let e = one_error(&text.replace("SELECT grid", "SELEKT grid"));
+    assert!(e.contains("sql: "), "{e}");
+    let e = one_error(&text.replace(
+        "    group_by: grid\n",
+        "    group_by: grid\n    aggregate: max\n",
+    ));
+    assert!(e.contains("a SQL rule computes its own value"), "{e}");
+    let e = errors(&text.replace("    sql: |", "    metrics: [pm10]\n    sqlx: |"));
+    assert!(
+        e[0].contains("unknown key `sqlx`; did you mean `sql`?"),
+        "{e:?}"
+    );
+    assert!(
+        e[1].contains("`metrics` lists what a `sql` query reads"),
+        "{e:?}"
+    );
+}

@@ -217,6 +217,12 @@ pub struct Rule {
     pub quorum: Quorum,
     /// For data-quality rules: the check whose value is graded.
     pub quality: Option<Quality>,
+    /// For SQL rules: a DataFusion query over the closed window's table
+    /// `window`, returning `group_key` and `value` (and optionally
+    /// `readings`, `sensors`). `metric` and `metrics` name what it reads.
+    pub sql: Option<String>,
+    /// More metrics a SQL rule reads, besides `metric`.
+    pub metrics: Vec<String>,
     /// Copied onto every alert, after template expansion.
     pub labels: BTreeMap<String, String>,
     pub annotations: BTreeMap<String, String>,
@@ -262,6 +268,8 @@ impl Rule {
             predict_horizon_ms: None,
             quorum: Quorum::default(),
             quality: None,
+            sql: None,
+            metrics: Vec::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             allowed_lateness_ms: None,
@@ -273,6 +281,9 @@ impl Rule {
     pub fn measure(&self) -> &'static str {
         if self.is_aqi() {
             return "aqi";
+        }
+        if self.sql.is_some() {
+            return "sql";
         }
         match (&self.quality, self.predict_horizon_ms) {
             (Some(q), _) => q.as_str(),
@@ -295,7 +306,9 @@ impl Rule {
                 .map(|(m, _, _)| *m)
                 .collect()
         } else {
-            vec![self.metric.as_str()]
+            std::iter::once(self.metric.as_str())
+                .chain(self.metrics.iter().map(String::as_str))
+                .collect()
         }
     }
 
@@ -324,6 +337,7 @@ impl Rule {
             && self.direction == other.direction
             && self.predict_horizon_ms == other.predict_horizon_ms
             && self.quality == other.quality
+            && self.sql == other.sql
     }
 }
 
@@ -350,7 +364,7 @@ impl RuleSet {
             let names: Vec<&str> = if r.is_aqi() {
                 crate::aqi::POLLUTANTS.to_vec()
             } else {
-                vec![r.metric.as_str()]
+                r.input_metrics()
             };
             for m in names {
                 if !out.iter().any(|o| o == m) {

@@ -178,6 +178,33 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         }
     }
 
+    let metrics: Vec<String> = f.get("metrics").unwrap_or_default();
+    let sql: Option<String> = f.get("sql");
+    match &sql {
+        Some(query) => {
+            if f.has("aggregate")
+                || predict_horizon_ms.is_some()
+                || quorum.is_set()
+                || quality.is_some()
+            {
+                f.fail(
+                    "sql",
+                    "a SQL rule computes its own value: drop aggregate, predict, quality, min_sensors and min_fraction".into(),
+                );
+            }
+            if let Err(e) = crate::sql::check(query) {
+                f.fail("sql", e);
+            }
+        }
+        None if !metrics.is_empty() => {
+            f.fail(
+                "metrics",
+                "`metrics` lists what a `sql` query reads; this rule has none".into(),
+            );
+        }
+        None => {}
+    }
+
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
 
@@ -202,6 +229,8 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         predict_horizon_ms,
         quorum,
         quality,
+        sql,
+        metrics,
         labels,
         annotations,
         allowed_lateness_ms,

@@ -179,7 +179,9 @@ type SeriesKey = (String, Aggregate, AreaLevel, Option<i64>);
 /// aggregates depend on their own thresholds (a quorum counts sensors
 /// crossing them).
 fn series_key(rule: &Rule) -> Option<SeriesKey> {
-    (!rule.quorum.is_set() && rule.quality.is_none() && !rule.is_aqi()).then(|| {
+    let own_query =
+        rule.quorum.is_set() || rule.quality.is_some() || rule.is_aqi() || rule.sql.is_some();
+    (!own_query).then(|| {
         (
             rule.metric.clone(),
             rule.aggregate,

@@ -20,7 +20,7 @@ fn rules_check_accepts_the_examples_and_reports_every_error() {
         "{}",
         String::from_utf8_lossy(&ok.stderr)
     );
-    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 15 rules in 1 file(s)"));
+    assert!(String::from_utf8_lossy(&ok.stdout).contains("ok: 16 rules in 1 file(s)"));
 
     let dir = tempfile::tempdir().unwrap();
     let bad = dir.path().join("rules.yaml");
