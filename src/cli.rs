@@ -8,7 +8,7 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use yujing_ingest::{Clock, SensorRegistry};
+use yujing_ingest::{Clock, Measurements, SensorRegistry};
 use yujing_rules::RuleSet;
 use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink};
 
@@ -95,6 +95,9 @@ pub enum RulesCommand {
     Check {
         #[arg(required = true)]
         files: Vec<PathBuf>,
+        /// Measurements file: rules on metrics not in it are errors.
+        #[arg(long)]
+        measurements: Option<PathBuf>,
     },
     /// Run rule unit tests: input series and the warnings they must give.
     /// Exit 0 when every test passes, 1 otherwise.
@@ -111,11 +114,17 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Demo { .. } | Command::Bench { .. }
     ));
-    if let Command::CheckRules { files } | Command::Rules(RulesCommand::Check { files }) =
-        &cli.command
-    {
+    let check = match &cli.command {
+        Command::CheckRules { files } => Some((files, None)),
+        Command::Rules(RulesCommand::Check {
+            files,
+            measurements,
+        }) => Some((files, measurements.as_ref())),
+        _ => None,
+    };
+    if let Some((files, measurements)) = check {
         let mut out = String::new();
-        let ok = rules_tool::check(files, &mut out);
+        let ok = rules_tool::check(files, measurements.map(PathBuf::as_path), &mut out);
         if ok {
             print!("{out}");
             return ExitCode::SUCCESS;
@@ -242,7 +251,12 @@ pub async fn run(
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, PipelineError> {
     let config = Config::load(&config_path)?;
-    let rules = RuleSet::load_all(&config.rules)?;
+    let measurements = match &config.measurements {
+        Some(p) => Some(Measurements::load(p)?),
+        None => None,
+    };
+    let known = measurements.as_ref().map(Measurements::names);
+    let rules = RuleSet::load_checked(&config.rules, known.as_deref())?;
     let registry = SensorRegistry::load(&config.sensors)?;
     let metrics = Metrics::new();
     let sinks = build_sinks(&config)?;
@@ -288,6 +302,7 @@ pub async fn run(
         pipeline: config.pipeline.clone(),
         rules,
         reloads: Some(reload_rx),
+        measurements,
         registry,
         sinks,
         metrics,

@@ -40,6 +40,11 @@ pub struct Config {
     pub rules: Vec<PathBuf>,
     /// Sensor registry (CSV or YAML).
     pub sensors: PathBuf,
+    /// Known metrics with units and physical ranges (YAML). With it, rules
+    /// on unknown metrics are refused and out-of-range readings go to the
+    /// dead-letter topic.
+    #[serde(default)]
+    pub measurements: Option<PathBuf>,
     #[serde(default)]
     pub pipeline: PipelineConfig,
     /// Where warnings go; at least one.
@@ -347,6 +352,7 @@ impl Config {
         let base = path.parent().unwrap_or(Path::new("."));
         config.rules = config.rules.iter().map(|r| base.join(r)).collect();
         config.sensors = base.join(&config.sensors);
+        config.measurements = config.measurements.as_ref().map(|m| base.join(m));
         if let Some(f) = &config.reload.http_token_file {
             config.reload.http_token_file = Some(base.join(f));
         }

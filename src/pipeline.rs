@@ -20,7 +20,7 @@ use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{Message, Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
-use yujing_ingest::{Clock, DecodeError, SensorRegistry, decode_readings, kafka};
+use yujing_ingest::{Clock, DecodeError, Measurements, SensorRegistry, decode_readings, kafka};
 use yujing_rules::{Grade, RuleSet, WarningTransition};
 use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
@@ -62,6 +62,9 @@ pub struct Setup {
     /// Rules reload requests, if reloading is wired up; the rules are
     /// read again from `rules.paths`.
     pub reloads: Option<ReloadReceiver>,
+    /// Known metrics: rules on others are refused, readings outside a
+    /// metric's range are dead-lettered.
+    pub measurements: Option<Measurements>,
     pub registry: SensorRegistry,
     pub sinks: Vec<Sink>,
     pub metrics: Metrics,
@@ -149,7 +152,11 @@ pub async fn run(
     let mut producer_props = k.properties.clone();
     producer_props.extend(k.producer_properties.clone());
 
-    let engine = Engine::new(&setup.rules, setup.registry.clone(), &setup.pipeline)?;
+    let mut engine = Engine::new(&setup.rules, setup.registry.clone(), &setup.pipeline)?;
+    let known_metrics = setup.measurements.as_ref().map(Measurements::names);
+    if let Some(m) = setup.measurements {
+        engine = engine.with_measurements(m);
+    }
     let dead_letter: FutureProducer = kafka::client_config(
         &k.bootstrap_servers,
         &[("acks", "all"), ("message.timeout.ms", "30000")],
@@ -215,7 +222,7 @@ pub async fn run(
                 }
             },
             Some(req) = next_reload(&mut reloads) => {
-                if let Err(e) = state.reload(&rule_paths, req).await {
+                if let Err(e) = state.reload(&rule_paths, known_metrics.as_deref(), req).await {
                     break Err(e);
                 }
             }
@@ -475,9 +482,14 @@ impl State {
     /// Read the rules again and swap them in, or refuse them and keep the
     /// running ones. Only a failing sink (for the removed rules'
     /// resolutions) is an error.
-    async fn reload(&mut self, paths: &[PathBuf], req: ReloadRequest) -> Result<(), PipelineError> {
+    async fn reload(
+        &mut self,
+        paths: &[PathBuf],
+        known_metrics: Option<&[String]>,
+        req: ReloadRequest,
+    ) -> Result<(), PipelineError> {
         let trigger = req.trigger.as_str();
-        let outcome = match RuleSet::load_all(paths) {
+        let outcome = match RuleSet::load_checked(paths, known_metrics) {
             Ok(rules) => {
                 let r = self.engine.reload(&rules);
                 let summary = format!(

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
-use yujing_ingest::{Reading, Sensor, SensorRegistry};
+use yujing_ingest::{Measurements, Reading, Sensor, SensorRegistry};
 use yujing_rules::series::parse_series;
 use yujing_rules::{RuleSet, yaml_error_position};
 use yujing_sinks::{AlertMessage, TimeFormat};
@@ -22,8 +22,15 @@ use crate::engine::Engine;
 
 /// `yujing rules check`: every problem of every file, then a verdict.
 /// Returns whether the files are valid.
-pub fn check(files: &[PathBuf], out: &mut String) -> bool {
-    match RuleSet::load_all(files) {
+pub fn check(files: &[PathBuf], measurements: Option<&Path>, out: &mut String) -> bool {
+    let known = match measurements.map(Measurements::load).transpose() {
+        Ok(m) => m.map(|m| m.names()),
+        Err(e) => {
+            let _ = writeln!(out, "{e}");
+            return false;
+        }
+    };
+    match RuleSet::load_checked(files, known.as_deref()) {
         Ok(set) => {
             let _ = writeln!(
                 out,

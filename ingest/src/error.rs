@@ -25,6 +25,16 @@ pub enum DecodeError {
     },
     #[error("reading from {sensor_id} has a non-finite value for {metric}")]
     NonFinite { sensor_id: String, metric: String },
+    #[error(
+        "reading from {sensor_id}: {metric} {value} is outside its physical range [{low}, {high}]"
+    )]
+    OutOfRange {
+        sensor_id: String,
+        metric: String,
+        value: f64,
+        low: f64,
+        high: f64,
+    },
     #[error("unknown sensor {0:?}: not in the sensor registry")]
     UnknownSensor(String),
     #[error("reading from {sensor_id} at {ts_ms} is more than {skew_ms} ms ahead of now")]
@@ -60,6 +70,7 @@ impl DecodeError {
             DecodeError::AmbiguousForm { .. } => "ambiguous_form",
             DecodeError::BadTimestamp { .. } => "bad_timestamp",
             DecodeError::NonFinite { .. } => "non_finite",
+            DecodeError::OutOfRange { .. } => "out_of_range",
             DecodeError::UnknownSensor(_) => "unknown_sensor",
             DecodeError::FutureTimestamp { .. } => "future_timestamp",
             DecodeError::TooOld { .. } => "too_old",
@@ -78,6 +89,14 @@ pub enum IngestError {
     },
     #[error("sensor registry {path}: {message}")]
     RegistryFormat { path: PathBuf, message: String },
+    #[error("cannot read measurements file {path}: {source}")]
+    MeasurementsIo {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    /// `path:line:column: message`.
+    #[error("{path}:{message}")]
+    MeasurementsFormat { path: PathBuf, message: String },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("arrow: {0}")]

@@ -8,6 +8,8 @@
 //!   street, grid cell, position, kind; kept as Arrow columns so a window's
 //!   rows are enriched with one `take` per column.
 //! - [`metric`]: the catalogue of metric names the rules use, interned to ids.
+//! - [`measurements`]: the metrics a deployment knows, with units and
+//!   physical ranges (YAML).
 //! - [`window`]: tumbling and hopping event-time windows aligned to local
 //!   wall-clock boundaries, the per-window buffers, and the Arrow batch a closed window
 //!   becomes.
@@ -23,6 +25,7 @@
 pub mod clock;
 pub mod error;
 pub mod kafka;
+pub mod measurements;
 pub mod metric;
 pub mod offsets;
 pub mod reading;
@@ -33,6 +36,7 @@ pub mod window;
 
 pub use clock::Clock;
 pub use error::{DecodeError, IngestError};
+pub use measurements::{Measurement, Measurements};
 pub use metric::MetricCatalog;
 pub use reading::{Reading, decode_readings};
 pub use registry::{AreaLevel, Sensor, SensorRegistry};

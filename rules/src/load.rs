@@ -71,6 +71,12 @@ impl RuleSet {
     /// Read and validate several files or directories as one rule set; rule
     /// ids must be unique across all of them.
     pub fn load_all(paths: &[PathBuf]) -> Result<Self, RulesError> {
+        Self::load_checked(paths, None)
+    }
+
+    /// As [`load_all`](Self::load_all); with `known` metric names, a rule on
+    /// any other metric is a problem too.
+    pub fn load_checked(paths: &[PathBuf], known: Option<&[String]>) -> Result<Self, RulesError> {
         let mut set = RuleSet::default();
         let mut problems = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -81,6 +87,9 @@ impl RuleSet {
             })?;
             let before = set.rules.len();
             parse_into(&path, &text, &mut set.rules, &mut problems);
+            if let Some(known) = known {
+                known_metrics(&path, &text, &set.rules[before..], known, &mut problems);
+            }
             unique_ids(&path, &text, &set.rules[before..], &mut seen, &mut problems);
             set.paths.push(path);
         }
@@ -104,6 +113,50 @@ impl RuleSet {
             })
         } else {
             Err(RulesError::Rejected(problems))
+        }
+    }
+}
+
+/// Report rules reading metrics not in `known`, with the nearest name.
+fn known_metrics(
+    path: &Path,
+    text: &str,
+    rules: &[Rule],
+    known: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    for rule in rules {
+        let read: Vec<&str> = if rule.is_aqi() {
+            Vec::new()
+        } else {
+            rule.input_metrics()
+        };
+        for m in read {
+            if known.iter().any(|k| k == m) {
+                continue;
+            }
+            let close = known
+                .iter()
+                .map(|k| (edit_distance(k, m), k))
+                .min()
+                .filter(|(d, _)| *d <= 2);
+            let hint = match close {
+                Some((_, k)) => format!("; did you mean `{k}`?"),
+                None => format!(" (known: {})", known.join(", ")),
+            };
+            let key = if m == rule.metric {
+                "metric"
+            } else {
+                "metrics"
+            };
+            let (line, column) = locate_in_item(text, "id", &rule.id, key);
+            problems.push(Problem {
+                path: path.to_owned(),
+                line,
+                column,
+                rule: Some(rule.id.clone()),
+                message: format!("unknown metric `{m}`: not in the measurements file{hint}"),
+            });
         }
     }
 }

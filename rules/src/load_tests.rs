@@ -400,3 +400,22 @@ rules:
         "{e:?}"
     );
 }
+
+#[test]
+fn unknown_metrics_against_a_measurements_list() {
+    let dir = std::env::temp_dir().join(format!("yujing-known-{}", std::process::id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let file = dir.join("rules.yaml");
+    std::fs::write(&file, GOOD.replace("metric: pm25", "metric: pm2.5")).unwrap();
+    let known: Vec<String> = ["pm25", "do_mgl"].iter().map(|s| s.to_string()).collect();
+    let e = RuleSet::load_checked(std::slice::from_ref(&file), Some(&known))
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.ends_with("rules.yaml:4:5: rule \"pm25-1h\": unknown metric `pm2.5`: not in the measurements file; did you mean `pm25`?"),
+        "{e}"
+    );
+    // Without a list every metric is fine.
+    assert!(RuleSet::load_all(&[file]).is_ok());
+    std::fs::remove_dir_all(&dir).unwrap();
+}

@@ -271,6 +271,7 @@ pub async fn pipeline_throughput(
         metrics: metrics.clone(),
         clock: Clock::Wall,
         reloads: None,
+        measurements: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

@@ -19,7 +19,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
-use yujing_ingest::Clock;
+use yujing_ingest::{Clock, Measurements};
 use yujing_rules::RuleSet;
 use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink, TimeFormat};
 
@@ -31,6 +31,8 @@ use crate::telemetry::Metrics;
 /// The rules the demo runs: the example deployment's, compiled in so the
 /// demo works from any directory.
 pub const DEFAULT_RULES: &str = include_str!("../../deploy/examples/rules.yaml");
+/// The measurements the demo checks readings and rules against.
+pub const DEFAULT_MEASUREMENTS: &str = include_str!("../../deploy/examples/measurements.yaml");
 
 pub const READINGS_TOPIC: &str = "city.readings";
 pub const ALERTS_TOPIC: &str = "city.alerts";
@@ -70,8 +72,12 @@ pub async fn run(
     opts: DemoOptions,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, PipelineError> {
+    let measurements = Measurements::parse(
+        Path::new("deploy/examples/measurements.yaml"),
+        DEFAULT_MEASUREMENTS,
+    )?;
     let rules = match &opts.rules {
-        Some(p) => RuleSet::load(p)?,
+        Some(p) => RuleSet::load_checked(std::slice::from_ref(p), Some(&measurements.names()))?,
         None => RuleSet::parse(Path::new("deploy/examples/rules.yaml"), DEFAULT_RULES)?,
     };
     let cluster = MockCluster::new(1)?;
@@ -160,6 +166,7 @@ pub async fn run(
         metrics: metrics.clone(),
         clock,
         reloads: None,
+        measurements: Some(measurements),
     };
     let stop = async {
         tokio::select! {

@@ -7,8 +7,8 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use yujing_ingest::AreaLevel;
 use yujing_ingest::{
-    ClosedWindow, DecodeError, MetricCatalog, Reading, SensorRegistry, Watermarks, WindowStore,
-    Windows,
+    ClosedWindow, DecodeError, Measurements, MetricCatalog, Reading, SensorRegistry, Watermarks,
+    WindowStore, Windows,
 };
 use yujing_rules::{
     Aggregate, Grade, Quality, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregate,
@@ -110,6 +110,15 @@ pub struct Engine {
     /// time of them.
     silent_metrics: Vec<u16>,
     last_seen: HashMap<(u32, u16), i64>,
+    /// Known metrics and their physical ranges, and the ranges by metric id.
+    measurements: Option<Measurements>,
+    ranges: Vec<Option<(f64, f64)>>,
+}
+
+fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
+    (0..catalog.len())
+        .map(|i| measurements.and_then(|m| m.range(catalog.names().value(i))))
+        .collect()
 }
 
 fn silent_metrics(rules: &RuleSet, catalog: &MetricCatalog) -> Vec<u16> {
@@ -255,7 +264,17 @@ impl Engine {
             rules: rules.clone(),
             silent_metrics: silent_metrics(rules, &catalog),
             last_seen: HashMap::new(),
+            measurements: None,
+            ranges: Vec::new(),
         })
+    }
+
+    /// Refuse readings outside their metric's physical range (as
+    /// `out_of_range`, to the dead-letter topic).
+    pub fn with_measurements(mut self, measurements: Measurements) -> Self {
+        self.ranges = ranges(&self.catalog, Some(&measurements));
+        self.measurements = Some(measurements);
+        self
     }
 
     /// The rules running now.
@@ -298,7 +317,19 @@ impl Engine {
                     max_age_ms,
                 });
             }
-            ids.push((sensor, self.catalog.id(&r.metric)));
+            let metric = self.catalog.id(&r.metric);
+            if let Some(Some((low, high))) = metric.and_then(|m| self.ranges.get(m as usize))
+                && !(*low..=*high).contains(&r.value)
+            {
+                return Err(DecodeError::OutOfRange {
+                    sensor_id: r.sensor_id.clone(),
+                    metric: r.metric.clone(),
+                    value: r.value,
+                    low: *low,
+                    high: *high,
+                });
+            }
+            ids.push((sensor, metric));
         }
         // Silence rules need each sensor's last reading time.
         for (r, &(sensor, metric)) in readings.iter().zip(&ids) {

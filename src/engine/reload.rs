@@ -83,6 +83,7 @@ impl Engine {
             self.groups.push(group);
         }
         self.silent_metrics = super::silent_metrics(rules, &self.catalog);
+        self.ranges = super::ranges(&self.catalog, self.measurements.as_ref());
         self.rules = rules.clone();
         out
     }

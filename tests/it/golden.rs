@@ -1,6 +1,7 @@
 //! Golden files: `tests/golden/<case>/` holds `rules.yaml`, `input.jsonl`
-//! and `expected.jsonl` (and optionally `case.yaml` with pipeline settings
-//! and `sensors.csv`; the default registry is `tests/golden/sensors.csv`).
+//! and `expected.jsonl` (and optionally `case.yaml` with pipeline settings,
+//! `measurements.yaml`, and `sensors.csv`; the default registry is
+//! `tests/golden/sensors.csv`).
 //! The input runs through the same engine `yujing run` uses; each output
 //! line is an alert message (without `emitted_at`) or a refusal.
 //!
@@ -20,7 +21,7 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use yujing::config::PipelineConfig;
 use yujing::engine::Engine;
-use yujing_ingest::{SensorRegistry, decode_readings};
+use yujing_ingest::{Measurements, SensorRegistry, decode_readings};
 use yujing_rules::RuleSet;
 use yujing_sinks::{AlertMessage, TimeFormat};
 
@@ -54,6 +55,10 @@ async fn run_case(dir: &Path) -> Vec<Value> {
     let config = config(dir);
     let times = TimeFormat::new(config.utc_offset_ms().unwrap());
     let mut engine = Engine::new(&rules, registry.clone(), &config).unwrap();
+    let measurements = dir.join("measurements.yaml");
+    if measurements.exists() {
+        engine = engine.with_measurements(Measurements::load(&measurements).unwrap());
+    }
     let input = std::fs::read_to_string(dir.join("input.jsonl")).unwrap();
     let mut now: Option<i64> = None;
     let mut out = Vec::new();
