@@ -140,3 +140,109 @@ fn sigterm_stops_the_demo_cleanly_with_a_summary() {
         "{err}"
     );
 }
+
+/// `GET /metrics` over a plain TCP connection: (name with labels, value).
+fn scrape(port: u16) -> Option<std::collections::HashMap<String, f64>> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).ok()?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: localhost\r\n\r\n")
+        .ok()?;
+    let mut text = String::new();
+    s.read_to_string(&mut text).ok()?;
+    let body = text.split_once("\r\n\r\n")?.1;
+    crate::support::parse_prometheus_text(body).ok()
+}
+
+fn wait_for_metric(port: u16, name: &str, want: f64) {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let got = scrape(port).and_then(|m| m.get(name).copied());
+        if got == Some(want) {
+            return;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "{name} = {got:?}, waiting for {want}"
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+#[test]
+fn sighup_reloads_the_rules_of_a_running_pipeline() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in ["readings", "alerts", "dead-letter"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    let rule = |id: &str| {
+        format!("  - id: {id}\n    metric: pm25\n    window: 1m\n    above: {{ blue: 75 }}\n")
+    };
+    let rules = dir.path().join("rules.yaml");
+    std::fs::write(&rules, format!("rules:\n{}", rule("one"))).unwrap();
+    std::fs::copy(
+        format!("{EXAMPLES}/sensors.csv"),
+        dir.path().join("sensors.csv"),
+    )
+    .unwrap();
+    let config = dir.path().join("yujing.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:\n  bootstrap_servers: \"{}\"\n  readings_topics: [readings]\n  dead_letter_topic: dead-letter\nrules: rules.yaml\nsensors: sensors.csv\nreload: {{ watch: false }}\nsinks: [{{ kind: kafka, topic: alerts }}]\nmetrics: {{ listen: \"127.0.0.1:{port}\" }}\n",
+            cluster.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let child = yujing()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let pid = child.id().to_string();
+    let hup = || {
+        assert!(
+            Command::new("kill")
+                .args(["-HUP", &pid])
+                .status()
+                .unwrap()
+                .success()
+        );
+    };
+    wait_for_metric(port, "yujing_rules_loaded", 1.0);
+
+    std::fs::write(&rules, format!("rules:\n{}{}", rule("one"), rule("two"))).unwrap();
+    hup();
+    wait_for_metric(port, "yujing_rules_loaded", 2.0);
+    wait_for_metric(
+        port,
+        "yujing_rules_reloads_total{outcome=\"success\",trigger=\"signal\"}",
+        1.0,
+    );
+
+    std::fs::write(&rules, "rules:\n  - id: broken\n    metric: pm25\n").unwrap();
+    hup();
+    wait_for_metric(port, "yujing_rules_last_reload_success", 0.0);
+    assert_eq!(
+        scrape(port).unwrap()["yujing_rules_loaded"],
+        2.0,
+        "the running rules stay"
+    );
+
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "exit {:?}\n{err}", out.status);
+    assert!(err.contains("rules reload refused"), "{err}");
+    assert!(err.contains("rule \"broken\""), "{err}");
+}
