@@ -15,6 +15,7 @@
 //!   becomes.
 //! - [`sketch`]: a mergeable quantile sketch (1 % relative accuracy) for
 //!   window percentiles.
+//! - [`session`]: session windows, a burst of readings per group.
 //! - [`watermark`]: per-partition watermarks and the pipeline watermark.
 //! - [`offsets`]: which Kafka offsets are safe to commit (only those whose
 //!   windows have closed).
@@ -30,6 +31,7 @@ pub mod metric;
 pub mod offsets;
 pub mod reading;
 pub mod registry;
+pub mod session;
 pub mod sketch;
 pub mod watermark;
 pub mod window;
@@ -40,6 +42,7 @@ pub use measurements::{Measurement, Measurements};
 pub use metric::MetricCatalog;
 pub use reading::{Reading, decode_readings};
 pub use registry::{AreaLevel, Sensor, SensorRegistry};
+pub use session::{ClosedSession, SessionSpec, SessionStore};
 pub use sketch::Sketch;
 pub use watermark::Watermarks;
 pub use window::{ClosedWindow, PartialState, WindowStore, Windows};

@@ -39,7 +39,7 @@ pub struct Sensor {
 }
 
 /// The level at which readings are grouped into one warning.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum AreaLevel {
     Sensor,
@@ -101,6 +101,9 @@ pub struct SensorRegistry {
     index: Arc<FxHashMap<String, u32>>,
     columns: Arc<RegistryColumns>,
     areas: Arc<HashMap<(AreaLevel, String), Area>>,
+    /// Per level (sensor, grid, street, district), each sensor's group as
+    /// the index of the group's first sensor: a group id without strings.
+    groups: Arc<[Vec<u32>; 4]>,
 }
 
 /// One Arrow array per attribute, row `i` = sensor index `i`.
@@ -150,17 +153,51 @@ impl SensorRegistry {
             district: col(|s| &s.district),
         };
         let areas = build_areas(&sensors);
+        let group_ids = |key: fn(&Sensor) -> &str| {
+            let mut first: HashMap<&str, u32> = HashMap::new();
+            sensors
+                .iter()
+                .enumerate()
+                .map(|(i, s)| *first.entry(key(s)).or_insert(i as u32))
+                .collect::<Vec<u32>>()
+        };
+        let groups = [
+            (0..sensors.len() as u32).collect(),
+            group_ids(|s| &s.grid),
+            group_ids(|s| &s.street),
+            group_ids(|s| &s.district),
+        ];
         Ok(SensorRegistry {
             sensors: Arc::new(sensors),
             index: Arc::new(index),
             columns: Arc::new(columns),
             areas: Arc::new(areas),
+            groups: Arc::new(groups),
         })
     }
 
     /// Index of a sensor, used as its row in [`columns`](Self::columns).
     pub fn index_of(&self, sensor_id: &str) -> Option<u32> {
         self.index.get(sensor_id).copied()
+    }
+
+    /// The group of `sensor` at `level`, as a number: equal for sensors of
+    /// the same grid (street, district). [`group_key`](Self::group_key)
+    /// gives its name.
+    pub fn group_index(&self, level: AreaLevel, sensor: u32) -> u32 {
+        self.groups[level as usize][sensor as usize]
+    }
+
+    /// The name of a group index at `level`.
+    pub fn group_key(&self, level: AreaLevel, group: u32) -> &str {
+        let c = &self.columns;
+        let column = match level {
+            AreaLevel::Sensor => &c.sensor_id,
+            AreaLevel::Grid => &c.grid,
+            AreaLevel::Street => &c.street,
+            AreaLevel::District => &c.district,
+        };
+        column.value(group as usize)
     }
 
     pub fn columns(&self) -> &RegistryColumns {

@@ -61,7 +61,7 @@ pub static WINDOW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
     ]))
 });
 
-const MS_PER_HOUR: f64 = 3_600_000.0;
+pub(crate) const MS_PER_HOUR: f64 = 3_600_000.0;
 
 /// Mergeable summary of the readings of one sensor and metric in one pane.
 #[derive(Debug, Clone, PartialEq)]
@@ -84,7 +84,7 @@ pub struct PartialState {
 }
 
 impl PartialState {
-    fn new(ts_ms: i64, value: f64, x: f64) -> Self {
+    pub(crate) fn new(ts_ms: i64, value: f64, x: f64) -> Self {
         PartialState {
             n: 1,
             sum: value,
@@ -125,7 +125,16 @@ impl PartialState {
         }
     }
 
-    fn add(&mut self, ts_ms: i64, value: f64, x: f64) {
+    /// Move the regression sums to a time axis whose zero lies `d` hours
+    /// earlier (every x grows by d).
+    pub(crate) fn shift_x(&mut self, d: f64) {
+        let n = self.n as f64;
+        self.sxx += 2.0 * d * self.sx + n * d * d;
+        self.sxy += d * self.sum;
+        self.sx += n * d;
+    }
+
+    pub(crate) fn add(&mut self, ts_ms: i64, value: f64, x: f64) {
         self.n += 1;
         self.sum += value;
         self.sumsq += value * value;
@@ -460,10 +469,17 @@ fn to_batch(
                 .or_insert_with(|| state.clone());
         }
     }
-    let mut sensor = Vec::with_capacity(merged.len());
-    let mut metric = Vec::with_capacity(merged.len());
-    let mut states = Vec::with_capacity(merged.len());
-    for ((s, m), state) in merged {
+    states_batch(merged, registry, catalog)
+}
+
+/// One row per (sensor, metric) state, in [`WINDOW_SCHEMA`].
+pub(crate) fn states_batch(
+    entries: impl IntoIterator<Item = ((u32, u16), PartialState)>,
+    registry: &SensorRegistry,
+    catalog: &MetricCatalog,
+) -> Result<RecordBatch, IngestError> {
+    let (mut sensor, mut metric, mut states) = (Vec::new(), Vec::new(), Vec::new());
+    for ((s, m), state) in entries {
         sensor.push(s);
         metric.push(m);
         states.push(state);
@@ -696,6 +712,29 @@ mod state_tests {
             "ties keep the first arrival"
         );
         assert_eq!((s.sx, s.sxx, s.sxy), (9.0, 23.0, 10.0 + 7.0 + 3.0 + 27.0));
+    }
+
+    #[test]
+    fn shifting_the_time_axis_matches_recomputing() {
+        // Readings at hours 1, 2, 4 (x from origin 0) vs from origin 1.
+        let readings = [(1.0, 5.0), (2.0, 7.0), (4.0, 3.0)];
+        let state = |origin: f64| {
+            let mut st = PartialState::new(0, readings[0].1, readings[0].0 - origin);
+            for (h, v) in &readings[1..] {
+                st.add(0, *v, h - origin);
+            }
+            st
+        };
+        let mut shifted = state(1.0);
+        shifted.shift_x(1.0);
+        let direct = state(0.0);
+        for (a, b) in [
+            (shifted.sx, direct.sx),
+            (shifted.sxx, direct.sxx),
+            (shifted.sxy, direct.sxy),
+        ] {
+            assert!((a - b).abs() < 1e-9, "{a} vs {b}");
+        }
     }
 
     #[test]

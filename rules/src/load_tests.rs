@@ -202,8 +202,13 @@ fn semantic_errors_name_rule_and_key_position() {
         e.starts_with("rules.yaml:11:5:") && e.contains("unknown window key `step`"),
         "{e}"
     );
-    let e = bad_window("window: {gap: 15m}");
-    assert!(e.contains("session windows"), "{e}");
+    let e = bad_window("window: {gap: 15m, max: 10m}");
+    assert!(e.contains("must be longer than its `gap`"), "{e}");
+    let e = bad_window("window: {gap: 15m, size: 1h}");
+    assert!(e.contains("unknown session window key `size`"), "{e}");
+    let set = parse(&GOOD.replace("window: 10m", "window: {gap: 15m, max: 6h}")).unwrap();
+    let s = set.rules[1].session.unwrap();
+    assert_eq!((s.gap_ms, s.max_ms), (900_000, 21_600_000));
 
     let e = one_error(&GOOD.replace("do-low", "pm25-1h"));
     assert!(e.contains("already used"), "{e}");

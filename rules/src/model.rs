@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use std::path::PathBuf;
 
 use serde::Deserialize;
-use yujing_ingest::AreaLevel;
+use yujing_ingest::{AreaLevel, SessionSpec};
 
 use crate::grade::{Direction, Grade};
 
@@ -197,7 +197,11 @@ pub struct Rule {
     pub category: Category,
     pub metric: String,
     pub unit: String,
+    /// Tumbling or hopping windows; for session rules, `size` and `slide`
+    /// are the session's `max` (unused).
     pub window: WindowSpec,
+    /// Session windows (`window: {gap, max}`) instead of fixed ones.
+    pub session: Option<SessionSpec>,
     pub aggregate: Aggregate,
     pub group_by: AreaLevel,
     pub direction: Direction,
@@ -250,6 +254,7 @@ impl Rule {
             metric: metric.to_owned(),
             unit: String::new(),
             window,
+            session: None,
             aggregate,
             group_by,
             direction,
@@ -332,6 +337,7 @@ impl Rule {
         self.id == other.id
             && self.metric == other.metric
             && self.window == other.window
+            && self.session == other.session
             && self.aggregate == other.aggregate
             && self.group_by == other.group_by
             && self.direction == other.direction

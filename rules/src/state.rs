@@ -226,37 +226,64 @@ impl WarningBook {
         }
         let groups: Vec<(String, Option<&WindowAggregate>)> =
             groups.into_iter().map(|(k, a)| (k.to_owned(), a)).collect();
+        groups
+            .into_iter()
+            .filter_map(|(key, aggregate)| {
+                self.apply_group(rule, window_start_ms, window_end_ms, &key, aggregate)
+            })
+            .collect()
+    }
+
+    /// Evaluate one group of `rule` only, for a window (or session) from
+    /// `start_ms` to `end_ms`; `aggregate` is `None` when it had no data.
+    /// Other groups are left alone: session windows close per group.
+    pub fn apply_group(
+        &mut self,
+        rule: &Rule,
+        start_ms: i64,
+        end_ms: i64,
+        key: &str,
+        aggregate: Option<&WindowAggregate>,
+    ) -> Option<WarningTransition> {
         let tracks = self.tracks.entry(rule.id.clone()).or_default();
-        let mut out = Vec::new();
-        for (key, aggregate) in groups {
-            let track = tracks.entry(key.clone()).or_default();
-            let step = evaluate(track, rule, window_end_ms, aggregate);
-            if let Some(step) = step {
-                let before = track.active.as_ref().map(|a| a.grade);
-                let mut t = apply_step(track, rule, &key, window_end_ms, step);
-                t.window_start_ms = window_start_ms;
-                t.previous_grade = before;
-                t.value = aggregate.map(|a| a.value);
-                t.readings = aggregate.map_or(0, |a| a.readings);
-                t.sensors = aggregate.map_or(0, |a| a.sensors);
-                t.trend = aggregate.and_then(|a| a.trend);
-                t.primary_pollutant = aggregate.and_then(|a| a.primary_pollutant.clone());
-                t.expected_crossing_ms = match (t.trend, t.threshold, t.grade) {
-                    (Some(trend), Some(threshold), Some(_)) => {
-                        crossing_ms(trend, threshold, rule.direction, window_end_ms)
-                    }
-                    _ => None,
-                };
-                out.push(t);
-            }
-            if track.is_idle() {
-                tracks.remove(&key);
-            }
+        let track = match tracks.get_mut(key) {
+            Some(t) => t,
+            None => tracks.entry(key.to_owned()).or_default(),
+        };
+        let step = evaluate(track, rule, end_ms, aggregate);
+        let out = step.map(|step| {
+            let before = track.active.as_ref().map(|a| a.grade);
+            let mut t = apply_step(track, rule, key, end_ms, step);
+            t.window_start_ms = start_ms;
+            t.previous_grade = before;
+            t.value = aggregate.map(|a| a.value);
+            t.readings = aggregate.map_or(0, |a| a.readings);
+            t.sensors = aggregate.map_or(0, |a| a.sensors);
+            t.trend = aggregate.and_then(|a| a.trend);
+            t.primary_pollutant = aggregate.and_then(|a| a.primary_pollutant.clone());
+            t.expected_crossing_ms = match (t.trend, t.threshold, t.grade) {
+                (Some(trend), Some(threshold), Some(_)) => {
+                    crossing_ms(trend, threshold, rule.direction, end_ms)
+                }
+                _ => None,
+            };
+            t
+        });
+        if track.is_idle() {
+            tracks.remove(key);
         }
         if tracks.is_empty() {
             self.tracks.remove(&rule.id);
         }
         out
+    }
+
+    /// Group keys the book tracks (active or pending) for a rule.
+    pub fn tracked_groups(&self, rule_id: &str) -> Vec<String> {
+        self.tracks
+            .get(rule_id)
+            .map(|t| t.keys().cloned().collect())
+            .unwrap_or_default()
     }
 
     /// Resolve every warning of a rule that is gone (removed by a reload, or
@@ -301,8 +328,15 @@ fn evaluate(
         }
         track.since = [None; 4];
         let active = track.active.as_ref()?;
+        // A session rule's group goes quiet when its burst is over: that
+        // is the condition clearing, not missing data.
+        let reason = if rule.session.is_some() {
+            ResolveReason::Cleared
+        } else {
+            ResolveReason::NoData
+        };
         return (end - active.held_at_ms >= rule.keep_firing_for_ms)
-            .then_some(Step::Resolve(ResolveReason::NoData));
+            .then_some(Step::Resolve(reason));
     };
     track.missing = 0;
     let quorum = |i: usize, clear: bool| {

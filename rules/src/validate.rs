@@ -4,7 +4,7 @@ use std::collections::BTreeMap;
 
 use serde::Deserialize;
 use serde_yaml_ng::Value;
-use yujing_ingest::AreaLevel;
+use yujing_ingest::{AreaLevel, SessionSpec};
 
 use crate::grade::{Direction, Grade};
 use crate::load::Fields;
@@ -160,7 +160,7 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
     };
 
     if metric == crate::model::AQI_METRIC {
-        if window.is_some_and(|w| w != WindowSpec::tumbling(3_600_000)) {
+        if window.is_some_and(|(w, s)| s.is_none() && w != WindowSpec::tumbling(3_600_000)) {
             f.fail(
                 "window",
                 "`metric: aqi` is the hourly AQI of HJ 633-2012: use `window: 1h` (the 8h and 24h moving means are taken care of)".into(),
@@ -205,6 +205,21 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         None => {}
     }
 
+    if window.is_some_and(|(_, s)| s.is_some()) {
+        if aggregate.percentile().is_some() {
+            f.fail(
+                "aggregate",
+                "percentiles are not kept for session windows; use a fixed window".into(),
+            );
+        }
+        if metric == crate::model::AQI_METRIC || quality == Some(Quality::Silent) {
+            f.fail(
+                "window",
+                "the hourly AQI and silence checks need fixed windows".into(),
+            );
+        }
+    }
+
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
 
@@ -218,7 +233,8 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         category,
         metric,
         unit,
-        window: window?,
+        window: window?.0,
+        session: window?.1,
         aggregate,
         group_by,
         direction,
@@ -506,13 +522,40 @@ fn window_ms(key: &str, value: &Value) -> Result<i64, String> {
     Ok(ms)
 }
 
-/// `window: 1h` or `window: {size: 24h, slide: 1h}`.
-fn window_spec(value: &Value) -> Result<WindowSpec, String> {
+/// `window: 1h`, `window: {size: 24h, slide: 1h}` or, for session
+/// windows, `window: {gap: 15m, max: 6h}` (max defaults to 24h).
+fn window_spec(value: &Value) -> Result<(WindowSpec, Option<SessionSpec>), String> {
     let (size_ms, slide_ms) = match value {
         Value::Mapping(keys) => {
             let get = |k: &str| keys.get(k);
             if get("gap").is_some() || get("max").is_some() {
-                return Err("session windows (gap/max) are not supported yet; use `window: 10m` or `window: {size: 1h, slide: 10m}`".into());
+                if let Some(k) = keys
+                    .keys()
+                    .find(|k| !matches!(k.as_str(), Some("gap" | "max")))
+                {
+                    return Err(format!(
+                        "unknown session window key `{}`, expected `gap` and `max`",
+                        k.as_str().unwrap_or("?")
+                    ));
+                }
+                let gap = window_ms(
+                    "window gap",
+                    get("gap").ok_or("a session window needs a `gap`")?,
+                )?;
+                let max = match get("max") {
+                    Some(m) => window_ms("window max", m)?,
+                    None => 24 * 3_600_000,
+                };
+                if max <= gap {
+                    return Err(format!(
+                        "a session's `max` ({max} ms) must be longer than its `gap` ({gap} ms)"
+                    ));
+                }
+                let spec = SessionSpec {
+                    gap_ms: gap,
+                    max_ms: max,
+                };
+                return Ok((WindowSpec::tumbling(max), Some(spec)));
             }
             if let Some(k) = keys
                 .keys()
@@ -540,5 +583,5 @@ fn window_spec(value: &Value) -> Result<WindowSpec, String> {
             "window size must be a whole multiple of its slide (size {size_ms} ms, slide {slide_ms} ms)"
         ));
     }
-    Ok(WindowSpec { size_ms, slide_ms })
+    Ok((WindowSpec { size_ms, slide_ms }, None))
 }

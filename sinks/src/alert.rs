@@ -57,6 +57,10 @@ pub struct AlertRule {
     /// The rule group it belongs to; empty for rules outside any group.
     #[serde(default)]
     pub group: String,
+    /// For session-window rules: the quiet time that ends a session
+    /// (`window_seconds` is then the longest a session may last).
+    #[serde(default)]
+    pub session_gap_seconds: Option<i64>,
 }
 
 fn default_category() -> String {
@@ -190,6 +194,7 @@ impl AlertMessage {
                 slide_seconds: t.rule.window.slide_ms / 1000,
                 category: t.rule.category.as_str().to_owned(),
                 group: t.rule.group.clone(),
+                session_gap_seconds: t.rule.session.map(|s| s.gap_ms / 1000),
             },
             window: AlertWindow {
                 start: times.rfc3339(t.window_start_ms),

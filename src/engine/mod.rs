@@ -21,6 +21,7 @@ use crate::config::PipelineConfig;
 use crate::pipeline::PipelineError;
 
 mod reload;
+mod sessions;
 
 pub use reload::Reload;
 
@@ -113,6 +114,8 @@ pub struct Engine {
     /// Known metrics and their physical ranges, and the ranges by metric id.
     measurements: Option<Measurements>,
     ranges: Vec<Option<(f64, f64)>>,
+    /// Session-window rules and their stores.
+    sessions: Vec<sessions::SessionGroup>,
 }
 
 fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
@@ -161,7 +164,7 @@ struct StorePlan {
 /// the pipeline's allowed lateness).
 fn by_store(rules: &RuleSet, default_lateness_ms: i64) -> BTreeMap<StoreKey, StorePlan> {
     let mut out: BTreeMap<StoreKey, StorePlan> = BTreeMap::new();
-    for rule in &rules.rules {
+    for rule in rules.rules.iter().filter(|r| r.session.is_none()) {
         let lateness = rule.allowed_lateness_ms.unwrap_or(default_lateness_ms);
         out.entry((rule.window, lateness))
             .or_default()
@@ -266,6 +269,10 @@ impl Engine {
             last_seen: HashMap::new(),
             measurements: None,
             ranges: Vec::new(),
+            sessions: sessions::by_session_store(rules)
+                .into_iter()
+                .map(|(key, rules)| sessions::new_session_group(key, rules, &catalog))
+                .collect(),
         })
     }
 
@@ -368,6 +375,28 @@ impl Engine {
                     }
                 }
             }
+            for sg in &mut self.sessions {
+                if !sg.store.wants(metric) {
+                    continue;
+                }
+                match sg
+                    .store
+                    .insert(&self.registry, sensor, metric, r.ts_ms, r.value)
+                {
+                    Ok(end) => {
+                        placed.done_at = Some(placed.done_at.map_or(end, |d| d.max(end)));
+                        used = true;
+                    }
+                    Err(watermark) => {
+                        was_late = true;
+                        late.get_or_insert(DecodeError::Late {
+                            sensor_id: r.sensor_id.clone(),
+                            ts_ms: r.ts_ms,
+                            window_end_ms: watermark,
+                        });
+                    }
+                }
+            }
             placed.accepted += u64::from(used);
             late_count += u64::from(was_late);
         }
@@ -385,6 +414,7 @@ impl Engine {
         let Some(watermark) = self.watermarks.advance(now_ms) else {
             return Ok(None);
         };
+        let session_transitions = self.close_sessions(watermark).await?;
         let book = &self.book;
         let tracked = |g: &WindowGroup| {
             g.has_silence_rule() || g.rules.iter().any(|r| book.tracks_rule(&r.id))
@@ -401,7 +431,14 @@ impl Engine {
             for g in &mut self.groups {
                 g.store.advance_to(watermark);
             }
-            return Ok(None);
+            if session_transitions.is_empty() {
+                return Ok(None);
+            }
+            return Ok(Some(Closed {
+                watermark,
+                windows: Vec::new(),
+                transitions: session_transitions,
+            }));
         }
         // Windows of all sizes, in order of their end, so that warnings go
         // out in event-time order.
@@ -518,6 +555,11 @@ impl Engine {
                     t
                 }));
             }
+        }
+        if !session_transitions.is_empty() {
+            out.transitions.extend(session_transitions);
+            // Sessions end at any time: keep warnings in event-time order.
+            out.transitions.sort_by_key(|t| t.window_end_ms);
         }
         Ok(Some(out))
     }

@@ -82,6 +82,17 @@ impl Engine {
             };
             self.groups.push(group);
         }
+        let mut old_sessions: HashMap<_, _> = self.sessions.drain(..).map(|g| (g.key, g)).collect();
+        for (key, session_rules) in super::sessions::by_session_store(rules) {
+            let group = match old_sessions.remove(&key) {
+                Some(mut g) => {
+                    g.set_rules(session_rules, &self.catalog);
+                    g
+                }
+                None => super::sessions::new_session_group(key, session_rules, &self.catalog),
+            };
+            self.sessions.push(group);
+        }
         self.silent_metrics = super::silent_metrics(rules, &self.catalog);
         self.ranges = super::ranges(&self.catalog, self.measurements.as_ref());
         self.rules = rules.clone();
