@@ -77,6 +77,8 @@ pub struct ConsumerBaseline {
     pub messages: u64,
     pub seconds: f64,
     pub messages_per_second: f64,
+    /// The same with a `BaseConsumer` polled in a loop on its own thread.
+    pub base_consumer_messages_per_second: f64,
 }
 
 #[derive(Debug, Serialize)]
@@ -345,12 +347,43 @@ pub async fn consumer_baseline(
     }
     let seconds = started.map_or(0.0, |s| s.elapsed().as_secs_f64());
     drop(consumer);
+    let base = {
+        let bootstrap = bootstrap.clone();
+        tokio::task::spawn_blocking(move || base_consumer_rate(&bootstrap, messages as u64))
+            .await
+            .map_err(|e| PipelineError::Invalid(e.to_string()))??
+    };
     drop(cluster);
     Ok(ConsumerBaseline {
         messages: count,
         seconds,
         messages_per_second: count as f64 / seconds,
+        base_consumer_messages_per_second: base,
     })
+}
+
+/// Messages per second a `BaseConsumer` polled in a tight loop reads.
+fn base_consumer_rate(bootstrap: &str, messages: u64) -> Result<f64, PipelineError> {
+    use rdkafka::consumer::{BaseConsumer, Consumer};
+    let consumer: BaseConsumer = ClientConfig::new()
+        .set("bootstrap.servers", bootstrap)
+        .set("group.id", "bench-baseline-base")
+        .set("enable.auto.commit", "false")
+        .set("auto.offset.reset", "earliest")
+        .create()?;
+    consumer.subscribe(&["bench.readings"])?;
+    let (mut count, mut started) = (0u64, None);
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while count < messages && Instant::now() < deadline {
+        if let Some(m) = consumer.poll(Duration::from_millis(100)) {
+            let m = m?;
+            std::hint::black_box(rdkafka::Message::payload(&m));
+            started.get_or_insert_with(Instant::now);
+            count += 1;
+        }
+    }
+    let seconds = started.map_or(1.0, |s: Instant| s.elapsed().as_secs_f64());
+    Ok(count as f64 / seconds)
 }
 
 /// Produce `messages` readings, one per sensor per event second (keyed by
@@ -421,8 +454,8 @@ pub async fn run(opts: BenchOptions) -> Result<BenchResults, PipelineError> {
     );
     let consumer_baseline = consumer_baseline(opts.sensors, opts.pipeline_messages).await?;
     eprintln!(
-        "bare consumer on the same messages: {:.0} messages/s",
-        consumer_baseline.messages_per_second
+        "bare consumer on the same messages: {:.0} messages/s (StreamConsumer), {:.0}/s (BaseConsumer polled on a thread)",
+        consumer_baseline.messages_per_second, consumer_baseline.base_consumer_messages_per_second
     );
     eprintln!(
         "rule evaluation: {} threshold rules over {} groups …",

@@ -606,10 +606,23 @@ impl Engine {
 
     /// Partial states, panes and approximate state bytes held, over all
     /// window sizes.
+    /// Open sessions count as panes, their per-sensor states as states.
     pub fn state_size(&self) -> (usize, usize, usize) {
-        let states = self.groups.iter().map(|g| g.store.states()).sum();
-        let panes = self.groups.iter().map(|g| g.store.panes()).sum();
-        let bytes = self.groups.iter().map(|g| g.store.state_bytes()).sum();
+        let session_states: usize = self.sessions.iter().map(|s| s.store.states()).sum();
+        let states = self.groups.iter().map(|g| g.store.states()).sum::<usize>() + session_states;
+        let panes = self.groups.iter().map(|g| g.store.panes()).sum::<usize>()
+            + self
+                .sessions
+                .iter()
+                .map(|s| s.store.sessions())
+                .sum::<usize>();
+        const SESSION_STATE: usize = std::mem::size_of::<(u32, yujing_ingest::PartialState)>() + 1;
+        let bytes = self
+            .groups
+            .iter()
+            .map(|g| g.store.state_bytes())
+            .sum::<usize>()
+            + session_states * SESSION_STATE;
         (states, panes, bytes)
     }
 
