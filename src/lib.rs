@@ -7,6 +7,8 @@
 //! - [`config`]: the YAML configuration of `yujing run`.
 //! - [`engine`]: readings in, warning transitions out, driven by the
 //!   watermark; no Kafka (what golden tests and backtests drive).
+//! - [`fetch`]: the readings consumer on its own thread: poll, copy,
+//!   decode, hand batches to the pipeline.
 //! - [`pipeline`]: the Kafka shell around the engine: consume, dead-letter,
 //!   deliver to sinks, commit; shutdown is passed in as a future.
 //! - [`reload`]: rules reload requests from SIGHUP, file changes and
@@ -27,6 +29,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod engine;
+pub mod fetch;
 pub mod metrics_server;
 pub mod pipeline;
 pub mod reload;

@@ -1,7 +1,8 @@
 //! The pipeline: readings topic → windows → rules → sinks → commit.
 //!
-//! One task reads the readings topic through a consumer group. Each message
-//! is decoded and its readings go into the open windows of every window
+//! A thread polls the readings topics through a consumer group and decodes
+//! each message (see [`crate::fetch`]); one task places the readings in
+//! the open windows of every window
 //! size a rule uses; refused messages go to the dead-letter topic. When the
 //! watermark passes the end of a window, the window is closed, each of its
 //! rules is aggregated by DataFusion and graded, the transitions are
@@ -15,17 +16,18 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{CommitMode, Consumer, StreamConsumer};
-use rdkafka::message::{BorrowedMessage, Header, OwnedHeaders};
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord};
-use rdkafka::{Message, Offset, TopicPartitionList};
+use rdkafka::{Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
-use yujing_ingest::{Clock, DecodeError, Measurements, SensorRegistry, decode_readings, kafka};
+use yujing_ingest::{Clock, DecodeError, Measurements, SensorRegistry, kafka};
 use yujing_rules::{Grade, RuleSet, WarningTransition};
 use yujing_sinks::{AlertMessage, Sink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;
+use crate::fetch::{FetchItem, Fetched, Fetcher};
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
     BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, RulesReloadRefused,
@@ -115,21 +117,6 @@ struct State {
     refusals_reported: (Instant, u64),
 }
 
-/// Messages handled in a row before shutdown and the tick are checked.
-const BURST: usize = 1024;
-
-/// The next message if librdkafka already has one, without waiting.
-async fn ready_now(
-    consumer: &StreamConsumer<LagReporter>,
-) -> Option<rdkafka::error::KafkaResult<BorrowedMessage<'_>>> {
-    let mut recv = std::pin::pin!(consumer.recv());
-    std::future::poll_fn(|cx| match recv.as_mut().poll(cx) {
-        std::task::Poll::Ready(m) => std::task::Poll::Ready(Some(m)),
-        std::task::Poll::Pending => std::task::Poll::Ready(None),
-    })
-    .await
-}
-
 /// Messages between clock reads on the hot path.
 const CLOCK_EVERY: u64 = 64;
 
@@ -164,7 +151,7 @@ pub async fn run(
         &[],
     )
     .create()?;
-    let consumer = kafka::readings_consumer(
+    let mut fetcher = Fetcher::start(kafka::readings_consumer(
         &k.bootstrap_servers,
         &k.group_id,
         &k.readings_topics,
@@ -172,7 +159,8 @@ pub async fn run(
         LagReporter {
             metrics: setup.metrics.clone(),
         },
-    )?;
+    )?)
+    .map_err(|e| PipelineError::Invalid(format!("cannot start the consumer thread: {e}")))?;
     tracing::info!(
         group = %k.group_id,
         topics = ?k.readings_topics,
@@ -213,11 +201,11 @@ pub async fn run(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            msg = consumer.recv() => {
-                // Drain what is already fetched before going back to the
-                // select: polling the timer and shutdown per message costs
-                // more than the message itself.
-                if let Err(e) = state.on_burst(&consumer, msg).await {
+            batch = fetcher.next() => {
+                let Some(batch) = batch else {
+                    break Err(PipelineError::Invalid("the consumer thread stopped".into()));
+                };
+                if let Err(e) = state.on_batch(batch).await {
                     break Err(e);
                 }
             },
@@ -230,7 +218,7 @@ pub async fn run(
                 state.now_ms = state.clock.now_ms();
                 state.update_gauges();
                 state.report_refusals();
-                commit(&consumer, &mut state, CommitMode::Async);
+                commit(fetcher.consumer(), &mut state, CommitMode::Async);
                 if let Err(e) = state.close_ready().await {
                     break Err(e);
                 }
@@ -239,17 +227,18 @@ pub async fn run(
     };
     // Stop consuming; deliver what the watermark already closed; commit.
     tracing::info!("shutting down: flushing sinks and committing offsets");
+    fetcher.stop();
     for sink in &mut state.sinks {
         if let Err(e) = sink.flush().await {
             tracing::warn!(sink = %sink.name(), "flush failed: {e}");
         }
     }
     if outcome.is_ok() {
-        commit(&consumer, &mut state, CommitMode::Sync);
+        commit(fetcher.consumer(), &mut state, CommitMode::Sync);
     }
     state.update_gauges();
     state.report_refusals();
-    consumer.unsubscribe();
+    fetcher.consumer().unsubscribe();
     state.summary.active_at_end = state.engine.active_count();
     outcome.map(|()| state.summary)
 }
@@ -262,7 +251,7 @@ async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadReque
     }
 }
 
-fn commit(consumer: &StreamConsumer<LagReporter>, state: &mut State, mode: CommitMode) {
+fn commit(consumer: &BaseConsumer<LagReporter>, state: &mut State, mode: CommitMode) {
     let commits = state.offsets.take_commits();
     if commits.is_empty() {
         return;
@@ -283,39 +272,32 @@ fn commit(consumer: &StreamConsumer<LagReporter>, state: &mut State, mode: Commi
 }
 
 impl State {
-    /// Handle `first` and up to [`BURST`] - 1 messages already waiting,
-    /// closing windows after each as the watermark moves.
-    async fn on_burst(
-        &mut self,
-        consumer: &StreamConsumer<LagReporter>,
-        first: rdkafka::error::KafkaResult<BorrowedMessage<'_>>,
-    ) -> Result<(), PipelineError> {
-        let mut next = Some(first);
-        let mut handled = 0;
-        while let Some(msg) = next.take() {
-            match msg {
-                Ok(m) => self.on_message(&m).await,
-                Err(e) => {
+    /// Handle a batch from the consumer thread (what librdkafka had ready,
+    /// at most 1 024 messages), then close the windows the watermark
+    /// passed. A reading in the batch whose window the watermark passed
+    /// earlier in the same batch still counts in it: closing once per
+    /// batch is lenient by at most one batch, never lossy.
+    async fn on_batch(&mut self, batch: Vec<FetchItem>) -> Result<(), PipelineError> {
+        for item in batch {
+            match item {
+                FetchItem::Message(m) => self.on_message(m).await,
+                FetchItem::Error(e) => {
                     tracing::warn!("kafka consumer error: {e}");
                     self.metrics.kafka_errors.inc();
                 }
             }
-            self.close_ready().await?;
-            handled += 1;
-            if handled < BURST {
-                next = ready_now(consumer).await;
-            }
         }
-        Ok(())
+        self.close_ready().await
     }
 
-    async fn on_message(&mut self, m: &BorrowedMessage<'_>) {
-        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
-        let payload = m.payload().unwrap_or(&[]);
+    async fn on_message(&mut self, mut fetched: Fetched) {
+        let readings = std::mem::replace(&mut fetched.readings, Ok(Vec::new()));
+        let m = &fetched;
+        let (topic, partition, offset) = (&*m.topic, m.partition, m.offset);
         self.topic_counters(topic).consumed.inc();
         self.summary.messages += 1;
 
-        let readings = match decode_readings(payload) {
+        let readings = match readings {
             Ok(r) => r,
             Err(e) => return self.refuse(m, e).await,
         };
@@ -363,8 +345,8 @@ impl State {
     }
 
     /// Send a refused message to the dead-letter topic and account for it.
-    async fn refuse(&mut self, m: &BorrowedMessage<'_>, error: DecodeError) {
-        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+    async fn refuse(&mut self, m: &Fetched, error: DecodeError) {
+        let (topic, partition, offset) = (&*m.topic, m.partition, m.offset);
         BadMessage {
             topic,
             partition,
@@ -382,8 +364,8 @@ impl State {
 
     /// Copy the original message to the dead-letter topic with the reason
     /// in headers. Returns whether the broker acknowledged it.
-    async fn dead_letter(&self, m: &BorrowedMessage<'_>, error: &DecodeError, to: &str) -> bool {
-        let (topic, partition, offset) = (m.topic(), m.partition(), m.offset());
+    async fn dead_letter(&self, m: &Fetched, error: &DecodeError, to: &str) -> bool {
+        let (topic, partition, offset) = (&*m.topic, m.partition, m.offset);
         let partition_s = partition.to_string();
         let offset_s = offset.to_string();
         let detail = error.to_string();
@@ -403,12 +385,11 @@ impl State {
                 value: Some(value),
             })
         });
-        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(to).headers(headers);
-        if let Some(p) = m.payload() {
-            record = record.payload(p);
-        }
-        if let Some(k) = m.key() {
-            record = record.key(k);
+        let mut record: FutureRecord<'_, [u8], [u8]> = FutureRecord::to(to)
+            .headers(headers)
+            .payload(&m.payload[..]);
+        if let Some(k) = &m.key {
+            record = record.key(&k[..]);
         }
         let result = self.dead_letter.send(record, Duration::from_secs(10)).await;
         match result {

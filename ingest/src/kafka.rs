@@ -4,7 +4,7 @@
 use std::collections::BTreeMap;
 
 use rdkafka::ClientConfig;
-use rdkafka::consumer::{Consumer, ConsumerContext, StreamConsumer};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext};
 
 use crate::error::IngestError;
 
@@ -42,7 +42,7 @@ pub fn readings_consumer<C: ConsumerContext + 'static>(
     topics: &[String],
     properties: &BTreeMap<String, String>,
     context: C,
-) -> Result<StreamConsumer<C>, IngestError> {
+) -> Result<BaseConsumer<C>, IngestError> {
     let defaults = [
         ("auto.offset.reset", "earliest"),
         ("enable.partition.eof", "false"),
@@ -55,7 +55,7 @@ pub fn readings_consumer<C: ConsumerContext + 'static>(
         ("enable.auto.offset.store", "false"),
     ];
     let cfg = client_config(bootstrap_servers, &defaults, properties, &fixed);
-    let consumer: StreamConsumer<C> = cfg.create_with_context(context)?;
+    let consumer: BaseConsumer<C> = cfg.create_with_context(context)?;
     let topics: Vec<&str> = topics.iter().map(String::as_str).collect();
     consumer.subscribe(&topics)?;
     Ok(consumer)

@@ -1,0 +1,144 @@
+//! The readings consumer on its own thread: poll librdkafka, copy each
+//! message out, decode it, and hand batches to the pipeline task.
+//!
+//! Polling and JSON decoding run here, next to librdkafka's threads; the
+//! pipeline task places readings, closes windows and delivers warnings.
+//! The channel is bounded: when the pipeline falls behind (a slow sink),
+//! this thread waits and librdkafka stops fetching. Offsets are committed
+//! by the pipeline task through the same consumer (librdkafka is
+//! thread-safe); messages still in the channel at shutdown are simply read
+//! again after a restart.
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use rdkafka::Message;
+use rdkafka::consumer::BaseConsumer;
+use tokio::sync::mpsc;
+use yujing_ingest::{DecodeError, Reading, decode_readings};
+
+use crate::telemetry::LagReporter;
+
+/// Messages per batch handed to the pipeline.
+const BATCH: usize = 1024;
+
+/// One message, owned, with its decoded readings.
+pub struct Fetched {
+    pub topic: Arc<str>,
+    pub partition: i32,
+    pub offset: i64,
+    pub key: Option<Vec<u8>>,
+    pub payload: Vec<u8>,
+    pub readings: Result<Vec<Reading>, DecodeError>,
+}
+
+pub enum FetchItem {
+    Message(Fetched),
+    /// A consumer error librdkafka reported (it recovers by itself).
+    Error(String),
+}
+
+pub struct Fetcher {
+    consumer: Arc<BaseConsumer<LagReporter>>,
+    stop: Arc<AtomicBool>,
+    thread: Option<JoinHandle<()>>,
+    batches: mpsc::Receiver<Vec<FetchItem>>,
+}
+
+impl Fetcher {
+    /// Start polling `consumer` (already subscribed) on a new thread.
+    pub fn start(consumer: BaseConsumer<LagReporter>) -> std::io::Result<Self> {
+        let consumer = Arc::new(consumer);
+        let stop = Arc::new(AtomicBool::new(false));
+        let (tx, batches) = mpsc::channel(4);
+        let thread = {
+            let (consumer, stop) = (consumer.clone(), stop.clone());
+            std::thread::Builder::new()
+                .name("yujing-fetch".into())
+                .spawn(move || poll_loop(&consumer, &stop, &tx))?
+        };
+        Ok(Fetcher {
+            consumer,
+            stop,
+            thread: Some(thread),
+            batches,
+        })
+    }
+
+    pub fn consumer(&self) -> &BaseConsumer<LagReporter> {
+        &self.consumer
+    }
+
+    /// The next batch; `None` once the thread has stopped.
+    pub async fn next(&mut self) -> Option<Vec<FetchItem>> {
+        self.batches.recv().await
+    }
+
+    /// Stop polling and wait for the thread.
+    pub fn stop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        // A thread blocked on a full channel wakes up with an error.
+        self.batches.close();
+        while self.batches.try_recv().is_ok() {}
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
+
+impl Drop for Fetcher {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+fn poll_loop(
+    consumer: &BaseConsumer<LagReporter>,
+    stop: &AtomicBool,
+    tx: &mpsc::Sender<Vec<FetchItem>>,
+) {
+    let mut topics: HashMap<String, Arc<str>> = HashMap::new();
+    let mut convert =
+        |m: rdkafka::error::KafkaResult<rdkafka::message::BorrowedMessage<'_>>| match m {
+            Ok(m) => {
+                let topic = match topics.get(m.topic()) {
+                    Some(t) => t.clone(),
+                    None => {
+                        let t: Arc<str> = Arc::from(m.topic());
+                        topics.insert(m.topic().to_owned(), t.clone());
+                        t
+                    }
+                };
+                let payload = m.payload().unwrap_or(&[]);
+                FetchItem::Message(Fetched {
+                    topic,
+                    partition: m.partition(),
+                    offset: m.offset(),
+                    key: m.key().map(<[u8]>::to_vec),
+                    readings: decode_readings(payload),
+                    payload: payload.to_vec(),
+                })
+            }
+            Err(e) => FetchItem::Error(e.to_string()),
+        };
+    while !stop.load(Ordering::Relaxed) {
+        // Wait a little for the first message, then take what is ready.
+        let Some(first) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let mut batch = Vec::with_capacity(BATCH);
+        batch.push(convert(first));
+        while batch.len() < BATCH {
+            match consumer.poll(Duration::ZERO) {
+                Some(m) => batch.push(convert(m)),
+                None => break,
+            }
+        }
+        if tx.blocking_send(batch).is_err() {
+            return;
+        }
+    }
+}
