@@ -10,10 +10,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use yujing_ingest::{Clock, Measurements, SensorRegistry};
 use yujing_rules::RuleSet;
-use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink};
+use yujing_sinks::{AlertFormat, CapSender, KafkaAlertSink, Sink, TerminalSink};
 
 use crate::bench::{self, BenchOptions};
-use crate::config::{Config, SinkConfig};
+use crate::config::{Config, SinkConfig, SinkFormat};
 use crate::demo::{self, DemoOptions};
 use crate::metrics_server::MetricsServer;
 use crate::pipeline::{self, PipelineError, RunSummary, Setup};
@@ -322,9 +322,25 @@ pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
         .sinks
         .iter()
         .map(|s| match s {
-            SinkConfig::Kafka { topic } => {
+            SinkConfig::Kafka { topic, format, cap } => {
+                let format = match format {
+                    SinkFormat::Json => AlertFormat::Json,
+                    SinkFormat::Cap => {
+                        let mut from = CapSender::default();
+                        if let Some(c) = cap {
+                            from.sender = c.sender.clone();
+                            if let Some(n) = &c.sender_name {
+                                from.name = n.clone();
+                            }
+                            if let Some(l) = &c.language {
+                                from.language = l.clone();
+                            }
+                        }
+                        AlertFormat::Cap(from)
+                    }
+                };
                 KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
-                    .map(Sink::Kafka)
+                    .map(|k| Sink::Kafka(k.with_format(format)))
                     .map_err(|e| PipelineError::Invalid(e.to_string()))
             }
             SinkConfig::Terminal { colour } => Ok(Sink::Terminal(match colour {

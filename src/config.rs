@@ -237,14 +237,44 @@ impl PipelineConfig {
 #[derive(Debug, Clone, Deserialize)]
 #[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
 pub enum SinkConfig {
-    /// JSON alert messages on a Kafka topic.
-    Kafka { topic: String },
+    /// Alert messages on a Kafka topic: JSON (`yujing.alert/v1`) or CAP
+    /// 1.2 XML (`format: cap`, issued as `cap.sender`).
+    Kafka {
+        topic: String,
+        #[serde(default)]
+        format: SinkFormat,
+        #[serde(default)]
+        cap: Option<CapConfig>,
+    },
     /// Readable lines on standard output.
     Terminal {
         /// Force colours on or off (default: on when stdout is a terminal).
         #[serde(default)]
         colour: Option<bool>,
     },
+}
+
+/// Body format of a Kafka sink.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum SinkFormat {
+    #[default]
+    Json,
+    Cap,
+}
+
+/// Who issues CAP alerts.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CapConfig {
+    /// CAP `<sender>`, e.g. `yujing@eeb.cq.example`.
+    pub sender: String,
+    /// CAP `<senderName>`.
+    #[serde(default)]
+    pub sender_name: Option<String>,
+    /// `<language>` of the texts (default `en-US`).
+    #[serde(default)]
+    pub language: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]

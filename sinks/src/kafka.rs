@@ -13,11 +13,23 @@ use rdkafka::message::{Header, OwnedHeaders};
 use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 
 use crate::alert::AlertMessage;
+use crate::cap::{CapSender, cap_xml};
 use crate::error::SinkError;
 
 pub struct KafkaAlertSink {
     producer: FutureProducer,
     topic: String,
+    format: AlertFormat,
+}
+
+/// How alerts are written on the topic.
+#[derive(Debug, Clone, Default)]
+pub enum AlertFormat {
+    /// `yujing.alert/v1` JSON (`docs/alert.schema.json`).
+    #[default]
+    Json,
+    /// CAP 1.2 XML, issued by this sender.
+    Cap(CapSender),
 }
 
 impl KafkaAlertSink {
@@ -42,7 +54,14 @@ impl KafkaAlertSink {
         Ok(KafkaAlertSink {
             producer,
             topic: topic.to_owned(),
+            format: AlertFormat::Json,
         })
+    }
+
+    /// Write alerts in `format` instead of JSON.
+    pub fn with_format(mut self, format: AlertFormat) -> Self {
+        self.format = format;
+        self
     }
 
     pub fn topic(&self) -> &str {
@@ -55,14 +74,20 @@ impl KafkaAlertSink {
     pub async fn deliver(&self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
         let mut pending = Vec::with_capacity(alerts.len());
         for alert in alerts {
-            let body = serde_json::to_vec(alert)?;
+            let (body, content_type) = match &self.format {
+                AlertFormat::Json => (serde_json::to_vec(alert)?, "application/json"),
+                AlertFormat::Cap(from) => {
+                    (cap_xml(alert, from).into_bytes(), "application/cap+xml")
+                }
+            };
             let headers = OwnedHeaders::new()
                 .insert(header("grade", alert.grade.as_deref()))
                 .insert(header("level", alert.level.as_deref()))
                 .insert(header("rule", Some(&alert.rule.id)))
                 .insert(header("transition", Some(&alert.transition)))
                 .insert(header("district", alert.group.district_code.as_deref()))
-                .insert(header("schema", Some(&alert.schema)));
+                .insert(header("schema", Some(&alert.schema)))
+                .insert(header("content-type", Some(content_type)));
             let record = FutureRecord::to(&self.topic)
                 .key(&alert.fingerprint)
                 .payload(&body)

@@ -3,6 +3,7 @@
 //! # Layout
 //! - [`alert`]: the alert message contract (JSON, `yujing.alert/v1`) built
 //!   from a warning transition and the sensor registry — the pure part.
+//! - [`cap`]: the same message as CAP 1.2 XML (Alert / Update / Cancel).
 //! - [`terminal`]: one readable, coloured line per warning.
 //! - [`kafka`]: the alert topic producer (key = fingerprint, headers with
 //!   grade, rule, district), which waits for the broker's acknowledgement.
@@ -13,13 +14,15 @@
 //! sink and waits for all of them before committing offsets.
 
 pub mod alert;
+pub mod cap;
 pub mod error;
 pub mod kafka;
 pub mod terminal;
 
 pub use alert::{AlertMessage, TimeFormat};
+pub use cap::CapSender;
 pub use error::SinkError;
-pub use kafka::KafkaAlertSink;
+pub use kafka::{AlertFormat, KafkaAlertSink};
 pub use terminal::TerminalSink;
 
 /// A configured destination for alerts.

@@ -193,3 +193,106 @@ fn predicted_warning_reports_trend_and_crossing() {
         m.summary
     );
 }
+
+/// Validate a document against the official CAP 1.2 schema with xmllint
+/// (Debian's libxml2-utils; `.ci/run` installs it).
+fn assert_valid_cap(xml: &str) {
+    use std::io::Write;
+    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/data/CAP-v1.2.xsd");
+    let mut child = match std::process::Command::new("xmllint")
+        .args(["--noout", "--schema", xsd, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+    {
+        Ok(c) => c,
+        Err(e) => panic!("xmllint not found ({e}): install libxml2-utils to validate CAP output"),
+    };
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "CAP document does not validate:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn cap_documents_follow_the_warning_and_validate() {
+    use crate::cap::{CapSender, cap_xml};
+    let from = CapSender {
+        sender: "yujing@eeb.cq.example".into(),
+        name: "Chongqing environmental early warning".into(),
+        language: "en-US".into(),
+    };
+    // Raised blue, escalated orange, resolved.
+    let ms = messages(&[Some(100.0), Some(162.0), Some(40.0)]);
+    assert_eq!(ms.len(), 3);
+    let docs: Vec<String> = ms.iter().map(|m| cap_xml(m, &from)).collect();
+    for d in &docs {
+        assert_valid_cap(d);
+    }
+    assert!(docs[0].contains("<msgType>Alert</msgType>"));
+    assert!(docs[0].contains("<severity>Minor</severity>"));
+    assert!(docs[0].contains("<urgency>Immediate</urgency>"));
+    assert!(docs[0].contains("<certainty>Observed</certainty>"));
+    assert!(docs[0].contains("<sent>2026-07-15T09:00:00+08:00</sent>"));
+    assert!(docs[0].contains("<value>500112</value>"), "division code");
+    assert!(!docs[0].contains("<references>"));
+    assert!(docs[1].contains("<msgType>Update</msgType>"));
+    assert!(docs[1].contains("<severity>Severe</severity>"));
+    assert!(docs[2].contains("<msgType>Cancel</msgType>"));
+    assert!(docs[2].contains("<responseType>AllClear</responseType>"));
+    // Updates and the cancel point at the first message.
+    let first_id = docs[0]
+        .split("<identifier>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap();
+    for d in &docs[1..] {
+        assert!(
+            d.contains(&format!(
+                "<references>yujing@eeb.cq.example,{first_id},2026-07-15T09:00:00+08:00</references>"
+            )),
+            "{d}"
+        );
+    }
+    // Every message has its own identifier.
+    let ids: std::collections::HashSet<_> = docs
+        .iter()
+        .map(|d| {
+            d.split("<identifier>")
+                .nth(1)
+                .unwrap()
+                .split('<')
+                .next()
+                .unwrap()
+        })
+        .collect();
+    assert_eq!(ids.len(), 3);
+
+    // A forecast: expected, likely, with the onset.
+    let mut r = rule();
+    r.predict_horizon_ms = Some(HOUR);
+    let m = &messages_of(&r, &[Some(160.0)])[0];
+    let d = cap_xml(m, &from);
+    assert_valid_cap(&d);
+    assert!(
+        d.contains("<urgency>Expected</urgency>") && d.contains("<certainty>Likely</certainty>")
+    );
+    assert!(
+        d.contains("<onset>2026-07-15T09:20:00+08:00</onset>"),
+        "{d}"
+    );
+    // Text is escaped.
+    let mut r = rule();
+    r.description = "PM2.5 <hourly> & \"mean\"".into();
+    let d = cap_xml(&messages_of(&r, &[Some(162.0)])[0], &from);
+    assert_valid_cap(&d);
+    assert!(d.contains("PM2.5 &lt;hourly&gt; &amp; &quot;mean&quot;"));
+}

@@ -1,0 +1,225 @@
+//! CAP 1.2 (OASIS Common Alerting Protocol) XML for a warning transition.
+//!
+//! - `msgType`: `Alert` when a warning is raised, `Update` when it changes
+//!   grade, `Cancel` when it resolves; updates and cancels carry
+//!   `<references>` to the warning's first message.
+//! - `severity` from the grade (blue Minor, yellow Moderate, orange Severe,
+//!   red Extreme; a cancel keeps the grade it ends); `urgency` `Immediate`
+//!   for measured values, `Expected` with `<onset>` for forecasts;
+//!   `certainty` `Observed` or, for forecasts, `Likely`.
+//! - `category` from the rule: Env, Met, Infra (data-quality: Other).
+//! - `<area>`: the group's name, its division code as a `geocode`, and a
+//!   circle around its sensors from the sensor registry.
+//! - `identifier`: issuing division code, event time and the warning's
+//!   sequence, so every message of every warning has its own, and a replay
+//!   reproduces it.
+//!
+//! Times are the event time (`sent` = the window's end), so a replay
+//! produces the same document; CAP forbids fractional seconds and `Z`.
+
+use chrono::{DateTime, SecondsFormat};
+
+use crate::alert::AlertMessage;
+
+/// Who issues the alerts.
+#[derive(Debug, Clone)]
+pub struct CapSender {
+    /// CAP `<sender>`, e.g. `yujing@eeb.cq.example`.
+    pub sender: String,
+    /// CAP `<senderName>`.
+    pub name: String,
+    /// `<language>` of the texts.
+    pub language: String,
+}
+
+impl Default for CapSender {
+    fn default() -> Self {
+        CapSender {
+            sender: "yujing@localhost".into(),
+            name: "yujing early warning".into(),
+            language: "en-US".into(),
+        }
+    }
+}
+
+/// CAP `dateTime`: RFC 3339 with an explicit offset and whole seconds.
+fn cap_time(rfc3339: &str) -> String {
+    DateTime::parse_from_rfc3339(rfc3339)
+        .map(|t| t.to_rfc3339_opts(SecondsFormat::Secs, false))
+        .unwrap_or_else(|_| rfc3339.to_owned())
+}
+
+/// `yujing-500112-20260715100000-<hash>-2`: characters CAP allows (no
+/// spaces, commas or markup), unique per message.
+pub fn identifier(alert: &AlertMessage, sequence: u32, at: &str) -> String {
+    let code = alert.group.district_code.as_deref().unwrap_or("000000");
+    let stamp: String = cap_time(at)
+        .chars()
+        .filter(char::is_ascii_digit)
+        .take(14)
+        .collect();
+    format!(
+        "yujing-{code}-{stamp}-{:016x}-{sequence}",
+        fnv1a(&alert.warning_id)
+    )
+}
+
+/// A stable 64-bit hash of the warning id (FNV-1a; no randomness, so the
+/// same warning gets the same identifier on every run).
+fn fnv1a(text: &str) -> u64 {
+    text.bytes().fold(0xcbf2_9ce4_8422_2325, |h, b| {
+        (h ^ u64::from(b)).wrapping_mul(0x0100_0000_01b3)
+    })
+}
+
+/// `<name>value</name>` on its own line.
+fn el(x: &mut String, indent: usize, name: &str, value: &str) {
+    x.push_str(&" ".repeat(indent));
+    x.push_str(&format!("<{name}>{}</{name}>\n", escape(value)));
+}
+
+fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '&' => out.push_str("&amp;"),
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&apos;"),
+            c if (c as u32) < 0x20 && !matches!(c, '\n' | '\t' | '\r') => {}
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// The CAP 1.2 document for one alert message.
+pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
+    let sent = cap_time(&alert.event_time);
+    let id = identifier(alert, alert.sequence, &alert.event_time);
+    let msg_type = match alert.transition.as_str() {
+        "raised" => "Alert",
+        "resolved" => "Cancel",
+        _ => "Update",
+    };
+    let grade = alert.grade.as_deref().or(alert.previous_grade.as_deref());
+    let severity = match grade {
+        Some("blue") => "Minor",
+        Some("yellow") => "Moderate",
+        Some("orange") => "Severe",
+        Some("red") => "Extreme",
+        _ => "Unknown",
+    };
+    let forecast = alert.trend.is_some();
+    let category = match alert.rule.category.as_str() {
+        "met" => "Met",
+        "infra" => "Infra",
+        "data" => "Other",
+        _ => "Env",
+    };
+    let event = if alert.rule.description.is_empty() {
+        alert.rule.id.clone()
+    } else {
+        alert.rule.description.clone()
+    };
+    let headline: String = alert.summary.chars().take(160).collect();
+    let mut x = String::with_capacity(2048);
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n");
+    el(&mut x, 2, "identifier", &id);
+    el(&mut x, 2, "sender", &from.sender);
+    el(&mut x, 2, "sent", &sent);
+    el(&mut x, 2, "status", "Actual");
+    el(&mut x, 2, "msgType", msg_type);
+    el(&mut x, 2, "scope", "Public");
+    if alert.sequence > 1 {
+        // The warning's first message: its identifier and sent time (the
+        // event time it was raised).
+        let first = identifier(alert, 1, &alert.started_at);
+        el(
+            &mut x,
+            2,
+            "references",
+            &format!("{},{first},{}", from.sender, cap_time(&alert.started_at)),
+        );
+    }
+    x.push_str("  <info>\n");
+    el(&mut x, 4, "language", &from.language);
+    el(&mut x, 4, "category", category);
+    el(&mut x, 4, "event", &event);
+    el(
+        &mut x,
+        4,
+        "responseType",
+        if msg_type == "Cancel" {
+            "AllClear"
+        } else {
+            "Monitor"
+        },
+    );
+    el(
+        &mut x,
+        4,
+        "urgency",
+        if forecast { "Expected" } else { "Immediate" },
+    );
+    el(&mut x, 4, "severity", severity);
+    el(
+        &mut x,
+        4,
+        "certainty",
+        if forecast { "Likely" } else { "Observed" },
+    );
+    el(&mut x, 4, "effective", &sent);
+    if let Some(onset) = alert
+        .trend
+        .as_ref()
+        .and_then(|t| t.expected_crossing_at.as_deref())
+    {
+        el(&mut x, 4, "onset", &cap_time(onset));
+    }
+    el(&mut x, 4, "senderName", &from.name);
+    el(&mut x, 4, "headline", &headline);
+    el(&mut x, 4, "description", &alert.summary);
+    let mut params: Vec<(&str, String)> = vec![
+        ("warning_id", alert.warning_id.clone()),
+        ("fingerprint", alert.fingerprint.clone()),
+        ("transition", alert.transition.clone()),
+        ("grade", grade.unwrap_or("").to_owned()),
+        ("level", alert.level.clone().unwrap_or_default()),
+        ("rule", alert.rule.id.clone()),
+    ];
+    if let Some(v) = alert.value {
+        params.push(("value", v.to_string()));
+    }
+    if let Some(t) = alert.threshold {
+        params.push(("threshold", t.to_string()));
+    }
+    for (name, value) in params {
+        x.push_str("    <parameter>\n");
+        x.push_str(&format!("      <valueName>{}</valueName>\n", escape(name)));
+        x.push_str(&format!("      <value>{}</value>\n", escape(&value)));
+        x.push_str("    </parameter>\n");
+    }
+    x.push_str("    <area>\n");
+    let desc = match (&alert.group.district, alert.group.by.as_str()) {
+        (Some(d), by) if by != "district" => format!("{by} {} ({d})", alert.group.key),
+        _ => format!("{} {}", alert.group.by, alert.group.key),
+    };
+    x.push_str(&format!("      <areaDesc>{}</areaDesc>\n", escape(&desc)));
+    if let (Some(lat), Some(lon)) = (alert.group.lat, alert.group.lon) {
+        // A circle "lat,lon radius" in km, at least 100 m around a point.
+        let radius = alert.group.radius_km.unwrap_or(0.0).max(0.1);
+        x.push_str(&format!("      <circle>{lat},{lon} {radius}</circle>\n"));
+    }
+    if let Some(code) = &alert.group.district_code {
+        x.push_str("      <geocode>\n");
+        x.push_str("        <valueName>GB/T 2260</valueName>\n");
+        x.push_str(&format!("        <value>{}</value>\n", escape(code)));
+        x.push_str("      </geocode>\n");
+    }
+    x.push_str("    </area>\n");
+    x.push_str("  </info>\n</alert>\n");
+    x
+}
