@@ -322,7 +322,12 @@ pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
         .sinks
         .iter()
         .map(|s| match s {
-            SinkConfig::Kafka { topic, format, cap } => {
+            SinkConfig::Kafka {
+                topic,
+                format,
+                cap,
+                route,
+            } => {
                 let format = match format {
                     SinkFormat::Json => AlertFormat::Json,
                     SinkFormat::Cap => {
@@ -340,13 +345,16 @@ pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
                     }
                 };
                 KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
-                    .map(|k| Sink::Kafka(k.with_format(format)))
+                    .map(|k| Sink::Kafka(k.with_format(format).with_route(route.clone())))
                     .map_err(|e| PipelineError::Invalid(e.to_string()))
             }
-            SinkConfig::Terminal { colour } => Ok(Sink::Terminal(match colour {
-                Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),
-                None => TerminalSink::stdout(),
-            })),
+            SinkConfig::Terminal { colour, route } => Ok(Sink::Terminal(
+                match colour {
+                    Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),
+                    None => TerminalSink::stdout(),
+                }
+                .with_route(route.clone()),
+            )),
         })
         .collect()
 }

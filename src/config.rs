@@ -11,6 +11,7 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use yujing_rules::yaml_error_position;
+use yujing_sinks::Route;
 
 /// Errors in the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -240,17 +241,24 @@ pub enum SinkConfig {
     /// Alert messages on a Kafka topic: JSON (`yujing.alert/v1`) or CAP
     /// 1.2 XML (`format: cap`, issued as `cap.sender`).
     Kafka {
+        /// May name `{grade}`, `{district_code}`, `{rule}` or `{category}`
+        /// to route warnings to topics, e.g. `alerts.{grade}`.
         topic: String,
         #[serde(default)]
         format: SinkFormat,
         #[serde(default)]
         cap: Option<CapConfig>,
+        /// Which warnings this sink takes (default: all).
+        #[serde(default)]
+        route: Route,
     },
     /// Readable lines on standard output.
     Terminal {
         /// Force colours on or off (default: on when stdout is a terminal).
         #[serde(default)]
         colour: Option<bool>,
+        #[serde(default)]
+        route: Route,
     },
 }
 
@@ -394,6 +402,33 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        for sink in &self.sinks {
+            match sink {
+                SinkConfig::Kafka {
+                    topic,
+                    route,
+                    format,
+                    cap,
+                } => {
+                    route.validate()?;
+                    let rest = yujing_sinks::route::TOPIC_PLACEHOLDERS
+                        .iter()
+                        .fold(topic.clone(), |t, p| t.replace(p, ""));
+                    if rest.contains('{') || rest.contains('}') {
+                        return Err(format!(
+                            "sink topic {topic:?}: placeholders are {}",
+                            yujing_sinks::route::TOPIC_PLACEHOLDERS.join(", ")
+                        ));
+                    }
+                    if *format == SinkFormat::Cap && cap.is_none() {
+                        return Err(format!(
+                            "sink topic {topic:?}: `format: cap` needs `cap: {{sender: …}}`"
+                        ));
+                    }
+                }
+                SinkConfig::Terminal { route, .. } => route.validate()?,
+            }
+        }
         if self.kafka.readings_topics.is_empty() {
             return Err("kafka.readings_topics must name at least one topic".into());
         }
@@ -440,6 +475,31 @@ mod tests {
         assert_eq!(parse_offset("Z"), Ok(0));
         assert!(parse_offset("8").is_err());
         assert!(parse_offset("+25:00").is_err());
+    }
+
+    #[test]
+    fn sink_routes_and_topics_are_checked() {
+        let dir = std::env::temp_dir().join(format!("yujing-cfg-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("y.yaml");
+        let write = |sinks: &str| {
+            std::fs::write(
+                &path,
+                format!("kafka:\n  bootstrap_servers: x:9092\n  readings_topics: [r]\nrules: r.yaml\nsensors: s.csv\nsinks: {sinks}\n"),
+            )
+            .unwrap();
+            Config::load(&path).map(|_| ()).map_err(|e| e.to_string())
+        };
+        assert!(write("[{kind: kafka, topic: \"alerts.{grade}\", route: {min_grade: red, districts: [\"500112\"]}}]").is_ok());
+        let e = write("[{kind: kafka, topic: \"alerts.{colour}\"}]").unwrap_err();
+        assert!(e.contains("placeholders are"), "{e}");
+        let e = write("[{kind: terminal, route: {min_grade: purple}}]").unwrap_err();
+        assert!(e.contains("not a grade"), "{e}");
+        let e = write("[{kind: kafka, topic: a, format: cap}]").unwrap_err();
+        assert!(e.contains("needs `cap"), "{e}");
+        let e = write("[{kind: kafka, topic: a, route: {min_grad: red}}]").unwrap_err();
+        assert!(e.contains("min_grad"), "{e}");
+        std::fs::remove_dir_all(&dir).unwrap();
     }
 
     #[test]

@@ -15,11 +15,13 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use crate::alert::AlertMessage;
 use crate::cap::{CapSender, cap_xml};
 use crate::error::SinkError;
+use crate::route::{Route, topic_for};
 
 pub struct KafkaAlertSink {
     producer: FutureProducer,
     topic: String,
     format: AlertFormat,
+    route: Route,
 }
 
 /// How alerts are written on the topic.
@@ -55,7 +57,14 @@ impl KafkaAlertSink {
             producer,
             topic: topic.to_owned(),
             format: AlertFormat::Json,
+            route: Route::default(),
         })
+    }
+
+    /// Send only the warnings `route` takes.
+    pub fn with_route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
     }
 
     /// Write alerts in `format` instead of JSON.
@@ -73,7 +82,8 @@ impl KafkaAlertSink {
     /// producer keeps order across retries.
     pub async fn deliver(&self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
         let mut pending = Vec::with_capacity(alerts.len());
-        for alert in alerts {
+        for alert in alerts.iter().filter(|a| self.route.matches(a)) {
+            let topic = topic_for(&self.topic, alert);
             let (body, content_type) = match &self.format {
                 AlertFormat::Json => (serde_json::to_vec(alert)?, "application/json"),
                 AlertFormat::Cap(from) => {
@@ -88,7 +98,7 @@ impl KafkaAlertSink {
                 .insert(header("district", alert.group.district_code.as_deref()))
                 .insert(header("schema", Some(&alert.schema)))
                 .insert(header("content-type", Some(content_type)));
-            let record = FutureRecord::to(&self.topic)
+            let record = FutureRecord::to(&topic)
                 .key(&alert.fingerprint)
                 .payload(&body)
                 .headers(headers);

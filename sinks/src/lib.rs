@@ -4,6 +4,8 @@
 //! - [`alert`]: the alert message contract (JSON, `yujing.alert/v1`) built
 //!   from a warning transition and the sensor registry — the pure part.
 //! - [`cap`]: the same message as CAP 1.2 XML (Alert / Update / Cancel).
+//! - [`route`]: which warnings a sink takes (grade, area, rule, label) and
+//!   topic names per warning (`alerts.{grade}`).
 //! - [`terminal`]: one readable, coloured line per warning.
 //! - [`kafka`]: the alert topic producer (key = fingerprint, headers with
 //!   grade, rule, district), which waits for the broker's acknowledgement.
@@ -17,12 +19,14 @@ pub mod alert;
 pub mod cap;
 pub mod error;
 pub mod kafka;
+pub mod route;
 pub mod terminal;
 
 pub use alert::{AlertMessage, TimeFormat};
 pub use cap::CapSender;
 pub use error::SinkError;
 pub use kafka::{AlertFormat, KafkaAlertSink};
+pub use route::Route;
 pub use terminal::TerminalSink;
 
 /// A configured destination for alerts.

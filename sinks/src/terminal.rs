@@ -8,16 +8,22 @@ use std::io::Write;
 
 use crate::alert::{AlertMessage, fmt_number, fmt_value};
 use crate::error::SinkError;
+use crate::route::Route;
 
 /// Writes warnings as text lines, coloured by grade when asked to.
 pub struct TerminalSink {
     out: Box<dyn Write + Send>,
     colour: bool,
+    route: Route,
 }
 
 impl TerminalSink {
     pub fn new(out: Box<dyn Write + Send>, colour: bool) -> Self {
-        TerminalSink { out, colour }
+        TerminalSink {
+            out,
+            colour,
+            route: Route::default(),
+        }
     }
 
     /// Standard output, coloured when it is a terminal and `NO_COLOR` is unset.
@@ -27,8 +33,14 @@ impl TerminalSink {
         Self::new(Box::new(std::io::stdout()), colour)
     }
 
+    /// Print only the warnings `route` takes.
+    pub fn with_route(mut self, route: Route) -> Self {
+        self.route = route;
+        self
+    }
+
     pub fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
-        for a in alerts {
+        for a in alerts.iter().filter(|a| self.route.matches(a)) {
             writeln!(self.out, "{}", line(a, self.colour))?;
         }
         self.out.flush()?;

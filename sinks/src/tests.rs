@@ -296,3 +296,59 @@ fn cap_documents_follow_the_warning_and_validate() {
     assert_valid_cap(&d);
     assert!(d.contains("PM2.5 &lt;hourly&gt; &amp; &quot;mean&quot;"));
 }
+
+#[test]
+fn routes_pick_warnings_by_grade_area_rule_and_label() {
+    use crate::route::{Route, topic_for};
+    let mut r = rule();
+    r.labels.insert("team".into(), "air".into());
+    // blue raised, orange escalated, blue de-escalated, resolved.
+    let ms = messages_of(&r, &[Some(100.0), Some(162.0), Some(90.0), Some(40.0)]);
+    let taken = |route: &Route| -> Vec<String> {
+        ms.iter()
+            .filter(|m| route.matches(m))
+            .map(|m| m.transition.clone())
+            .collect()
+    };
+    let orange = Route {
+        min_grade: Some("orange".into()),
+        ..Route::default()
+    };
+    // The orange sink hears the escalation and the step back down, not
+    // the blue raise or the blue resolution.
+    assert_eq!(taken(&orange), ["escalated", "de-escalated"]);
+    let yubei = Route {
+        districts: vec!["500112".into()],
+        labels: [("team".to_owned(), "air".to_owned())].into(),
+        ..Route::default()
+    };
+    assert_eq!(taken(&yubei).len(), 4);
+    let elsewhere = Route {
+        districts: vec!["Yuzhong".into()],
+        ..Route::default()
+    };
+    assert!(taken(&elsewhere).is_empty());
+    let other_rule = Route {
+        rules: vec!["no2-1h".into()],
+        ..Route::default()
+    };
+    assert!(taken(&other_rule).is_empty());
+    assert!(
+        Route {
+            min_grade: Some("purple".into()),
+            ..Route::default()
+        }
+        .validate()
+        .is_err()
+    );
+    assert_eq!(topic_for("alerts.{grade}", &ms[1]), "alerts.orange");
+    assert_eq!(
+        topic_for("alerts.{grade}", &ms[3]),
+        "alerts.blue",
+        "a resolution goes where its grade went"
+    );
+    assert_eq!(
+        topic_for("alerts.district.{district_code}", &ms[0]),
+        "alerts.district.500112"
+    );
+}
