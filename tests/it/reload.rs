@@ -330,6 +330,25 @@ async fn rules_swap_under_load_without_loss_or_storm() {
     for m in &messages {
         crate::support::assert_valid_alert(m);
     }
+    // A subscriber's view: keep the last message per key (what a compacted
+    // topic holds); the warnings whose last message is not `resolved` are
+    // the active ones.
+    let mut last: std::collections::BTreeMap<String, &Value> = Default::default();
+    for (record, m) in alerts.iter().zip(&messages) {
+        let key = record.key.clone().unwrap();
+        assert_eq!(
+            key,
+            m["fingerprint"].as_str().unwrap(),
+            "key is the fingerprint"
+        );
+        last.insert(key, m);
+    }
+    let active: Vec<(String, &str)> = last
+        .iter()
+        .filter(|(_, m)| m["transition"] != "resolved")
+        .map(|(k, m)| (k.clone(), m["grade"].as_str().unwrap()))
+        .collect();
+    assert_eq!(active, [("pm25-2m/grid/g1".to_owned(), "yellow")]);
     assert_eq!(messages[0]["warning_id"], messages[1]["warning_id"]);
     assert_eq!(messages[0]["warning_id"], messages[3]["warning_id"]);
     // Only four: read_topic stops at four, so check nothing else arrived.
