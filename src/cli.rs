@@ -10,7 +10,7 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use yujing_ingest::{Clock, Measurements, SensorRegistry};
 use yujing_rules::RuleSet;
-use yujing_sinks::{AlertFormat, CapSender, KafkaAlertSink, Sink, TerminalSink};
+use yujing_sinks::{AlertFormat, CapSender, FileSink, KafkaAlertSink, Sink, TerminalSink};
 
 use crate::bench::{self, BenchOptions};
 use crate::config::{Config, SinkConfig, SinkFormat};
@@ -348,6 +348,14 @@ pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
                     .map(|k| Sink::Kafka(k.with_format(format).with_route(route.clone())))
                     .map_err(|e| PipelineError::Invalid(e.to_string()))
             }
+            SinkConfig::File {
+                path,
+                max_bytes,
+                keep,
+                route,
+            } => FileSink::open(path, *max_bytes, *keep)
+                .map(|f| Sink::File(f.with_route(route.clone())))
+                .map_err(|e| PipelineError::Invalid(format!("file sink {}: {e}", path.display()))),
             SinkConfig::Terminal { colour, route } => Ok(Sink::Terminal(
                 match colour {
                     Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),

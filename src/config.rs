@@ -252,6 +252,19 @@ pub enum SinkConfig {
         #[serde(default)]
         route: Route,
     },
+    /// JSONL on disk, one alert per line, rotated by size.
+    File {
+        /// Relative to this config file.
+        path: PathBuf,
+        /// Rotate before the file would pass this many bytes.
+        #[serde(default = "default_file_max_bytes")]
+        max_bytes: u64,
+        /// Rotated files to keep (`alerts.jsonl.1` …).
+        #[serde(default = "default_file_keep")]
+        keep: usize,
+        #[serde(default)]
+        route: Route,
+    },
     /// Readable lines on standard output.
     Terminal {
         /// Force colours on or off (default: on when stdout is a terminal).
@@ -260,6 +273,14 @@ pub enum SinkConfig {
         #[serde(default)]
         route: Route,
     },
+}
+
+fn default_file_max_bytes() -> u64 {
+    100 * 1024 * 1024
+}
+
+fn default_file_keep() -> usize {
+    10
 }
 
 /// Body format of a Kafka sink.
@@ -391,6 +412,11 @@ impl Config {
         config.rules = config.rules.iter().map(|r| base.join(r)).collect();
         config.sensors = base.join(&config.sensors);
         config.measurements = config.measurements.as_ref().map(|m| base.join(m));
+        for sink in &mut config.sinks {
+            if let SinkConfig::File { path: p, .. } = sink {
+                *p = base.join(&*p);
+            }
+        }
         if let Some(f) = &config.reload.http_token_file {
             config.reload.http_token_file = Some(base.join(f));
         }
@@ -426,7 +452,9 @@ impl Config {
                         ));
                     }
                 }
-                SinkConfig::Terminal { route, .. } => route.validate()?,
+                SinkConfig::Terminal { route, .. } | SinkConfig::File { route, .. } => {
+                    route.validate()?
+                }
             }
         }
         if self.kafka.readings_topics.is_empty() {

@@ -9,6 +9,6 @@ pub enum SinkError {
     },
     #[error("cannot encode alert: {0}")]
     Encode(#[from] serde_json::Error),
-    #[error("terminal: {0}")]
+    #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
 }

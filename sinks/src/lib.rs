@@ -9,6 +9,7 @@
 //! - [`terminal`]: one readable, coloured line per warning.
 //! - [`kafka`]: the alert topic producer (key = fingerprint, headers with
 //!   grade, rule, district), which waits for the broker's acknowledgement.
+//! - [`file`]: alerts appended to a JSONL file, rotated by size.
 //! - [`error`]: this crate's error type.
 //!
 //! [`Sink`] is an explicit enum: there are few kinds, each configured in
@@ -18,6 +19,7 @@
 pub mod alert;
 pub mod cap;
 pub mod error;
+pub mod file;
 pub mod kafka;
 pub mod route;
 pub mod terminal;
@@ -25,6 +27,7 @@ pub mod terminal;
 pub use alert::{AlertMessage, TimeFormat};
 pub use cap::CapSender;
 pub use error::SinkError;
+pub use file::FileSink;
 pub use kafka::{AlertFormat, KafkaAlertSink};
 pub use route::Route;
 pub use terminal::TerminalSink;
@@ -33,6 +36,7 @@ pub use terminal::TerminalSink;
 pub enum Sink {
     Kafka(KafkaAlertSink),
     Terminal(TerminalSink),
+    File(FileSink),
 }
 
 impl Sink {
@@ -41,6 +45,7 @@ impl Sink {
         match self {
             Sink::Kafka(k) => format!("kafka:{}", k.topic()),
             Sink::Terminal(_) => "terminal".to_owned(),
+            Sink::File(f) => format!("file:{}", f.path().display()),
         }
     }
 
@@ -49,6 +54,7 @@ impl Sink {
         match self {
             Sink::Kafka(k) => k.deliver(alerts).await,
             Sink::Terminal(t) => t.deliver(alerts),
+            Sink::File(f) => f.deliver(alerts),
         }
     }
 
@@ -57,6 +63,7 @@ impl Sink {
         match self {
             Sink::Kafka(k) => k.flush(),
             Sink::Terminal(t) => t.flush(),
+            Sink::File(f) => f.flush(),
         }
     }
 }

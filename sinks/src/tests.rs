@@ -352,3 +352,8 @@ fn routes_pick_warnings_by_grade_area_rule_and_label() {
         "alerts.district.500112"
     );
 }
+
+/// A few alert messages for other modules' tests.
+pub(crate) fn sample_alerts() -> Vec<AlertMessage> {
+    messages(&[Some(100.0), Some(162.0), Some(40.0)])
+}
