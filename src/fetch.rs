@@ -16,7 +16,7 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rdkafka::Message;
-use rdkafka::consumer::BaseConsumer;
+use rdkafka::consumer::{BaseConsumer, Consumer};
 use tokio::sync::mpsc;
 use yujing_ingest::{DecodeError, Reading, decode_readings};
 
@@ -39,6 +39,11 @@ pub enum FetchItem {
     Message(Fetched),
     /// A consumer error librdkafka reported (it recovers by itself).
     Error(String),
+    /// A rebalance took this partition away.
+    Revoked {
+        topic: String,
+        partition: i32,
+    },
 }
 
 pub struct Fetcher {
@@ -124,18 +129,35 @@ fn poll_loop(
             }
             Err(e) => FetchItem::Error(e.to_string()),
         };
+    // Revocations arrive inside `poll` (the consumer context queues them):
+    // hand them over after the messages polled before them.
+    let revoked = |batch: &mut Vec<FetchItem>| {
+        let mut queue = consumer
+            .context()
+            .revoked
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        batch.extend(
+            queue
+                .drain(..)
+                .map(|(topic, partition)| FetchItem::Revoked { topic, partition }),
+        );
+    };
     while !stop.load(Ordering::Relaxed) {
-        // Wait a little for the first message, then take what is ready.
-        let Some(first) = consumer.poll(Duration::from_millis(100)) else {
-            continue;
-        };
         let mut batch = Vec::with_capacity(BATCH);
-        batch.push(convert(first));
-        while batch.len() < BATCH {
-            match consumer.poll(Duration::ZERO) {
-                Some(m) => batch.push(convert(m)),
-                None => break,
+        // Wait a little for the first message, then take what is ready.
+        if let Some(first) = consumer.poll(Duration::from_millis(100)) {
+            batch.push(convert(first));
+            while batch.len() < BATCH {
+                match consumer.poll(Duration::ZERO) {
+                    Some(m) => batch.push(convert(m)),
+                    None => break,
+                }
             }
+        }
+        revoked(&mut batch);
+        if batch.is_empty() {
+            continue;
         }
         if tx.blocking_send(batch).is_err() {
             return;

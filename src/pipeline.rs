@@ -30,8 +30,8 @@ use crate::engine::Engine;
 use crate::fetch::{FetchItem, Fetched, Fetcher};
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
-    BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, RulesReloadRefused,
-    RulesReloaded, SinkDelivered, SinkFailed,
+    BadMessage, DeadLetterFailed, LagReporter, LateReadings, Metrics, RevokedPartitions,
+    RulesReloadRefused, RulesReloaded, SinkDelivered, SinkFailed,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -158,6 +158,7 @@ pub async fn run(
         &consumer_props,
         LagReporter {
             metrics: setup.metrics.clone(),
+            revoked: RevokedPartitions::default(),
         },
     )?)
     .map_err(|e| PipelineError::Invalid(format!("cannot start the consumer thread: {e}")))?;
@@ -273,21 +274,33 @@ fn commit(consumer: &BaseConsumer<LagReporter>, state: &mut State, mode: CommitM
 
 impl State {
     /// Handle a batch from the consumer thread (what librdkafka had ready,
-    /// at most 1 024 messages), then close the windows the watermark
-    /// passed. A reading in the batch whose window the watermark passed
-    /// earlier in the same batch still counts in it: closing once per
-    /// batch is lenient by at most one batch, never lossy.
+    /// at most 1 024 messages), closing windows after each message as the
+    /// watermark moves: a reading is late or not the same way whatever the
+    /// batching.
     async fn on_batch(&mut self, batch: Vec<FetchItem>) -> Result<(), PipelineError> {
         for item in batch {
             match item {
-                FetchItem::Message(m) => self.on_message(m).await,
+                FetchItem::Message(m) => {
+                    self.on_message(m).await;
+                    self.close_ready().await?;
+                }
                 FetchItem::Error(e) => {
                     tracing::warn!("kafka consumer error: {e}");
                     self.metrics.kafka_errors.inc();
                 }
+                FetchItem::Revoked { topic, partition } => {
+                    // Another instance owns it now: stop committing its
+                    // offsets (they would overwrite the new owner's) and
+                    // stop waiting for its watermark. Offsets not yet
+                    // committed are re-read by the new owner.
+                    tracing::info!(topic, partition, "partition revoked by a rebalance");
+                    self.metrics.partitions_revoked.inc();
+                    self.offsets.remove(&topic, partition);
+                    self.engine.forget_partition(&topic, partition);
+                }
             }
         }
-        self.close_ready().await
+        Ok(())
     }
 
     async fn on_message(&mut self, mut fetched: Fetched) {

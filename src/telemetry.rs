@@ -45,6 +45,7 @@ pub struct Metrics {
     pub rules_reloads: IntCounterVec,
     pub rules_last_reload_success: IntGauge,
     pub rules_last_reload_time: Gauge,
+    pub partitions_revoked: IntCounter,
 }
 
 impl Metrics {
@@ -232,6 +233,10 @@ impl Metrics {
                 "yujing_rules_last_reload_timestamp_seconds",
                 "Wall-clock time of the last rules reload attempt.",
             ),
+            partitions_revoked: counter(
+                "yujing_partitions_revoked_total",
+                "Partitions a consumer-group rebalance took from this instance (their offsets and watermarks are dropped).",
+            ),
             registry,
         };
         m.rules_last_reload_success.set(1);
@@ -402,9 +407,15 @@ impl SinkDelivered<'_> {
     }
 }
 
-/// Consumer context that turns librdkafka statistics into metrics.
+/// Partitions taken away by a rebalance, queued by the consumer context
+/// for the pipeline.
+pub type RevokedPartitions = std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>;
+
+/// Consumer context that turns librdkafka statistics into metrics and
+/// notes partitions a rebalance revokes.
 pub struct LagReporter {
     pub metrics: Metrics,
+    pub revoked: RevokedPartitions,
 }
 
 impl rdkafka::ClientContext for LagReporter {
@@ -428,4 +439,17 @@ impl rdkafka::ClientContext for LagReporter {
     }
 }
 
-impl rdkafka::consumer::ConsumerContext for LagReporter {}
+impl rdkafka::consumer::ConsumerContext for LagReporter {
+    fn pre_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Revoke(list) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            for e in list.elements() {
+                revoked.push((e.topic().to_owned(), e.partition()));
+            }
+        }
+    }
+}

@@ -595,6 +595,11 @@ impl Engine {
         out
     }
 
+    /// Stop tracking a partition this instance no longer reads.
+    pub fn forget_partition(&mut self, topic: &str, partition: i32) {
+        self.watermarks.remove(topic, partition);
+    }
+
     /// The pipeline watermark as last computed.
     pub fn watermark(&self) -> Option<i64> {
         self.watermarks.current()

@@ -8,6 +8,7 @@ mod cli;
 mod demo;
 mod e2e;
 mod golden;
+mod rebalance;
 mod reload;
 mod support;
 mod windows;
