@@ -2,24 +2,28 @@
 //! watermark. No Kafka, no sinks, no metrics: `yujing run` wraps it with a
 //! consumer and producers, and tests (golden files) drive it directly, so
 //! every path runs the same windows, rules and warning lifecycle.
+//!
+//! - this module: the engine, its window stores, and placing readings;
+//! - [`close`]: closing what the watermark passed and grading it;
+//! - [`sessions`]: session-window rules;
+//! - [`reload`]: swapping the rules of a running engine.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, HashMap};
 
 use yujing_ingest::AreaLevel;
 use yujing_ingest::{
-    ClosedWindow, DecodeError, Measurements, MetricCatalog, Reading, SensorRegistry, Watermarks,
-    WindowStore, Windows,
+    DecodeError, Measurements, MetricCatalog, Reading, SensorRegistry, Watermarks, WindowStore,
+    Windows,
 };
 use yujing_rules::{
-    Aggregate, Grade, Quality, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregate,
-    WindowAggregator, WindowSpec,
+    Aggregate, Grade, Quality, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregator,
+    WindowSpec,
 };
-
-use yujing_rules::aqi::AqiWindows;
 
 use crate::config::PipelineConfig;
 use crate::pipeline::PipelineError;
 
+mod close;
 mod reload;
 mod sessions;
 
@@ -406,193 +410,6 @@ impl Engine {
             self.watermarks.observe(topic, partition, max_ts, now_ms);
         }
         Ok(placed)
-    }
-
-    /// Advance the watermark to processing time `now_ms`; close every window
-    /// it passed, aggregate and grade them. `None` when nothing closed.
-    pub async fn close_ready(&mut self, now_ms: i64) -> Result<Option<Closed>, PipelineError> {
-        let Some(watermark) = self.watermarks.advance(now_ms) else {
-            return Ok(None);
-        };
-        let session_transitions = self.close_sessions(watermark).await?;
-        let book = &self.book;
-        let tracked = |g: &WindowGroup| {
-            g.has_silence_rule() || g.rules.iter().any(|r| book.tracks_rule(&r.id))
-        };
-        // Due: a window with readings, or a window end without any that a
-        // tracked warning must still see (so silence resolves it).
-        let ready = self.groups.iter().any(|g| {
-            g.store.next_end().is_some_and(|end| end <= watermark)
-                || (tracked(g)
-                    && g.evaluated_until
-                        .is_some_and(|u| g.latest_end(watermark) > u))
-        });
-        if !ready {
-            for g in &mut self.groups {
-                g.store.advance_to(watermark);
-            }
-            if session_transitions.is_empty() {
-                return Ok(None);
-            }
-            return Ok(Some(Closed {
-                watermark,
-                windows: Vec::new(),
-                transitions: session_transitions,
-            }));
-        }
-        // Windows of all sizes, in order of their end, so that warnings go
-        // out in event-time order.
-        let mut due: Vec<(i64, usize, Option<ClosedWindow>)> = Vec::new();
-        for (i, g) in self.groups.iter_mut().enumerate() {
-            let windows = g
-                .store
-                .close_until(watermark, &self.registry, &self.catalog)?;
-            let latest = g.latest_end(watermark);
-            let is_tracked =
-                g.has_silence_rule() || g.rules.iter().any(|r| self.book.tracks_rule(&r.id));
-            if let (Some(from), true) = (g.evaluated_until, is_tracked) {
-                let with_data: BTreeSet<i64> = windows
-                    .iter()
-                    .filter(|w| !w.correction)
-                    .map(|w| w.end_ms)
-                    .collect();
-                let slide = g.store.windows().slide_ms;
-                let limit = g.empty_run_limit();
-                let (mut end, mut run) = (from + slide, 0);
-                while end <= latest {
-                    if with_data.contains(&end) {
-                        run = 0;
-                    } else if run < limit {
-                        due.push((end, i, None));
-                        run += 1;
-                    } else {
-                        // Nothing left to change until the next readings.
-                        match with_data.range(end..).next() {
-                            Some(&next) => {
-                                end = next;
-                                continue;
-                            }
-                            None => break,
-                        }
-                    }
-                    end += slide;
-                }
-            }
-            g.evaluated_until = Some(g.evaluated_until.map_or(latest, |u| u.max(latest)));
-            due.extend(windows.into_iter().map(|w| (w.end_ms, i, Some(w))));
-        }
-        due.sort_by_key(|(end, i, w)| (*end, *i, w.as_ref().is_some_and(|w| !w.correction)));
-        let mut out = Closed {
-            watermark,
-            ..Closed::default()
-        };
-        // Windows by end and store, for rules that read another store's
-        // window closing at the same time (the moving means of an AQI).
-        let closing: HashMap<(i64, StoreKey), &ClosedWindow> = due
-            .iter()
-            .filter_map(|(end, i, w)| w.as_ref().map(|w| ((*end, self.groups[*i].key), w)))
-            .collect();
-        for (end, i, window) in &due {
-            let group = &self.groups[*i];
-            if *end < group.grade_from {
-                if let Some(w) = window {
-                    out.windows.push((group.label.clone(), w.correction));
-                }
-                continue;
-            }
-            let Some(window) = window else {
-                let start = end - group.store.windows().size_ms;
-                for rule in &group.rules {
-                    let silence = self.silence(rule, start, *end);
-                    out.transitions
-                        .extend(self.book.apply(rule, start, *end, &silence));
-                }
-                continue;
-            };
-            out.windows.push((group.label.clone(), window.correction));
-            // Rules that read the same series (metric, aggregate, grouping,
-            // forecast) share one DataFusion computation per window:
-            // thousands of rules must not mean thousands of scans.
-            let mut shared: HashMap<SeriesKey, Vec<WindowAggregate>> = HashMap::new();
-            for rule in &group.rules {
-                let own;
-                let aggregates: &[WindowAggregate] = match series_key(rule) {
-                    _ if rule.quality == Some(Quality::Silent) => {
-                        own = self.silence(rule, window.start_ms, window.end_ms);
-                        &own
-                    }
-                    _ if rule.is_aqi() => {
-                        let moving = |spec: WindowSpec| {
-                            closing.get(&(window.end_ms, (spec, group.key.1))).copied()
-                        };
-                        let windows = AqiWindows {
-                            hourly: window,
-                            o3_8h: moving(AQI_MOVING[0].0),
-                            pm_24h: moving(AQI_MOVING[1].0),
-                        };
-                        own = self.aggregator.aqi(windows, rule).await?;
-                        &own
-                    }
-                    Some(key) => {
-                        if !shared.contains_key(&key) {
-                            let computed = self.aggregator.aggregate(window, rule).await?;
-                            shared.insert(key.clone(), computed);
-                        }
-                        &shared[&key]
-                    }
-                    None => {
-                        own = self.aggregator.aggregate(window, rule).await?;
-                        &own
-                    }
-                };
-                // A correction is graded like any window: the rule layer
-                // may raise, escalate or resolve on it.
-                let transitions = self
-                    .book
-                    .apply(rule, window.start_ms, window.end_ms, aggregates);
-                out.transitions.extend(transitions.into_iter().map(|mut t| {
-                    t.correction = window.correction;
-                    t
-                }));
-            }
-        }
-        if !session_transitions.is_empty() {
-            out.transitions.extend(session_transitions);
-            // Sessions end at any time: keep warnings in event-time order.
-            out.transitions.sort_by_key(|t| t.window_end_ms);
-        }
-        Ok(Some(out))
-    }
-
-    /// A silence rule's values at window end `end`: minutes since each
-    /// sensor's last reading of the metric (0 if it read at or after it).
-    fn silence(&self, rule: &Rule, start: i64, end: i64) -> Vec<WindowAggregate> {
-        if rule.quality != Some(Quality::Silent) {
-            return Vec::new();
-        }
-        let Some(metric) = self.catalog.id(&rule.metric) else {
-            return Vec::new();
-        };
-        let sensors = self.registry.sensors();
-        let mut out: Vec<WindowAggregate> = self
-            .last_seen
-            .iter()
-            .filter(|((_, m), _)| *m == metric)
-            .map(|(&(sensor, _), &seen)| WindowAggregate {
-                rule_id: rule.id.clone(),
-                group_key: sensors[sensor as usize].sensor_id.clone(),
-                window_start_ms: start,
-                window_end_ms: end,
-                value: ((end - seen) as f64 / 60_000.0).max(0.0),
-                readings: 0,
-                sensors: 1,
-                trend: None,
-                agreeing: Vec::new(),
-                primary_pollutant: None,
-            })
-            .collect();
-        out.sort_by(|a, b| a.group_key.cmp(&b.group_key));
-        out
     }
 
     /// Stop tracking a partition this instance no longer reads.
