@@ -25,11 +25,15 @@ impl Engine {
         };
         // Due: a window with readings, or a window end without any that a
         // tracked warning must still see (so silence resolves it).
+        // Cheap tests first: this runs for every message, and looking up
+        // whether any of a group's rules is tracked costs one lookup per
+        // rule; a new window end comes only once per slide.
         let ready = self.groups.iter().any(|g| {
             g.store.next_end().is_some_and(|end| end <= watermark)
-                || (tracked(g)
-                    && g.evaluated_until
-                        .is_some_and(|u| g.latest_end(watermark) > u))
+                || (g
+                    .evaluated_until
+                    .is_some_and(|u| g.latest_end(watermark) > u)
+                    && tracked(g))
         });
         if !ready {
             for g in &mut self.groups {

@@ -118,8 +118,10 @@ pub struct Engine {
     /// Known metrics and their physical ranges, and the ranges by metric id.
     measurements: Option<Measurements>,
     ranges: Vec<Option<(f64, f64)>>,
-    /// Session-window rules and their stores.
+    /// Session-window rules and their stores, and the watermark they were
+    /// last closed at.
     sessions: Vec<sessions::SessionGroup>,
+    sessions_closed_at: i64,
 }
 
 fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
@@ -277,6 +279,7 @@ impl Engine {
                 .into_iter()
                 .map(|(key, rules)| sessions::new_session_group(key, rules, &catalog))
                 .collect(),
+            sessions_closed_at: i64::MIN,
         })
     }
 
@@ -450,6 +453,11 @@ impl Engine {
 
     pub fn active_count(&self) -> usize {
         self.book.active_count()
+    }
+
+    /// Groups with a crossing threshold whose `for` has not run out.
+    pub fn pending_count(&self) -> usize {
+        self.book.pending_count()
     }
 
     /// Active warnings per (rule, grade), with zeros for every rule and

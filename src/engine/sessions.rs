@@ -76,6 +76,12 @@ impl Engine {
         watermark: i64,
     ) -> Result<Vec<WarningTransition>, PipelineError> {
         let mut out = Vec::new();
+        // Called for every message: nothing can close or go quiet unless
+        // the watermark moved.
+        if self.sessions.is_empty() || self.sessions_closed_at >= watermark {
+            return Ok(out);
+        }
+        self.sessions_closed_at = watermark;
         for sg in &mut self.sessions {
             let gap = sg.key.0.gap_ms;
             for closed in sg
