@@ -498,6 +498,9 @@ impl State {
     }
 
     fn update_active_gauge(&self) {
+        self.metrics
+            .warnings_pending
+            .set(self.engine.pending_count() as i64);
         for (rule, grade, n) in self.engine.active_by_rule() {
             self.metrics
                 .active_warnings

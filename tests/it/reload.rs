@@ -32,7 +32,7 @@ rules:
 ";
 
 /// pm25-1m gains a yellow grade (its warning escalates, it is not
-/// re-raised); pm25-2m is new.
+/// re-raised); pm25-2m is new, with a pending time.
 const V2: &str = "\
 rules:
   - id: pm25-1m
@@ -45,6 +45,7 @@ rules:
     window: 2m
     group_by: grid
     above: { yellow: 90 }
+    for: 30m
 ";
 
 /// A typo: refused, V2 keeps running.
@@ -65,6 +66,7 @@ rules:
     window: 2m
     group_by: grid
     above: { yellow: 90 }
+    for: 30m
 ";
 
 const TOKEN: &str = "s3cret-reload-token";
@@ -241,7 +243,9 @@ async fn rules_swap_under_load_without_loss_or_storm() {
             "V2 keeps running"
         );
 
-        // V2 still runs: the new rule raises once its first whole window closes.
+        // V2 still runs: the new rule's grade is pending for its `for`,
+        // then it is raised.
+        wait_for(port, "yujing_warnings_pending", &[], 1.0).await;
         wait_for(
             port,
             warnings,
@@ -291,6 +295,7 @@ async fn rules_swap_under_load_without_loss_or_storm() {
         1.0
     );
     assert_eq!(value(&m, "yujing_rules_last_reload_success", &[]), 1.0);
+    assert!(value(&m, "yujing_rules_last_reload_timestamp_seconds", &[]) > 1.7e9);
     assert_eq!(value(&m, "yujing_rules_loaded", &[]), 1.0);
 
     // No storm: exactly one message per change, in order per warning.
