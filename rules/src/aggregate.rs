@@ -57,6 +57,32 @@ pub struct WindowAggregate {
     pub primary_pollutant: Option<String>,
 }
 
+impl WindowAggregate {
+    /// A plain value for one group, without trend, quorum counts or
+    /// pollutant: what checks, SQL and silence rules produce.
+    pub fn plain(
+        rule: &Rule,
+        group_key: String,
+        (start_ms, end_ms): (i64, i64),
+        value: f64,
+        readings: i64,
+        sensors: i64,
+    ) -> Self {
+        WindowAggregate {
+            rule_id: rule.id.clone(),
+            group_key,
+            window_start_ms: start_ms,
+            window_end_ms: end_ms,
+            value,
+            readings,
+            sensors,
+            trend: None,
+            agreeing: Vec::new(),
+            primary_pollutant: None,
+        }
+    }
+}
+
 /// A linear trend: its value at the window's end and its slope per hour.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Trend {

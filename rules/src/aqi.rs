@@ -212,19 +212,17 @@ impl WindowAggregator {
                 if aqi.is_null(i) {
                     continue;
                 }
-                out.push(WindowAggregate {
-                    rule_id: rule.id.clone(),
-                    group_key: keys.value(i).to_owned(),
-                    window_start_ms: windows.hourly.start_ms,
-                    window_end_ms: windows.hourly.end_ms,
-                    value: aqi.value(i),
-                    readings: readings.value(i),
-                    sensors: sensors.value(i),
-                    trend: None,
-                    agreeing: Vec::new(),
-                    primary_pollutant: (aqi.value(i) > 50.0)
-                        .then(|| pollutant_name(primary.value(i)).to_owned()),
-                });
+                let mut a = WindowAggregate::plain(
+                    rule,
+                    keys.value(i).to_owned(),
+                    (windows.hourly.start_ms, windows.hourly.end_ms),
+                    aqi.value(i),
+                    readings.value(i),
+                    sensors.value(i),
+                );
+                a.primary_pollutant =
+                    (a.value > 50.0).then(|| pollutant_name(primary.value(i)).to_owned());
+                out.push(a);
             }
         }
         Ok(out)

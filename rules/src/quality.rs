@@ -78,18 +78,14 @@ impl WindowAggregator {
                 }
                 Quality::Silent => continue,
             };
-            out.push(WindowAggregate {
-                rule_id: rule.id.clone(),
-                group_key: s.sensor.clone(),
-                window_start_ms: window.start_ms,
-                window_end_ms: window.end_ms,
+            out.push(WindowAggregate::plain(
+                rule,
+                s.sensor.clone(),
+                (window.start_ms, window.end_ms),
                 value,
-                readings: s.n,
-                sensors: 1,
-                trend: None,
-                agreeing: Vec::new(),
-                primary_pollutant: None,
-            });
+                s.n,
+                1,
+            ));
         }
         Ok(out)
     }

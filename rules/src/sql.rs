@@ -128,18 +128,14 @@ impl WindowAggregator {
                 if keys.is_null(i) || values.is_null(i) || !values.value(i).is_finite() {
                     continue;
                 }
-                out.push(WindowAggregate {
-                    rule_id: rule.id.clone(),
-                    group_key: keys.value(i).to_owned(),
-                    window_start_ms: window.start_ms,
-                    window_end_ms: window.end_ms,
-                    value: values.value(i),
-                    readings: readings.map_or(0, |r| r.value(i)),
-                    sensors: sensors.map_or(0, |s| s.value(i)),
-                    trend: None,
-                    agreeing: Vec::new(),
-                    primary_pollutant: None,
-                });
+                out.push(WindowAggregate::plain(
+                    rule,
+                    keys.value(i).to_owned(),
+                    (window.start_ms, window.end_ms),
+                    values.value(i),
+                    readings.map_or(0, |r| r.value(i)),
+                    sensors.map_or(0, |s| s.value(i)),
+                ));
             }
         }
         Ok(out)

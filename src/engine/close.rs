@@ -186,17 +186,15 @@ impl Engine {
             .last_seen
             .iter()
             .filter(|((_, m), _)| *m == metric)
-            .map(|(&(sensor, _), &seen)| WindowAggregate {
-                rule_id: rule.id.clone(),
-                group_key: sensors[sensor as usize].sensor_id.clone(),
-                window_start_ms: start,
-                window_end_ms: end,
-                value: ((end - seen) as f64 / 60_000.0).max(0.0),
-                readings: 0,
-                sensors: 1,
-                trend: None,
-                agreeing: Vec::new(),
-                primary_pollutant: None,
+            .map(|(&(sensor, _), &seen)| {
+                WindowAggregate::plain(
+                    rule,
+                    sensors[sensor as usize].sensor_id.clone(),
+                    (start, end),
+                    ((end - seen) as f64 / 60_000.0).max(0.0),
+                    0,
+                    1,
+                )
             })
             .collect();
         out.sort_by(|a, b| a.group_key.cmp(&b.group_key));
