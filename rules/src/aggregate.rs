@@ -33,6 +33,7 @@ use crate::error::RulesError;
 use crate::grade::Direction;
 use crate::model::{Aggregate, Rule};
 use crate::percentile::SketchQuantile;
+use crate::window_set::{PerWindow, WindowSet};
 
 /// One rule's aggregate for one group in one window.
 #[derive(Debug, Clone, PartialEq)]
@@ -113,19 +114,20 @@ impl WindowAggregator {
         }
     }
 
-    /// The rule's value per `keys`, with `readings` and `sensors`, and
-    /// `trend_now`/`trend_slope` for predict rules.
+    /// The rule's value per `keys` (after `window_end`), with `readings`
+    /// and `sensors`, and `trend_now`/`trend_slope` for predict rules.
     fn values(
         &self,
-        window: &ClosedWindow,
+        set: &WindowSet,
         rule: &Rule,
         keys: Vec<Expr>,
     ) -> Result<DataFrame, RulesError> {
-        let value = value_expr(rule, window);
+        let value = value_expr(rule);
         let mut aggregates = value.parts;
         aggregates.push(sum(col("n")).alias("readings"));
         // One row per sensor and metric: after the metric filter, rows are sensors.
         aggregates.push(count(lit(1)).alias("sensors"));
+        let keys: Vec<Expr> = std::iter::once(col("window_end")).chain(keys).collect();
         let key_names: Vec<Expr> = keys
             .iter()
             .map(|k| col(k.schema_name().to_string()))
@@ -140,7 +142,7 @@ impl WindowAggregator {
         }
         Ok(self
             .ctx
-            .read_batch(window.batch.clone())?
+            .read_batch(set.batch.clone())?
             .filter(col("metric").eq(lit(rule.metric.as_str())))?
             .aggregate(keys, aggregates)?
             .select(select)?)
@@ -152,25 +154,45 @@ impl WindowAggregator {
         window: &ClosedWindow,
         rule: &Rule,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
+        let set = WindowSet::new([window])?;
+        let mut out = self.aggregate_set(&set, rule).await?;
+        Ok(out.remove(&window.end_ms).unwrap_or_default())
+    }
+
+    /// Aggregates for `rule` over every window of `set` in one query: per
+    /// window end, sorted by group key.
+    pub async fn aggregate_set(
+        &self,
+        set: &WindowSet,
+        rule: &Rule,
+    ) -> Result<PerWindow, RulesError> {
         if let Some(check) = rule.quality {
-            return self.quality(window, rule, check).await;
+            return self.quality(set, rule, check).await;
         }
         if let Some(query) = &rule.sql {
-            return self.sql(window, rule, query).await;
+            let mut out = PerWindow::new();
+            for window in set.windows() {
+                out.insert(window.end_ms, self.sql(window, rule, query).await?);
+            }
+            return Ok(out);
         }
         let group = || col(rule.group_by.column()).alias("group_key");
         let batches = self
-            .values(window, rule, vec![group()])?
-            .sort(vec![col("group_key").sort(true, false)])?
+            .values(set, rule, vec![group()])?
+            .sort(vec![
+                col("window_end").sort(true, false),
+                col("group_key").sort(true, false),
+            ])?
             .collect()
             .await?;
         let agreeing = if rule.quorum.is_set() {
-            self.agreeing(window, rule).await?
+            self.agreeing(set, rule).await?
         } else {
             HashMap::new()
         };
-        let mut out = Vec::new();
+        let mut out = PerWindow::new();
         for batch in batches {
+            let ends = column::<Int64Array>(&batch, "window_end")?;
             let keys = column::<StringArray>(&batch, "group_key")?;
             let values = column::<Float64Array>(&batch, "value")?;
             let readings = column::<Int64Array>(&batch, "readings")?;
@@ -187,12 +209,12 @@ impl WindowAggregator {
                 if values.is_null(i) || !values.value(i).is_finite() {
                     continue;
                 }
-                let key = keys.value(i);
-                out.push(WindowAggregate {
+                let (end, key) = (ends.value(i), keys.value(i));
+                out.entry(end).or_default().push(WindowAggregate {
                     rule_id: rule.id.clone(),
                     group_key: key.to_owned(),
-                    window_start_ms: window.start_ms,
-                    window_end_ms: window.end_ms,
+                    window_start_ms: set.start_of(end),
+                    window_end_ms: end,
                     value: values.value(i),
                     readings: readings.value(i),
                     sensors: sensors.value(i),
@@ -200,7 +222,10 @@ impl WindowAggregator {
                         now: now.value(i),
                         per_hour: slope.value(i),
                     }),
-                    agreeing: agreeing.get(key).cloned().unwrap_or_default(),
+                    agreeing: agreeing
+                        .get(&(end, key.to_owned()))
+                        .cloned()
+                        .unwrap_or_default(),
                     primary_pollutant: None,
                 });
             }
@@ -212,9 +237,9 @@ impl WindowAggregator {
     /// and clear threshold.
     async fn agreeing(
         &self,
-        window: &ClosedWindow,
+        set: &WindowSet,
         rule: &Rule,
-    ) -> Result<HashMap<String, Vec<(i64, i64)>>, RulesError> {
+    ) -> Result<HashMap<(i64, String), Vec<(i64, i64)>>, RulesError> {
         let keys = vec![
             col(rule.group_by.column()).alias("group_key"),
             col("sensor_id").alias("sensor"),
@@ -235,12 +260,13 @@ impl WindowAggregator {
             counts.push(counted(level.clear, format!("keep{i}")));
         }
         let batches = self
-            .values(window, rule, keys)?
-            .aggregate(vec![col("group_key")], counts)?
+            .values(set, rule, keys)?
+            .aggregate(vec![col("window_end"), col("group_key")], counts)?
             .collect()
             .await?;
         let mut out = HashMap::new();
         for batch in batches {
+            let ends = column::<Int64Array>(&batch, "window_end")?;
             let keys = column::<StringArray>(&batch, "group_key")?;
             let mut columns = Vec::new();
             for i in 0..rule.levels.len() {
@@ -254,7 +280,7 @@ impl WindowAggregator {
                     .iter()
                     .map(|(r, k)| (r.value(row), k.value(row)))
                     .collect();
-                out.insert(keys.value(row).to_owned(), per_level);
+                out.insert((ends.value(row), keys.value(row).to_owned()), per_level);
             }
         }
         Ok(out)
@@ -273,7 +299,7 @@ struct ValueExpr {
     trend: Option<(Expr, Expr)>,
 }
 
-fn value_expr(rule: &Rule, window: &ClosedWindow) -> ValueExpr {
+fn value_expr(rule: &Rule) -> ValueExpr {
     let plain = |(parts, value): (Vec<Expr>, Expr)| ValueExpr {
         parts,
         value,
@@ -286,9 +312,10 @@ fn value_expr(rule: &Rule, window: &ClosedWindow) -> ValueExpr {
     // store's origin, taken at the window's end and `horizon` beyond.
     let (mut parts, slope) = aggregate_expr(Aggregate::Slope);
     parts.push(sum(col("sx")).alias("p5"));
+    // The window's end on the same axis: one value per window.
+    parts.push(max(col("x_end")).alias("p6"));
     let p = |i: usize| col(format!("p{i}"));
-    let x_end = (window.end_ms - window.x_origin_ms) as f64 / MS_PER_HOUR;
-    let now = p(4) / p(0) + slope.clone() * (lit(x_end) - p(5) / p(0));
+    let now = p(4) / p(0) + slope.clone() * (p(6) - p(5) / p(0));
     let value = now.clone() + slope.clone() * lit(horizon_ms as f64 / MS_PER_HOUR);
     ValueExpr {
         parts,

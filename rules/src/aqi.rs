@@ -27,6 +27,7 @@ use yujing_ingest::ClosedWindow;
 use crate::aggregate::{WindowAggregate, WindowAggregator, column};
 use crate::error::RulesError;
 use crate::model::Rule;
+use crate::window_set::{PerWindow, WindowSet};
 
 /// IAQI at each breakpoint.
 const IAQI: [f64; 8] = [0.0, 50.0, 100.0, 150.0, 200.0, 300.0, 400.0, 500.0];
@@ -150,6 +151,13 @@ impl ScalarUDFImpl for ChinaIaqi {
     }
 }
 
+/// The window sets an hourly AQI needs, closed by the same watermark.
+pub struct AqiSets<'a> {
+    pub hourly: &'a WindowSet,
+    pub o3_8h: Option<&'a WindowSet>,
+    pub pm_24h: Option<&'a WindowSet>,
+}
+
 /// The closed windows an hourly AQI needs, all ending at the same time.
 pub struct AqiWindows<'a> {
     /// The rule's own 1-hour window: SO2, NO2, CO, O3.
@@ -168,11 +176,29 @@ impl WindowAggregator {
         windows: AqiWindows<'_>,
         rule: &Rule,
     ) -> std::result::Result<Vec<WindowAggregate>, RulesError> {
-        let mut parts = vec![self.items(windows.hourly, rule, "1h")?];
-        if let Some(w) = windows.o3_8h {
+        let end = windows.hourly.end_ms;
+        let hourly = WindowSet::new([windows.hourly])?;
+        let o3_8h = windows.o3_8h.map(|w| WindowSet::new([w])).transpose()?;
+        let pm_24h = windows.pm_24h.map(|w| WindowSet::new([w])).transpose()?;
+        let sets = AqiSets {
+            hourly: &hourly,
+            o3_8h: o3_8h.as_ref(),
+            pm_24h: pm_24h.as_ref(),
+        };
+        Ok(self.aqi_set(sets, rule).await?.remove(&end).unwrap_or_default())
+    }
+
+    /// The hourly AQI of every window in `sets.hourly`, in one query.
+    pub async fn aqi_set(
+        &self,
+        sets: AqiSets<'_>,
+        rule: &Rule,
+    ) -> std::result::Result<PerWindow, RulesError> {
+        let mut parts = vec![self.items(sets.hourly, rule, "1h")?];
+        if let Some(w) = sets.o3_8h {
             parts.push(self.items(w, rule, "8h")?);
         }
-        if let Some(w) = windows.pm_24h {
+        if let Some(w) = sets.pm_24h {
             parts.push(self.items(w, rule, "24h")?);
         }
         let mut all = parts.remove(0);
@@ -182,6 +208,7 @@ impl WindowAggregator {
         let iaqi = ChinaIaqi::udf().call(vec![col("item"), col("conc")]);
         let batches = all
             .select(vec![
+                col("window_end"),
                 col("group_key"),
                 col("item"),
                 iaqi.alias("iaqi"),
@@ -190,7 +217,7 @@ impl WindowAggregator {
             ])?
             .filter(col("iaqi").is_not_null())?
             .aggregate(
-                vec![col("group_key")],
+                vec![col("window_end"), col("group_key")],
                 vec![
                     max(col("iaqi")).alias("aqi"),
                     first_value(col("item"), vec![col("iaqi").sort(false, false)]).alias("primary"),
@@ -198,31 +225,41 @@ impl WindowAggregator {
                     max(col("sensors")).alias("sensors"),
                 ],
             )?
-            .sort(vec![col("group_key").sort(true, false)])?
+            .sort(vec![
+                col("window_end").sort(true, false),
+                col("group_key").sort(true, false),
+            ])?
             .collect()
             .await?;
-        let mut out = Vec::new();
+        let mut out = PerWindow::new();
         for b in batches {
+            let ends = column::<Int64Array>(&b, "window_end")?;
             let keys = column::<StringArray>(&b, "group_key")?;
             let aqi = column::<Float64Array>(&b, "aqi")?;
             let primary = column::<StringArray>(&b, "primary")?;
             let readings = column::<Int64Array>(&b, "readings")?;
             let sensors = column::<Int64Array>(&b, "sensors")?;
             for i in 0..b.num_rows() {
+                let end = ends.value(i);
+                // Moving windows may close at ends the hourly one has no
+                // readings for: no hourly window, no AQI.
+                let Some(hourly) = sets.hourly.get(end) else {
+                    continue;
+                };
                 if aqi.is_null(i) {
                     continue;
                 }
                 let mut a = WindowAggregate::plain(
                     rule,
                     keys.value(i).to_owned(),
-                    (windows.hourly.start_ms, windows.hourly.end_ms),
+                    (hourly.start_ms, end),
                     aqi.value(i),
                     readings.value(i),
                     sensors.value(i),
                 );
                 a.primary_pollutant =
                     (a.value > 50.0).then(|| pollutant_name(primary.value(i)).to_owned());
-                out.push(a);
+                out.entry(end).or_default().push(a);
             }
         }
         Ok(out)
@@ -232,7 +269,7 @@ impl WindowAggregator {
     /// in `window`: columns group_key, item, conc, n, sensors.
     fn items(
         &self,
-        window: &ClosedWindow,
+        set: &WindowSet,
         rule: &Rule,
         period: &str,
     ) -> std::result::Result<DataFrame, RulesError> {
@@ -249,10 +286,11 @@ impl WindowAggregator {
         let item = item.end()?;
         Ok(self
             .ctx
-            .read_batch(window.batch.clone())?
+            .read_batch(set.batch.clone())?
             .filter(col("metric").in_list(metrics, false))?
             .aggregate(
                 vec![
+                    col("window_end"),
                     col(rule.group_by.column()).alias("group_key"),
                     col("metric"),
                 ],
@@ -263,6 +301,7 @@ impl WindowAggregator {
                 ],
             )?
             .select(vec![
+                col("window_end"),
                 col("group_key"),
                 item.alias("item"),
                 col("conc"),

@@ -14,6 +14,8 @@
 //!   UDF `china_iaqi`.
 //! - [`aggregate`]: the DataFusion query that turns a closed window's Arrow
 //!   batch into one [`WindowAggregate`] per rule and group.
+//! - [`window_set`]: windows closed together, stacked into one batch so
+//!   each rule runs one query for all of them.
 //! - [`percentile`]: the DataFusion aggregate UDF merging quantile sketches
 //!   into window percentiles.
 //! - [`quality`]: data-quality checks (stuck, out-of-range, outlier
@@ -38,6 +40,7 @@ pub mod series;
 pub mod sql;
 pub mod state;
 pub mod template;
+pub mod window_set;
 mod validate;
 
 pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
@@ -45,4 +48,5 @@ pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
 pub use load::yaml_error_position;
 pub use model::{Aggregate, Category, Level, Quality, Quorum, Rule, RuleSet, WindowSpec};
+pub use window_set::{PerWindow, WindowSet};
 pub use state::{ResolveReason, Transition, WarningBook, WarningTransition};

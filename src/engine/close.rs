@@ -5,11 +5,19 @@
 use std::collections::{BTreeSet, HashMap};
 
 use yujing_ingest::ClosedWindow;
-use yujing_rules::aqi::AqiWindows;
-use yujing_rules::{Quality, Rule, WindowAggregate, WindowSpec};
+use yujing_rules::aqi::AqiSets;
+use yujing_rules::{PerWindow, Quality, Rule, WindowAggregate, WindowSet, WindowSpec};
 
-use super::{AQI_MOVING, Closed, Engine, SeriesKey, StoreKey, WindowGroup, series_key};
+use super::{AQI_MOVING, Closed, Engine, SeriesKey, WindowGroup, series_key};
 use crate::pipeline::PipelineError;
+
+/// Aggregates computed for one close: rule `r` of store `i` reads
+/// `results[slots[(i, r)]]`; silence rules have no slot.
+#[derive(Default)]
+struct Computed {
+    results: Vec<PerWindow>,
+    slots: HashMap<(usize, usize), usize>,
+}
 
 impl Engine {
     /// Advance the watermark to processing time `now_ms`; close every window
@@ -94,12 +102,7 @@ impl Engine {
             watermark,
             ..Closed::default()
         };
-        // Windows by end and store, for rules that read another store's
-        // window closing at the same time (the moving means of an AQI).
-        let closing: HashMap<(i64, StoreKey), &ClosedWindow> = due
-            .iter()
-            .filter_map(|(end, i, w)| w.as_ref().map(|w| ((*end, self.groups[*i].key), w)))
-            .collect();
+        let computed = self.aggregate_due(&due).await?;
         for (end, i, window) in &due {
             let group = &self.groups[*i];
             if *end < group.grade_from {
@@ -118,38 +121,14 @@ impl Engine {
                 continue;
             };
             out.windows.push((group.label.clone(), window.correction));
-            // Rules that read the same series (metric, aggregate, grouping,
-            // forecast) share one DataFusion computation per window:
-            // thousands of rules must not mean thousands of scans.
-            let mut shared: HashMap<SeriesKey, Vec<WindowAggregate>> = HashMap::new();
-            for rule in &group.rules {
+            for (r, rule) in group.rules.iter().enumerate() {
                 let own;
-                let aggregates: &[WindowAggregate] = match series_key(rule) {
-                    _ if rule.quality == Some(Quality::Silent) => {
-                        own = self.silence(rule, window.start_ms, window.end_ms);
-                        &own
-                    }
-                    _ if rule.is_aqi() => {
-                        let moving = |spec: WindowSpec| {
-                            closing.get(&(window.end_ms, (spec, group.key.1))).copied()
-                        };
-                        let windows = AqiWindows {
-                            hourly: window,
-                            o3_8h: moving(AQI_MOVING[0].0),
-                            pm_24h: moving(AQI_MOVING[1].0),
-                        };
-                        own = self.aggregator.aqi(windows, rule).await?;
-                        &own
-                    }
-                    Some(key) => {
-                        if !shared.contains_key(&key) {
-                            let computed = self.aggregator.aggregate(window, rule).await?;
-                            shared.insert(key.clone(), computed);
-                        }
-                        &shared[&key]
-                    }
+                let aggregates: &[WindowAggregate] = match computed.slots.get(&(*i, r)) {
+                    Some(&slot) => computed.results[slot]
+                        .get(end)
+                        .map_or(&[], Vec::as_slice),
                     None => {
-                        own = self.aggregator.aggregate(window, rule).await?;
+                        own = self.silence(rule, window.start_ms, window.end_ms);
                         &own
                     }
                 };
@@ -164,12 +143,76 @@ impl Engine {
                 }));
             }
         }
+        for seen in self.last_seen.values_mut() {
+            seen.settle(watermark);
+        }
         if !session_transitions.is_empty() {
             out.transitions.extend(session_transitions);
             // Sessions end at any time: keep warnings in event-time order.
             out.transitions.sort_by_key(|t| t.window_end_ms);
         }
         Ok(Some(out))
+    }
+
+    /// Aggregates of every rule over the windows with readings in `due`:
+    /// one DataFusion query per store and rule (or shared series) for all
+    /// of them, however many windows closed at once.
+    async fn aggregate_due(
+        &self,
+        due: &[(i64, usize, Option<ClosedWindow>)],
+    ) -> Result<Computed, PipelineError> {
+        let mut sets: HashMap<usize, WindowSet> = HashMap::new();
+        for i in 0..self.groups.len() {
+            let grade_from = self.groups[i].grade_from;
+            let windows: Vec<&ClosedWindow> = due
+                .iter()
+                .filter(|(end, g, _)| *g == i && *end >= grade_from)
+                .filter_map(|(_, _, w)| w.as_ref())
+                .collect();
+            if !windows.is_empty() {
+                sets.insert(i, WindowSet::new(windows)?);
+            }
+        }
+        let mut computed = Computed::default();
+        for (&i, set) in &sets {
+            let group = &self.groups[i];
+            // Rules that read the same series (metric, aggregate, grouping,
+            // forecast) share one computation: thousands of rules must not
+            // mean thousands of scans.
+            let mut shared: HashMap<SeriesKey, usize> = HashMap::new();
+            for (r, rule) in group.rules.iter().enumerate() {
+                let result = match series_key(rule) {
+                    _ if rule.quality == Some(Quality::Silent) => continue,
+                    _ if rule.is_aqi() => {
+                        let moving = |spec: WindowSpec| {
+                            let key = (spec, group.key.1);
+                            self.groups
+                                .iter()
+                                .position(|g| g.key == key)
+                                .and_then(|j| sets.get(&j))
+                        };
+                        let aqi = AqiSets {
+                            hourly: set,
+                            o3_8h: moving(AQI_MOVING[0].0),
+                            pm_24h: moving(AQI_MOVING[1].0),
+                        };
+                        self.aggregator.aqi_set(aqi, rule).await?
+                    }
+                    Some(key) => {
+                        if let Some(&slot) = shared.get(&key) {
+                            computed.slots.insert((i, r), slot);
+                            continue;
+                        }
+                        shared.insert(key, computed.results.len());
+                        self.aggregator.aggregate_set(set, rule).await?
+                    }
+                    None => self.aggregator.aggregate_set(set, rule).await?,
+                };
+                computed.slots.insert((i, r), computed.results.len());
+                computed.results.push(result);
+            }
+        }
+        Ok(computed)
     }
 
     /// A silence rule's values at window end `end`: minutes since each
@@ -186,7 +229,8 @@ impl Engine {
             .last_seen
             .iter()
             .filter(|((_, m), _)| *m == metric)
-            .map(|(&(sensor, _), &seen)| {
+            .filter_map(|(&(sensor, _), seen)| Some((sensor, seen.at(end)?)))
+            .map(|(sensor, seen)| {
                 WindowAggregate::plain(
                     rule,
                     sensors[sensor as usize].sensor_id.clone(),

@@ -75,6 +75,37 @@ impl WindowGroup {
     }
 }
 
+/// When a sensor last read a metric, as of any window end not yet graded:
+/// when many windows close at once (a backlog, a backtest), each one's
+/// silence is measured from the last reading before its end.
+#[derive(Debug, Default)]
+struct LastSeen {
+    /// The latest reading at or before the last graded window end.
+    settled: Option<i64>,
+    /// Readings after it.
+    recent: Vec<i64>,
+}
+
+impl LastSeen {
+    fn saw(&mut self, ts_ms: i64) {
+        self.recent.push(ts_ms);
+    }
+
+    /// The latest reading at or before `end_ms`.
+    fn at(&self, end_ms: i64) -> Option<i64> {
+        let recent = self.recent.iter().copied().filter(|&t| t <= end_ms).max();
+        recent.max(self.settled)
+    }
+
+    /// Window ends up to `until_ms` are graded: fold their readings.
+    fn settle(&mut self, until_ms: i64) {
+        if let Some(latest) = self.at(until_ms) {
+            self.settled = Some(latest);
+        }
+        self.recent.retain(|&t| t > until_ms);
+    }
+}
+
 /// What became of one message's readings.
 #[derive(Debug, Default, PartialEq)]
 pub struct Placed {
@@ -114,7 +145,7 @@ pub struct Engine {
     /// Metric ids some silence rule reads, and each sensor's last reading
     /// time of them.
     silent_metrics: Vec<u16>,
-    last_seen: HashMap<(u32, u16), i64>,
+    last_seen: HashMap<(u32, u16), LastSeen>,
     /// Known metrics and their physical ranges, and the ranges by metric id.
     measurements: Option<Measurements>,
     ranges: Vec<Option<(f64, f64)>>,
@@ -350,8 +381,7 @@ impl Engine {
             if let Some(m) = metric
                 && self.silent_metrics.contains(&m)
             {
-                let seen = self.last_seen.entry((sensor, m)).or_insert(r.ts_ms);
-                *seen = (*seen).max(r.ts_ms);
+                self.last_seen.entry((sensor, m)).or_default().saw(r.ts_ms);
             }
         }
         let mut placed = Placed::default();
