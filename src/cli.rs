@@ -1,5 +1,6 @@
 //! Command line: `yujing demo`, `yujing run --config FILE`,
-//! `yujing rules check FILE…`, `yujing rules test FILE…`, `yujing bench`.
+//! `yujing rules check FILE…`, `yujing rules test FILE…`, `yujing bench`,
+//! `yujing backtest`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -77,6 +78,8 @@ pub enum Command {
         #[arg(long, default_value = "bench-results.json")]
         out: PathBuf,
     },
+    /// Run rules over history and score them; compare two rule sets.
+    Backtest(Box<crate::backtest::args::BacktestArgs>),
     /// Check and test rules before deploying them.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -139,8 +142,12 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
+    let command = match cli.command {
+        Command::Backtest(args) => return runtime.block_on(crate::backtest::args::main(*args)),
+        other => other,
+    };
     let result = runtime.block_on(async {
-        match cli.command {
+        match command {
             Command::Demo { duration, speed, metrics, rules, no_color } => {
                 let opts = DemoOptions {
                     duration,
@@ -169,6 +176,7 @@ pub fn main() -> ExitCode {
                 };
                 bench::run(opts).await.map(|_| ())
             }
+            Command::Backtest(_) => unreachable!("handled before"),
             Command::Rules(RulesCommand::Test { files }) => {
                 return test_rules(&files).await;
             }

@@ -24,6 +24,7 @@
 //! windows, watermarks), `yujing-rules` (rules, DataFusion aggregates,
 //! warning state) and `yujing-sinks` (alert messages and destinations).
 
+pub mod backtest;
 pub mod bench;
 pub mod cli;
 pub mod config;

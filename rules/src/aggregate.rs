@@ -170,11 +170,7 @@ impl WindowAggregator {
             return self.quality(set, rule, check).await;
         }
         if let Some(query) = &rule.sql {
-            let mut out = PerWindow::new();
-            for window in set.windows() {
-                out.insert(window.end_ms, self.sql(window, rule, query).await?);
-            }
-            return Ok(out);
+            return self.sql_set(set, rule, query).await;
         }
         let group = || col(rule.group_by.column()).alias("group_key");
         let batches = self

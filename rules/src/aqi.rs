@@ -185,7 +185,11 @@ impl WindowAggregator {
             o3_8h: o3_8h.as_ref(),
             pm_24h: pm_24h.as_ref(),
         };
-        Ok(self.aqi_set(sets, rule).await?.remove(&end).unwrap_or_default())
+        Ok(self
+            .aqi_set(sets, rule)
+            .await?
+            .remove(&end)
+            .unwrap_or_default())
     }
 
     /// The hourly AQI of every window in `sets.hourly`, in one query.
@@ -220,7 +224,15 @@ impl WindowAggregator {
                 vec![col("window_end"), col("group_key")],
                 vec![
                     max(col("iaqi")).alias("aqi"),
-                    first_value(col("item"), vec![col("iaqi").sort(false, false)]).alias("primary"),
+                    first_value(
+                        col("item"),
+                        // Ties go to the first item in name order, so runs repeat.
+                        vec![
+                            col("iaqi").sort(false, false),
+                            col("item").sort(true, false),
+                        ],
+                    )
+                    .alias("primary"),
                     sum(col("n")).alias("readings"),
                     max(col("sensors")).alias("sensors"),
                 ],

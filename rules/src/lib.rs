@@ -40,13 +40,13 @@ pub mod series;
 pub mod sql;
 pub mod state;
 pub mod template;
-pub mod window_set;
 mod validate;
+pub mod window_set;
 
 pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
 pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
 pub use load::yaml_error_position;
 pub use model::{Aggregate, Category, Level, Quality, Quorum, Rule, RuleSet, WindowSpec};
-pub use window_set::{PerWindow, WindowSet};
 pub use state::{ResolveReason, Transition, WarningBook, WarningTransition};
+pub use window_set::{PerWindow, WindowSet};

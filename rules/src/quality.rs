@@ -116,53 +116,52 @@ fn check_window(
     window: (i64, i64),
     stats: &[SensorStats],
 ) -> Vec<WindowAggregate> {
-        let mut by_grid: HashMap<&str, Vec<&SensorStats>> = HashMap::new();
-        for s in stats {
-            by_grid.entry(&s.grid).or_default().push(s);
-        }
-        let mut out = Vec::new();
-        for s in stats {
-            let siblings = || {
-                by_grid[s.grid.as_str()]
-                    .iter()
-                    .filter(move |o| o.sensor != s.sensor)
-            };
-            let value = match check {
-                Quality::Stuck => {
-                    let flat = s.n >= 3 && s.variance <= FLAT * s.mean.abs().max(1.0);
-                    let others_vary =
-                        siblings().any(|o| o.n >= 2 && o.variance > FLAT * o.mean.abs().max(1.0));
-                    f64::from(u8::from(flat && others_vary))
+    let mut by_grid: HashMap<&str, Vec<&SensorStats>> = HashMap::new();
+    for s in stats {
+        by_grid.entry(&s.grid).or_default().push(s);
+    }
+    let mut out = Vec::new();
+    for s in stats {
+        let siblings = || {
+            by_grid[s.grid.as_str()]
+                .iter()
+                .filter(move |o| o.sensor != s.sensor)
+        };
+        let value = match check {
+            Quality::Stuck => {
+                let flat = s.n >= 3 && s.variance <= FLAT * s.mean.abs().max(1.0);
+                let others_vary =
+                    siblings().any(|o| o.n >= 2 && o.variance > FLAT * o.mean.abs().max(1.0));
+                f64::from(u8::from(flat && others_vary))
+            }
+            Quality::OutOfRange { low, high } => (s.max - high).max(low - s.min).max(0.0),
+            Quality::Outlier => {
+                // The grid's median, the sensor itself included: with
+                // three or more sensors one faulty station cannot drag
+                // it, so only the faulty one stands out.
+                let mut means: Vec<f64> = by_grid[s.grid.as_str()].iter().map(|o| o.mean).collect();
+                if means.len() < 3 {
+                    continue;
                 }
-                Quality::OutOfRange { low, high } => (s.max - high).max(low - s.min).max(0.0),
-                Quality::Outlier => {
-                    // The grid's median, the sensor itself included: with
-                    // three or more sensors one faulty station cannot drag
-                    // it, so only the faulty one stands out.
-                    let mut means: Vec<f64> =
-                        by_grid[s.grid.as_str()].iter().map(|o| o.mean).collect();
-                    if means.len() < 3 {
-                        continue;
-                    }
-                    means.sort_by(f64::total_cmp);
-                    let mid = means.len() / 2;
-                    let median = if means.len().is_multiple_of(2) {
-                        (means[mid - 1] + means[mid]) / 2.0
-                    } else {
-                        means[mid]
-                    };
-                    (s.mean - median).abs()
-                }
-                Quality::Silent => continue,
-            };
-            out.push(WindowAggregate::plain(
-                rule,
-                s.sensor.clone(),
-                window,
-                value,
-                s.n,
-                1,
-            ));
-        }
-        out
+                means.sort_by(f64::total_cmp);
+                let mid = means.len() / 2;
+                let median = if means.len().is_multiple_of(2) {
+                    (means[mid - 1] + means[mid]) / 2.0
+                } else {
+                    means[mid]
+                };
+                (s.mean - median).abs()
+            }
+            Quality::Silent => continue,
+        };
+        out.push(WindowAggregate::plain(
+            rule,
+            s.sensor.clone(),
+            window,
+            value,
+            s.n,
+            1,
+        ));
+    }
+    out
 }

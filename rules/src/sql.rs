@@ -20,7 +20,6 @@ use std::task::{Context, Poll, Waker};
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::DataType;
 use datafusion::prelude::{SessionConfig, SessionContext, cast, col};
-use yujing_ingest::ClosedWindow;
 use yujing_ingest::window::WINDOW_SCHEMA;
 
 use crate::aggregate::{WindowAggregate, WindowAggregator, column};
@@ -28,6 +27,7 @@ use crate::aqi::ChinaIaqi;
 use crate::error::RulesError;
 use crate::model::Rule;
 use crate::percentile::SketchQuantile;
+use crate::window_set::{PerWindow, WindowSet};
 
 /// A session with the window table and yujing's functions.
 fn session(batch: RecordBatch) -> Result<SessionContext, datafusion::error::DataFusionError> {
@@ -84,15 +84,120 @@ pub fn check(query: &str) -> Result<(), String> {
     }
 }
 
+/// The query rewritten to grade many windows at once, if that gives the
+/// same answer as running it per window: a single `SELECT … FROM window …
+/// GROUP BY …` (no joins, subqueries, set operations, window functions or
+/// LIMIT) gets `window_end` added to its GROUP BY and its output.
+/// Anything else runs once per window.
+pub(crate) fn per_window_sql(query: &str) -> Option<String> {
+    use datafusion::sql::sqlparser::ast::{
+        Expr as SqlExpr, GroupByExpr, Ident, SelectItem, SetExpr, Statement, TableFactor,
+    };
+    use datafusion::sql::sqlparser::dialect::GenericDialect;
+    use datafusion::sql::sqlparser::keywords::Keyword;
+    use datafusion::sql::sqlparser::parser::Parser;
+    use datafusion::sql::sqlparser::tokenizer::{Token, Tokenizer};
+
+    let dialect = GenericDialect {};
+    let tokens = Tokenizer::new(&dialect, query).tokenize().ok()?;
+    let keywords: Vec<Keyword> = tokens
+        .iter()
+        .filter_map(|t| match t {
+            Token::Word(w) => Some(w.keyword),
+            _ => None,
+        })
+        .collect();
+    let count = |k: Keyword| keywords.iter().filter(|&&x| x == k).count();
+    let forbidden = [
+        Keyword::JOIN,
+        Keyword::LIMIT,
+        Keyword::OFFSET,
+        Keyword::FETCH,
+        Keyword::OVER,
+        Keyword::UNION,
+        Keyword::INTERSECT,
+        Keyword::EXCEPT,
+        Keyword::WITH,
+        Keyword::QUALIFY,
+    ];
+    if count(Keyword::SELECT) != 1 || forbidden.iter().any(|&k| count(k) > 0) {
+        return None;
+    }
+    let mut statements = Parser::parse_sql(&dialect, query).ok()?;
+    let [Statement::Query(q)] = statements.as_mut_slice() else {
+        return None;
+    };
+    let SetExpr::Select(select) = q.body.as_mut() else {
+        return None;
+    };
+    let [from] = select.from.as_slice() else {
+        return None;
+    };
+    let TableFactor::Table { name, .. } = &from.relation else {
+        return None;
+    };
+    if !from.joins.is_empty() || !name.to_string().eq_ignore_ascii_case("window") {
+        return None;
+    }
+    let GroupByExpr::Expressions(groups, _) = &mut select.group_by else {
+        return None;
+    };
+    if groups.is_empty() {
+        return None;
+    }
+    let window_end = || SqlExpr::Identifier(Ident::new("window_end"));
+    groups.push(window_end());
+    select
+        .projection
+        .push(SelectItem::UnnamedExpr(window_end()));
+    Some(statements[0].to_string())
+}
+
 impl WindowAggregator {
-    /// Run a SQL rule's query on a closed window.
-    pub(crate) async fn sql(
+    /// Run a SQL rule's query on every window of `set`: once for all of
+    /// them when the query allows it, else once per window.
+    pub(crate) async fn sql_set(
         &self,
-        window: &ClosedWindow,
+        set: &WindowSet,
         rule: &Rule,
         query: &str,
+    ) -> Result<PerWindow, RulesError> {
+        let mut out = PerWindow::new();
+        match per_window_sql(query) {
+            Some(batched) if set.len() > 1 => {
+                for a in self
+                    .sql_rows(set.batch.clone(), rule, &batched, None)
+                    .await?
+                {
+                    let end = a.window_end_ms;
+                    out.entry(end).or_default().push(WindowAggregate {
+                        window_start_ms: set.start_of(end),
+                        ..a
+                    });
+                }
+            }
+            _ => {
+                for w in set.windows() {
+                    let rows = self
+                        .sql_rows(w.batch.clone(), rule, query, Some((w.start_ms, w.end_ms)))
+                        .await?;
+                    out.insert(w.end_ms, rows);
+                }
+            }
+        }
+        Ok(out)
+    }
+
+    /// Run `query` over `batch`; rows carry `window` as their bounds, or
+    /// without it the `window_end` column the batched query returns.
+    async fn sql_rows(
+        &self,
+        batch: RecordBatch,
+        rule: &Rule,
+        query: &str,
+        window: Option<(i64, i64)>,
     ) -> Result<Vec<WindowAggregate>, RulesError> {
-        let ctx = session(window.batch.clone())?;
+        let ctx = session(batch)?;
         let df = ctx.sql(query).await?;
         let has = |name: &str| df.schema().field_with_unqualified_name(name).is_ok();
         let (has_readings, has_sensors) = (has("readings"), has("sensors"));
@@ -105,6 +210,9 @@ impl WindowAggregator {
         }
         if has_sensors {
             select.push(cast(col("sensors"), DataType::Int64).alias("sensors"));
+        }
+        if window.is_none() {
+            select.push(col("window_end"));
         }
         let batches = df
             .select(select)?
@@ -124,14 +232,19 @@ impl WindowAggregator {
             };
             let readings = ints("readings", has_readings)?;
             let sensors = ints("sensors", has_sensors)?;
+            let ends = ints("window_end", window.is_none())?;
             for i in 0..b.num_rows() {
                 if keys.is_null(i) || values.is_null(i) || !values.value(i).is_finite() {
                     continue;
                 }
+                let bounds = window.unwrap_or_else(|| {
+                    let end = ends.map_or(0, |e| e.value(i));
+                    (end, end)
+                });
                 out.push(WindowAggregate::plain(
                     rule,
                     keys.value(i).to_owned(),
-                    (window.start_ms, window.end_ms),
+                    bounds,
                     values.value(i),
                     readings.map_or(0, |r| r.value(i)),
                     sensors.map_or(0, |s| s.value(i)),
@@ -158,5 +271,25 @@ mod tests {
         assert!(e.contains("`value`"), "{e}");
         let e = check("SELECT 1 AS group_key, 2.0 AS value").unwrap_err();
         assert!(e.contains("must be text"), "{e}");
+    }
+
+    #[test]
+    fn only_simple_grouped_queries_are_batched() {
+        let q = per_window_sql(
+            "SELECT grid AS group_key, max(max) AS value FROM window WHERE metric = 'pm25' GROUP BY grid HAVING count(*) >= 2",
+        )
+        .unwrap();
+        assert!(q.contains("GROUP BY grid, window_end"), "{q}");
+        assert!(q.contains("window_end FROM window"), "{q}");
+        for query in [
+            // No GROUP BY: one aggregate over the whole window.
+            "SELECT 'city' AS group_key, avg(sum / n) AS value FROM window",
+            "SELECT grid AS group_key, max(max) AS value FROM window GROUP BY grid LIMIT 3",
+            "SELECT grid AS group_key, max(max) AS value FROM window WHERE max > (SELECT avg(max) FROM window) GROUP BY grid",
+            "SELECT a.grid AS group_key, max(a.max) AS value FROM window a JOIN window b ON a.grid = b.grid GROUP BY a.grid",
+            "SELECT grid AS group_key, rank() OVER (ORDER BY max) AS value FROM window GROUP BY grid, max",
+        ] {
+            assert_eq!(per_window_sql(query), None, "{query}");
+        }
     }
 }

@@ -35,7 +35,9 @@ pub struct WindowSet {
 
 impl WindowSet {
     /// Stack `windows`; their ends must differ.
-    pub fn new<'a>(windows: impl IntoIterator<Item = &'a ClosedWindow>) -> Result<Self, RulesError> {
+    pub fn new<'a>(
+        windows: impl IntoIterator<Item = &'a ClosedWindow>,
+    ) -> Result<Self, RulesError> {
         let windows: BTreeMap<i64, ClosedWindow> =
             windows.into_iter().map(|w| (w.end_ms, w.clone())).collect();
         let schema = Arc::new(Schema::new(

@@ -124,9 +124,7 @@ impl Engine {
             for (r, rule) in group.rules.iter().enumerate() {
                 let own;
                 let aggregates: &[WindowAggregate] = match computed.slots.get(&(*i, r)) {
-                    Some(&slot) => computed.results[slot]
-                        .get(end)
-                        .map_or(&[], Vec::as_slice),
+                    Some(&slot) => computed.results[slot].get(end).map_or(&[], Vec::as_slice),
                     None => {
                         own = self.silence(rule, window.start_ms, window.end_ms);
                         &own

@@ -1,0 +1,503 @@
+//! `yujing backtest`: history through the engine `yujing run` uses, in
+//! event time, as fast as the machine goes; then the warning timeline, the
+//! figures, and a report.
+//!
+//! - this module: options, loading, running one rule set over the history;
+//! - [`args`]: its command line and exit codes;
+//! - [`input`]: JSONL and CSV history, with a column mapping;
+//! - [`events`]: labelled events (NAB windows, CSV);
+//! - [`score`]: episodes, per-rule summaries, detection scores;
+//! - [`report`]: the Markdown report, `summary.json` and the timeline;
+//! - [`plot`]: one SVG per series: values, thresholds, warnings, events.
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+use std::time::{Duration, Instant};
+
+use indicatif::{ProgressBar, ProgressStyle};
+use yujing_ingest::{AreaLevel, Measurements, Sensor, SensorRegistry};
+use yujing_rules::{RuleSet, WarningTransition};
+
+use crate::config::PipelineConfig;
+use crate::engine::Engine;
+use crate::pipeline::PipelineError;
+
+pub mod args;
+pub mod events;
+pub mod input;
+pub mod plot;
+pub mod report;
+pub mod score;
+
+pub use input::{CsvMapping, History, MetricColumn, TimeColumns};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BacktestError {
+    #[error("{}: {source}", path.display())]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{}: {message}", path.display())]
+    Csv { path: PathBuf, message: String },
+    #[error("{}: {message}", path.display())]
+    Events { path: PathBuf, message: String },
+    #[error("no input files")]
+    NoInput,
+    #[error("sensors: {0}")]
+    Sensors(String),
+    #[error(transparent)]
+    Pipeline(#[from] PipelineError),
+    #[error("writing {}: {source}", path.display())]
+    Write {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+}
+
+/// Readings per engine close: the engine closes (and DataFusion
+/// aggregates) every window the watermark passed in one go, so fewer,
+/// larger steps are faster; the result is the same for any step.
+const CLOSE_EVERY: usize = 100_000;
+
+/// One rule set's run over the history.
+pub struct RunOutcome {
+    /// Every warning transition, in the order the engine emitted them.
+    pub timeline: Vec<WarningTransition>,
+    pub readings: u64,
+    /// Readings the live pipeline would have dead-lettered, by reason.
+    pub refused: HashMap<&'static str, u64>,
+    pub elapsed: Duration,
+}
+
+/// A registry for history without one: each sensor its own grid, street
+/// and district, so area rules grade each series on its own.
+pub fn registry_for(history: &History) -> Result<SensorRegistry, BacktestError> {
+    let sensors = history
+        .sensors
+        .iter()
+        .map(|id| Sensor {
+            sensor_id: id.clone(),
+            kind: "history".into(),
+            district: id.clone(),
+            district_code: "000000".into(),
+            street: id.clone(),
+            grid: id.clone(),
+            lat: 0.0,
+            lon: 0.0,
+        })
+        .collect();
+    SensorRegistry::new(sensors).map_err(BacktestError::Sensors)
+}
+
+/// Run `rules` over `history` through the engine, in event time: readings
+/// of one sensor at one instant form one message (as a gateway sends
+/// them), the single synthetic partition's event time is the clock.
+pub async fn run_rules(
+    history: &History,
+    rules: &RuleSet,
+    registry: &SensorRegistry,
+    pipeline: &PipelineConfig,
+    measurements: Option<&Measurements>,
+    progress: Option<&ProgressBar>,
+) -> Result<RunOutcome, BacktestError> {
+    let started = Instant::now();
+    let mut config = pipeline.clone();
+    // The clock is event time: nothing is too old or too far ahead.
+    config.max_age = None;
+    let mut engine = Engine::new(rules, registry.clone(), &config)?;
+    if let Some(m) = measurements {
+        engine = engine.with_measurements(m.clone());
+    }
+    let mut out = RunOutcome {
+        timeline: Vec::new(),
+        readings: 0,
+        refused: HashMap::new(),
+        elapsed: Duration::ZERO,
+    };
+    let points = &history.points;
+    let mut message = Vec::new();
+    let (mut i, mut since_close) = (0, 0);
+    while i < points.len() {
+        let first = points[i];
+        let mut j = i;
+        message.clear();
+        while j < points.len() && points[j].ts_ms == first.ts_ms && points[j].sensor == first.sensor
+        {
+            message.push(history.reading(&points[j]));
+            j += 1;
+        }
+        match engine.place("backtest", 0, &message, first.ts_ms) {
+            Ok(placed) => {
+                out.readings += placed.accepted;
+                if let Some((e, n)) = placed.late {
+                    *out.refused.entry(e.reason()).or_default() += n;
+                }
+            }
+            Err(e) => *out.refused.entry(e.reason()).or_default() += message.len() as u64,
+        }
+        since_close += j - i;
+        i = j;
+        if since_close >= CLOSE_EVERY || i == points.len() {
+            if let Some(closed) = engine.close_ready(first.ts_ms).await? {
+                out.timeline.extend(closed.transitions);
+            }
+            if let Some(p) = progress {
+                p.inc(since_close as u64);
+            }
+            since_close = 0;
+        }
+    }
+    out.elapsed = started.elapsed();
+    Ok(out)
+}
+
+/// A progress bar on stderr; hidden when stderr is not a terminal.
+pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
+    let bar = ProgressBar::new(len);
+    let style = ProgressStyle::with_template(
+        "{msg} [{bar:40}] {human_pos}/{human_len} readings ({per_sec}, {eta} left)",
+    )
+    .expect("a valid template")
+    .progress_chars("=> ");
+    bar.set_style(style);
+    bar.set_message(what.to_owned());
+    bar
+}
+
+/// The sensors each (level, group key) covers.
+pub fn sensors_by_group(registry: &SensorRegistry) -> HashMap<(AreaLevel, String), Vec<String>> {
+    let mut out: HashMap<(AreaLevel, String), Vec<String>> = HashMap::new();
+    for level in [
+        AreaLevel::Sensor,
+        AreaLevel::Grid,
+        AreaLevel::Street,
+        AreaLevel::District,
+    ] {
+        for (i, s) in registry.sensors().iter().enumerate() {
+            let key = registry
+                .group_key(level, registry.group_index(level, i as u32))
+                .to_owned();
+            out.entry((level, key))
+                .or_default()
+                .push(s.sensor_id.clone());
+        }
+    }
+    out
+}
+
+/// What `yujing backtest` was asked to do.
+#[derive(Debug, Clone)]
+pub struct BacktestOptions {
+    pub inputs: Vec<PathBuf>,
+    pub rules: Vec<PathBuf>,
+    pub baseline_rules: Vec<PathBuf>,
+    /// Only the rules of these groups (all when empty).
+    pub groups: Vec<String>,
+    pub sensors: Option<PathBuf>,
+    pub measurements: Option<PathBuf>,
+    pub pipeline: PipelineConfig,
+    pub csv: CsvMapping,
+    pub events: Option<PathBuf>,
+    /// How long before an event a warning still counts for it.
+    pub lead: Duration,
+    /// A warning raised this soon after the last one resolved is a flap.
+    pub flap_window: Duration,
+    pub out: PathBuf,
+    /// At most this many series pictures.
+    pub plots: usize,
+    pub min_recall: Option<f64>,
+    pub max_false_rate: Option<f64>,
+    pub progress: bool,
+}
+
+/// Run the backtest, write its outputs to `options.out`, and return the
+/// summary (whose `failed_checks` decide the exit code).
+pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, BacktestError> {
+    let utc_offset_ms = options
+        .pipeline
+        .utc_offset_ms()
+        .map_err(|e| BacktestError::Pipeline(PipelineError::Invalid(e)))?;
+    let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
+        .expect("offsets are within a day");
+    let times = yujing_sinks::TimeFormat::new(utc_offset_ms);
+    let history = History::load(&options.inputs, &options.csv, utc_offset_ms)?;
+    let registry = match &options.sensors {
+        Some(path) => {
+            SensorRegistry::load(path).map_err(|e| BacktestError::Sensors(e.to_string()))?
+        }
+        None => registry_for(&history)?,
+    };
+    let measurements = options
+        .measurements
+        .as_ref()
+        .map(|p| Measurements::load(p))
+        .transpose()
+        .map_err(|e| BacktestError::Pipeline(e.into()))?;
+    let spans = history.spans();
+    let data_end = history.points.last().map_or(0, |p| p.ts_ms);
+    let (events, labelled) = match &options.events {
+        Some(path) => {
+            let (events, series) = events::load(path, offset)?;
+            (Some(events), Some(series))
+        }
+        None => (None, None),
+    };
+    // Series-hours of the labelled series (all series without events).
+    let series_hours: HashMap<String, f64> = history
+        .sensors
+        .iter()
+        .zip(&spans)
+        .filter(|(id, _)| labelled.as_ref().is_none_or(|l| l.contains(id)))
+        .filter_map(|(id, span)| span.map(|(a, b)| (id.clone(), (b - a) as f64 / 3_600_000.0)))
+        .collect();
+    let groups = sensors_by_group(&registry);
+    let figures = |paths: &[PathBuf], outcome: RunOutcome| {
+        let episodes = score::episodes(&outcome.timeline, |t| {
+            groups
+                .get(&(t.rule.group_by, t.group_key.clone()))
+                .cloned()
+                .unwrap_or_else(|| vec![t.group_key.clone()])
+        });
+        let summary = score::summarise(&episodes, data_end, options.flap_window.as_millis() as i64);
+        let mut scores = std::collections::BTreeMap::new();
+        if let Some(events) = &events {
+            let lead = options.lead.as_millis() as i64;
+            let grade_scores = |eps: &[&score::Episode]| {
+                yujing_rules::Grade::ALL.map(|g| score::score(eps, g, events, &series_hours, lead))
+            };
+            let all: Vec<&score::Episode> = episodes.iter().collect();
+            scores.insert("*".to_owned(), grade_scores(&all));
+            for rule in summary.keys() {
+                let mine: Vec<&score::Episode> =
+                    episodes.iter().filter(|e| &e.rule == rule).collect();
+                scores.insert(rule.clone(), grade_scores(&mine));
+            }
+        }
+        report::RuleSetFigures {
+            rule_files: paths.iter().map(|p| p.display().to_string()).collect(),
+            readings: outcome.readings,
+            refused: outcome
+                .refused
+                .iter()
+                .map(|(k, v)| ((*k).to_owned(), *v))
+                .collect(),
+            seconds: outcome.elapsed.as_secs_f64(),
+            transitions: outcome.timeline.len(),
+            summary,
+            scores,
+            episodes,
+        }
+    };
+    std::fs::create_dir_all(options.out.join("plots")).map_err(|e| BacktestError::Write {
+        path: options.out.clone(),
+        source: e,
+    })?;
+    let run = |paths: &[PathBuf], what: &str| {
+        let rules = RuleSet::load_all(paths)
+            .map_err(|e| BacktestError::Pipeline(e.into()))
+            .map(|mut set| {
+                if !options.groups.is_empty() {
+                    set.rules.retain(|r| options.groups.contains(&r.group));
+                }
+                set
+            });
+        let bar = options
+            .progress
+            .then(|| progress_bar(history.points.len() as u64, what));
+        let pipeline = &options.pipeline;
+        let (history, registry, measurements) = (&history, &registry, measurements.as_ref());
+        async move {
+            let rules = rules?;
+            let outcome = run_rules(
+                history,
+                &rules,
+                registry,
+                pipeline,
+                measurements,
+                bar.as_ref(),
+            )
+            .await;
+            if let Some(b) = bar {
+                b.finish_and_clear();
+            }
+            Ok::<_, BacktestError>((rules, outcome?))
+        }
+    };
+    let (rules, outcome) = run(&options.rules, "rules").await?;
+    report::write_timeline(
+        &options.out.join("timeline.jsonl"),
+        &outcome.timeline,
+        &registry,
+        times,
+    )?;
+    let new = figures(&options.rules, outcome);
+    let baseline = if options.baseline_rules.is_empty() {
+        None
+    } else {
+        let (_, outcome) = run(&options.baseline_rules, "baseline").await?;
+        report::write_timeline(
+            &options.out.join("baseline-timeline.jsonl"),
+            &outcome.timeline,
+            &registry,
+            times,
+        )?;
+        Some(figures(&options.baseline_rules, outcome))
+    };
+    let diff = baseline
+        .as_ref()
+        .map(|b| report::Diff::between(&b.episodes, &new.episodes, &times));
+    let plots = plot_series(
+        options,
+        &history,
+        &rules,
+        &new,
+        events.as_deref().unwrap_or(&[]),
+        data_end,
+    )?;
+    let mut failed_checks = Vec::new();
+    if let Some(overall) = new.scores.get("*") {
+        let blue = &overall[yujing_rules::Grade::Blue as usize];
+        if let Some(min) = options.min_recall
+            && blue.recall.unwrap_or(1.0) < min
+        {
+            failed_checks.push(format!(
+                "recall {:.3} is below --min-recall {min}",
+                blue.recall.unwrap_or(0.0)
+            ));
+        }
+        if let Some(max) = options.max_false_rate
+            && blue.false_per_1000_series_hours > max
+        {
+            failed_checks.push(format!(
+                "{:.3} false warnings per 1000 series-hours is above --max-false-rate {max}",
+                blue.false_per_1000_series_hours
+            ));
+        }
+    } else if options.min_recall.is_some() || options.max_false_rate.is_some() {
+        failed_checks.push("--min-recall and --max-false-rate need --events".into());
+    }
+    let summary = report::Summary {
+        input: report::InputFigures {
+            files: options
+                .inputs
+                .iter()
+                .map(|p| p.display().to_string())
+                .collect(),
+            readings: history.points.len(),
+            sensors: history.sensors.len(),
+            metrics: history.metrics.clone(),
+            from: history.points.first().map(|p| times.rfc3339(p.ts_ms)),
+            to: history.points.last().map(|p| times.rfc3339(p.ts_ms)),
+            series_hours: series_hours.values().sum(),
+            skipped: history.skipped,
+            skip_examples: history.skip_examples.clone(),
+            events: events.as_ref().map(Vec::len),
+            lead_minutes: options.lead.as_secs_f64() / 60.0,
+        },
+        rules: new,
+        baseline,
+        diff,
+        failed_checks,
+    };
+    report::write(
+        &options.out.join("summary.json"),
+        &serde_json::to_string_pretty(&summary).expect("the summary serialises"),
+    )?;
+    report::write(
+        &options.out.join("report.md"),
+        &report::markdown(&summary, &plots),
+    )?;
+    Ok(summary)
+}
+
+/// Pictures of the series worth looking at first: those with labelled
+/// events, then those with the most warnings. Returns their paths relative
+/// to the report.
+fn plot_series(
+    options: &BacktestOptions,
+    history: &History,
+    rules: &RuleSet,
+    figures: &report::RuleSetFigures,
+    events: &[score::Event],
+    data_end: i64,
+) -> Result<Vec<String>, BacktestError> {
+    if options.plots == 0 {
+        return Ok(Vec::new());
+    }
+    let used: Vec<&str> = rules.rules.iter().flat_map(|r| r.input_metrics()).collect();
+    let mut candidates: Vec<(usize, usize, u32, u16)> = Vec::new();
+    for (s, sensor) in history.sensors.iter().enumerate() {
+        let n_events = events.iter().filter(|e| &e.series == sensor).count();
+        for (m, metric) in history.metrics.iter().enumerate() {
+            if !used.contains(&metric.as_str()) {
+                continue;
+            }
+            let n_warnings = figures
+                .episodes
+                .iter()
+                .filter(|e| e.sensors.contains(sensor))
+                .count();
+            candidates.push((n_events, n_warnings, s as u32, m as u16));
+        }
+    }
+    candidates.sort_by(|a, b| (b.0, b.1, a.2, a.3).cmp(&(a.0, a.1, b.2, b.3)));
+    candidates.truncate(options.plots);
+    let mut values: HashMap<(u32, u16), Vec<(i64, f64)>> = candidates
+        .iter()
+        .map(|c| ((c.2, c.3), Vec::new()))
+        .collect();
+    for p in &history.points {
+        if let Some(v) = values.get_mut(&(p.sensor, p.metric)) {
+            v.push((p.ts_ms, p.value));
+        }
+    }
+    let mut out = Vec::new();
+    for (_, _, s, m) in candidates {
+        let (sensor, metric) = (&history.sensors[s as usize], &history.metrics[m as usize]);
+        let thresholds = rules
+            .rules
+            .iter()
+            .filter(|r| &r.metric == metric && r.quality.is_none() && r.sql.is_none())
+            .flat_map(|r| {
+                r.levels
+                    .iter()
+                    .map(|l| (r.id.clone(), l.grade, l.threshold))
+            })
+            .collect();
+        let rule_reads = |id: &str| {
+            rules
+                .rules
+                .iter()
+                .any(|r| r.id == id && r.input_metrics().contains(&metric.as_str()))
+        };
+        let plot = plot::SeriesPlot {
+            title: format!("{sensor} · {metric}"),
+            values: values.remove(&(s, m)).unwrap_or_default(),
+            thresholds,
+            episodes: figures
+                .episodes
+                .iter()
+                .filter(|e| e.sensors.contains(sensor) && rule_reads(&e.rule))
+                .collect(),
+            events: events.iter().filter(|e| &e.series == sensor).collect(),
+            data_end_ms: data_end,
+        };
+        let name = format!("plots/{}-{}.svg", file_safe(sensor), file_safe(metric));
+        report::write(&options.out.join(&name), &plot.svg())?;
+        out.push(name);
+    }
+    Ok(out)
+}
+
+fn file_safe(s: &str) -> String {
+    s.chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect()
+}

@@ -1,0 +1,306 @@
+//! From a warning timeline to the figures an ops team reviews: warnings per
+//! rule and grade, time in each grade, flaps, and against labelled events,
+//! recall, precision, false warnings per 1,000 series-hours and lead time.
+//!
+//! Definitions (also in `docs/backtest.md`):
+//! - an *episode* is one warning from raised to resolved (or to the end of
+//!   the data); it reaches grade g at the first window end with g or above;
+//! - an event is *detected* at grade g when an episode on one of its
+//!   series reaches g inside `[start − lead, end]`; the *lead time* is the
+//!   event's start minus the first such time (negative: after the start);
+//! - an episode reaching g outside every event window of its series is a
+//!   *false warning*; precision is true / all episodes reaching g;
+//! - a *flap* is an episode raised within `flap_window` of the previous
+//!   episode of the same rule and group resolving.
+
+use std::collections::{BTreeMap, HashMap};
+
+use yujing_rules::{Grade, Transition, WarningTransition};
+
+/// A labelled event on one series (a sensor).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Event {
+    pub series: String,
+    pub start_ms: i64,
+    pub end_ms: i64,
+}
+
+/// One warning from raised to resolved.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Episode {
+    pub rule: String,
+    pub group: String,
+    /// The sensors of the group.
+    pub sensors: Vec<String>,
+    pub raised_ms: i64,
+    /// `None`: still active when the data ended.
+    pub resolved_ms: Option<i64>,
+    /// Each grade change: (window end, grade).
+    pub grades: Vec<(i64, Grade)>,
+}
+
+impl Episode {
+    /// When the episode first reached `grade` or above.
+    pub fn reached(&self, grade: Grade) -> Option<i64> {
+        self.grades
+            .iter()
+            .find(|(_, g)| *g >= grade)
+            .map(|(t, _)| *t)
+    }
+
+    /// Time spent at each grade, the episode ending at `end_ms` if still
+    /// active.
+    fn time_in_grades(&self, data_end_ms: i64) -> [i64; 4] {
+        let end = self.resolved_ms.unwrap_or(data_end_ms);
+        let mut out = [0; 4];
+        for (i, (t, g)) in self.grades.iter().enumerate() {
+            let until = self.grades.get(i + 1).map_or(end, |(next, _)| *next);
+            out[*g as usize] += (until - t).max(0);
+        }
+        out
+    }
+}
+
+/// Episodes from a timeline, in order of raising. `sensors_of(rule, group)`
+/// names the sensors a warning covers.
+pub fn episodes(
+    timeline: &[WarningTransition],
+    sensors_of: impl Fn(&WarningTransition) -> Vec<String>,
+) -> Vec<Episode> {
+    let mut open: HashMap<&str, usize> = HashMap::new();
+    let mut out: Vec<Episode> = Vec::new();
+    for t in timeline {
+        match t.transition {
+            Transition::Raised => {
+                open.insert(&t.warning_id, out.len());
+                out.push(Episode {
+                    rule: t.rule.id.clone(),
+                    group: t.group_key.clone(),
+                    sensors: sensors_of(t),
+                    raised_ms: t.window_end_ms,
+                    resolved_ms: None,
+                    grades: t.grade.map(|g| (t.window_end_ms, g)).into_iter().collect(),
+                });
+            }
+            Transition::Escalated | Transition::DeEscalated => {
+                if let (Some(&i), Some(g)) = (open.get(t.warning_id.as_str()), t.grade) {
+                    out[i].grades.push((t.window_end_ms, g));
+                }
+            }
+            Transition::Resolved => {
+                if let Some(i) = open.remove(t.warning_id.as_str()) {
+                    out[i].resolved_ms = Some(t.window_end_ms);
+                }
+            }
+        }
+    }
+    out
+}
+
+/// Warnings of one rule (or all) at one grade and above.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct GradeSummary {
+    /// Episodes reaching the grade.
+    pub warnings: usize,
+    /// Hours spent at exactly this grade.
+    pub hours: f64,
+    /// Episodes raised again soon after the previous one resolved.
+    pub flaps: usize,
+}
+
+/// Per rule, per grade (blue … red).
+pub fn summarise(
+    episodes: &[Episode],
+    data_end_ms: i64,
+    flap_window_ms: i64,
+) -> BTreeMap<String, [GradeSummary; 4]> {
+    let mut out: BTreeMap<String, [GradeSummary; 4]> = BTreeMap::new();
+    let mut last_resolved: HashMap<(&str, &str), i64> = HashMap::new();
+    for e in episodes {
+        let row = out.entry(e.rule.clone()).or_default();
+        let times = e.time_in_grades(data_end_ms);
+        let flap = last_resolved
+            .get(&(e.rule.as_str(), e.group.as_str()))
+            .is_some_and(|&r| e.raised_ms - r <= flap_window_ms);
+        let first = e.grades.first().map(|(_, g)| *g);
+        for g in Grade::ALL {
+            let s = &mut row[g as usize];
+            if e.reached(g).is_some() {
+                s.warnings += 1;
+                if flap && first.is_some_and(|f| f >= g) {
+                    s.flaps += 1;
+                }
+            }
+            s.hours += times[g as usize] as f64 / 3_600_000.0;
+        }
+        if let Some(r) = e.resolved_ms {
+            last_resolved.insert((&e.rule, &e.group), r);
+        }
+    }
+    out
+}
+
+/// Detection figures at one grade and above.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
+pub struct Score {
+    pub events: usize,
+    pub detected: usize,
+    pub warnings: usize,
+    pub false_warnings: usize,
+    pub series_hours: f64,
+    /// Detected / events; `None` without events.
+    pub recall: Option<f64>,
+    /// True / all warnings; `None` without warnings.
+    pub precision: Option<f64>,
+    pub false_per_1000_series_hours: f64,
+    /// Median lead time in minutes over detected events.
+    pub lead_minutes_median: Option<f64>,
+    pub lead_minutes_mean: Option<f64>,
+}
+
+/// Score `episodes` (of one rule, or all) reaching `grade` against
+/// `events`. Every series in `series_hours` counts as labelled: a series
+/// with no events has none.
+pub fn score(
+    episodes: &[&Episode],
+    grade: Grade,
+    events: &[Event],
+    series_hours: &HashMap<String, f64>,
+    lead_ms: i64,
+) -> Score {
+    let hits = |e: &Event, at: i64| at >= e.start_ms - lead_ms && at <= e.end_ms;
+    let reached: Vec<(&Episode, i64)> = episodes
+        .iter()
+        .filter_map(|e| e.reached(grade).map(|t| (*e, t)))
+        .filter(|(e, _)| e.sensors.iter().any(|s| series_hours.contains_key(s)))
+        .collect();
+    let mut leads = Vec::new();
+    for event in events {
+        let first = reached
+            .iter()
+            .filter(|(e, at)| e.sensors.contains(&event.series) && hits(event, *at))
+            .map(|(_, at)| *at)
+            .min();
+        if let Some(at) = first {
+            leads.push((event.start_ms - at) as f64 / 60_000.0);
+        }
+    }
+    let false_warnings = reached
+        .iter()
+        .filter(|(e, at)| {
+            !events
+                .iter()
+                .any(|ev| e.sensors.contains(&ev.series) && hits(ev, *at))
+        })
+        .count();
+    let hours: f64 = series_hours.values().sum();
+    let mut sorted = leads.clone();
+    sorted.sort_by(f64::total_cmp);
+    let ratio = |a: usize, b: usize| (b > 0).then(|| a as f64 / b as f64);
+    Score {
+        events: events.len(),
+        detected: leads.len(),
+        warnings: reached.len(),
+        false_warnings,
+        series_hours: hours,
+        recall: ratio(leads.len(), events.len()),
+        precision: ratio(reached.len() - false_warnings, reached.len()),
+        false_per_1000_series_hours: if hours > 0.0 {
+            false_warnings as f64 * 1000.0 / hours
+        } else {
+            0.0
+        },
+        lead_minutes_median: (!sorted.is_empty()).then(|| sorted[sorted.len() / 2]),
+        lead_minutes_mean: (!leads.is_empty())
+            .then(|| leads.iter().sum::<f64>() / leads.len() as f64),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn episode(raised: i64, resolved: Option<i64>, grades: &[(i64, Grade)]) -> Episode {
+        Episode {
+            rule: "r".into(),
+            group: "s1".into(),
+            sensors: vec!["s1".into()],
+            raised_ms: raised,
+            resolved_ms: resolved,
+            grades: grades.to_vec(),
+        }
+    }
+
+    /// Two events on s1 over 100 hours; three warnings: one an hour before
+    /// the first event (within a 2 h lead), one inside the second reaching
+    /// orange 30 min after its start, one far from both.
+    #[test]
+    fn hand_computed_recall_false_rate_and_lead() {
+        let events = vec![
+            Event {
+                series: "s1".into(),
+                start_ms: 10 * H,
+                end_ms: 12 * H,
+            },
+            Event {
+                series: "s1".into(),
+                start_ms: 50 * H,
+                end_ms: 55 * H,
+            },
+        ];
+        let eps = [
+            episode(9 * H, Some(13 * H), &[(9 * H, Grade::Blue)]),
+            episode(
+                50 * H,
+                Some(54 * H),
+                &[(50 * H, Grade::Yellow), (50 * H + H / 2, Grade::Orange)],
+            ),
+            episode(80 * H, Some(81 * H), &[(80 * H, Grade::Blue)]),
+        ];
+        let refs: Vec<&Episode> = eps.iter().collect();
+        let hours = HashMap::from([("s1".to_owned(), 100.0)]);
+        let blue = score(&refs, Grade::Blue, &events, &hours, 2 * H);
+        assert_eq!(
+            (
+                blue.events,
+                blue.detected,
+                blue.warnings,
+                blue.false_warnings
+            ),
+            (2, 2, 3, 1)
+        );
+        assert_eq!(blue.recall, Some(1.0));
+        assert_eq!(blue.precision, Some(2.0 / 3.0));
+        assert_eq!(blue.false_per_1000_series_hours, 10.0);
+        // Leads: +60 min and 0 min.
+        assert_eq!(blue.lead_minutes_mean, Some(30.0));
+        let orange = score(&refs, Grade::Orange, &events, &hours, 2 * H);
+        assert_eq!(
+            (orange.detected, orange.warnings, orange.false_warnings),
+            (1, 1, 0)
+        );
+        assert_eq!(orange.recall, Some(0.5));
+        assert_eq!(orange.lead_minutes_median, Some(-30.0));
+        // Without lead, the first warning is early and false.
+        let strict = score(&refs, Grade::Blue, &events, &hours, 0);
+        assert_eq!((strict.detected, strict.false_warnings), (1, 2));
+    }
+
+    #[test]
+    fn time_in_grade_and_flaps() {
+        let eps = [
+            episode(0, Some(3 * H), &[(0, Grade::Blue), (H, Grade::Yellow)]),
+            episode(3 * H + H / 2, None, &[(3 * H + H / 2, Grade::Blue)]),
+        ];
+        let s = summarise(&eps, 5 * H, H);
+        let r = &s["r"];
+        assert_eq!(r[Grade::Blue as usize].warnings, 2);
+        assert_eq!(r[Grade::Yellow as usize].warnings, 1);
+        assert_eq!(r[Grade::Blue as usize].hours, 1.0 + 1.5);
+        assert_eq!(r[Grade::Yellow as usize].hours, 2.0);
+        assert_eq!(r[Grade::Blue as usize].flaps, 1);
+        assert_eq!(r[Grade::Yellow as usize].flaps, 0);
+    }
+}
