@@ -56,6 +56,9 @@ pub struct WindowAggregate {
     pub agreeing: Vec<(i64, i64)>,
     /// For AQI rules: the pollutant with the highest IAQI, when AQI > 50.
     pub primary_pollutant: Option<String>,
+    /// For baseline rules: the aggregate and the baseline `value` is the
+    /// deviation from.
+    pub deviation: Option<crate::baseline::Deviation>,
 }
 
 impl WindowAggregate {
@@ -80,6 +83,7 @@ impl WindowAggregate {
             trend: None,
             agreeing: Vec::new(),
             primary_pollutant: None,
+            deviation: None,
         }
     }
 }
@@ -223,6 +227,7 @@ impl WindowAggregator {
                         .cloned()
                         .unwrap_or_default(),
                     primary_pollutant: None,
+                    deviation: None,
                 });
             }
         }

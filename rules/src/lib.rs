@@ -10,6 +10,8 @@
 //! - [`locate`]: `file:line:column` for a key, found in the text.
 //! - [`template`]: `{{ value }}` templates in labels and annotations.
 //! - [`series`]: the compact series notation of rule tests (`80+5x12`).
+//! - [`baseline`]: rules graded by deviation from a group's own past
+//!   (robust trailing median/MAD, or the same hour of day or week).
 //! - [`aqi`]: China's AQI (HJ 633-2012): breakpoints and the DataFusion
 //!   UDF `china_iaqi`.
 //! - [`aggregate`]: the DataFusion query that turns a closed window's Arrow
@@ -29,6 +31,7 @@
 
 pub mod aggregate;
 pub mod aqi;
+pub mod baseline;
 pub mod error;
 pub mod grade;
 pub mod load;
@@ -44,6 +47,7 @@ mod validate;
 pub mod window_set;
 
 pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
+pub use baseline::{Baseline, BaselineBook, BaselineMethod, Deviation, Side};
 pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
 pub use load::yaml_error_position;

@@ -59,6 +59,7 @@ pub const RULE_KEYS: &[&str] = &[
     "labels",
     "annotations",
     "allowed_lateness",
+    "baseline",
 ];
 
 impl RuleSet {

@@ -232,6 +232,9 @@ pub struct Rule {
     pub annotations: BTreeMap<String, String>,
     /// Lateness for this rule's windows; `None` uses the pipeline's.
     pub allowed_lateness_ms: Option<i64>,
+    /// Graded by deviation from the group's own past instead of fixed
+    /// values: the levels are then deviation multiples.
+    pub baseline: Option<crate::baseline::Baseline>,
 }
 
 impl Rule {
@@ -277,6 +280,7 @@ impl Rule {
             metrics: Vec::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
+            baseline: None,
             allowed_lateness_ms: None,
         }
     }

@@ -107,6 +107,8 @@ pub struct WarningTransition {
     pub expected_crossing_ms: Option<i64>,
     /// For AQI rules: the primary pollutant (AQI > 50).
     pub primary_pollutant: Option<String>,
+    /// For baseline rules: what `value` (a deviation) was measured from.
+    pub deviation: Option<crate::baseline::Deviation>,
 }
 
 impl WarningTransition {
@@ -261,6 +263,7 @@ impl WarningBook {
             t.sensors = aggregate.map_or(0, |a| a.sensors);
             t.trend = aggregate.and_then(|a| a.trend);
             t.primary_pollutant = aggregate.and_then(|a| a.primary_pollutant.clone());
+            t.deviation = aggregate.and_then(|a| a.deviation);
             t.expected_crossing_ms = match (t.trend, t.threshold, t.grade) {
                 (Some(trend), Some(threshold), Some(_)) => {
                     crossing_ms(trend, threshold, rule.direction, end_ms)
@@ -441,6 +444,7 @@ fn apply_step(
         trend: None,
         expected_crossing_ms: None,
         primary_pollutant: None,
+        deviation: None,
     };
     if transition == Transition::Resolved {
         track.active = None;

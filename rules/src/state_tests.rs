@@ -31,6 +31,7 @@ fn agg(group: &str, end: i64, value: f64) -> WindowAggregate {
         trend: None,
         agreeing: Vec::new(),
         primary_pollutant: None,
+        deviation: None,
     }
 }
 

@@ -27,6 +27,8 @@ pub const VARIABLES: &[&str] = &[
     "readings",
     "crossing",
     "primary",
+    "observed",
+    "expected",
 ];
 
 /// Placeholders of `template`, in order, or why it is malformed.

@@ -220,6 +220,22 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         }
     }
 
+    let baseline = baseline(f, window.map(|(w, _)| w.slide_ms), direction);
+    if baseline.is_some() {
+        let conflicting = predict_horizon_ms.is_some()
+            || quorum.is_set()
+            || quality.is_some()
+            || sql.is_some()
+            || metric == crate::model::AQI_METRIC
+            || window.is_some_and(|(_, s)| s.is_some());
+        if conflicting {
+            f.fail(
+                "baseline",
+                "a baseline rule grades a plain window aggregate on fixed windows: drop predict, quality, sql, min_sensors and min_fraction".into(),
+            );
+        }
+    }
+
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
 
@@ -250,7 +266,28 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         labels,
         annotations,
         allowed_lateness_ms,
+        baseline,
     })
+}
+
+/// `baseline: {method, history, …}`: levels are then deviation multiples,
+/// given as `above:` whichever side is graded.
+fn baseline(
+    f: &mut Fields<'_>,
+    slide_ms: Option<i64>,
+    direction: Direction,
+) -> Option<crate::baseline::Baseline> {
+    let value = f.raw("baseline")?;
+    let parsed = crate::baseline::parse(value, slide_ms.unwrap_or(0))
+        .map_err(|m| f.fail("baseline", m))
+        .ok()?;
+    if direction == Direction::Below {
+        f.fail(
+            "below",
+            "a baseline rule's levels are deviation multiples: give them as `above:` and pick the side with `baseline: {side: below}`".into(),
+        );
+    }
+    Some(parsed)
 }
 
 /// `quality: silent|stuck|out_of_range|outlier` (with `range: [low, high]`
@@ -501,7 +538,7 @@ fn duration(f: &mut Fields<'_>, key: &str) -> Option<i64> {
 }
 
 /// `20m`, `1h 30m`, or `0`.
-fn parse_duration(key: &str, value: &Value) -> Result<i64, String> {
+pub(crate) fn parse_duration(key: &str, value: &Value) -> Result<i64, String> {
     match value {
         Value::Number(n) if n.as_f64() == Some(0.0) => Ok(0),
         Value::String(s) => humantime::parse_duration(s.trim())

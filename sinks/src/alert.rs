@@ -81,6 +81,17 @@ pub struct AlertTrend {
     pub expected_crossing_at: Option<String>,
 }
 
+/// What a baseline rule's `value` (a deviation) was measured from.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertBaseline {
+    /// The window's aggregate, in the rule's unit.
+    pub observed: f64,
+    /// The group's usual value: the median of its past windows.
+    pub expected: f64,
+    /// The spread `value` counts in (1.4826 × MAD of the past windows).
+    pub spread: f64,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertGroup {
     /// `sensor`, `grid`, `street` or `district`.
@@ -145,6 +156,10 @@ pub struct AlertMessage {
     /// For AQI rules: the pollutant with the highest IAQI (AQI > 50).
     #[serde(default)]
     pub primary_pollutant: Option<String>,
+    /// For baseline rules (`value` is then a deviation in spreads): the
+    /// observed aggregate and the baseline it was compared with.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub baseline: Option<AlertBaseline>,
     /// The rule's labels, templates expanded: route on these.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -221,6 +236,11 @@ impl AlertMessage {
                 expected_crossing_at: t.expected_crossing_ms.map(|ms| times.rfc3339(ms)),
             }),
             primary_pollutant: t.primary_pollutant.clone(),
+            baseline: t.deviation.map(|d| AlertBaseline {
+                observed: d.observed,
+                expected: d.expected,
+                spread: d.spread,
+            }),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             group,
@@ -309,6 +329,8 @@ fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<Strin
         "readings" => t.readings.to_string(),
         "crossing" => m.trend.as_ref()?.expected_crossing_at.clone()?,
         "primary" => m.primary_pollutant.clone()?,
+        "observed" => fmt_number(m.baseline.as_ref()?.observed),
+        "expected" => fmt_number(m.baseline.as_ref()?.expected),
         _ => return None,
     })
 }
@@ -345,6 +367,17 @@ fn summary(t: &WarningTransition, district: Option<&str>, m: &AlertMessage) -> S
         Some(p) if t.grade.is_some() => format!(", primary pollutant {p}"),
         _ => String::new(),
     };
+    if let (Some(g), Some(v), Some(b)) = (t.grade, t.value, &m.baseline) {
+        return format!(
+            "{what} in {place} {}: {} {} warning, {}{unit} against a usual {}{unit} ({v:.1} spreads of {})",
+            t.transition.as_str(),
+            g.as_str(),
+            g.level(),
+            fmt_number(b.observed),
+            fmt_number(b.expected),
+            fmt_number(b.spread),
+        );
+    }
     match (t.grade, t.value, t.threshold) {
         (Some(g), Some(v), Some(th)) => format!(
             "{what} in {place} {}: {} {} warning, {}{unit}{predicted} {sym} {}{unit}{crossing}{primary}",

@@ -123,13 +123,20 @@ impl Engine {
             out.windows.push((group.label.clone(), window.correction));
             for (r, rule) in group.rules.iter().enumerate() {
                 let own;
-                let aggregates: &[WindowAggregate] = match computed.slots.get(&(*i, r)) {
+                let mut aggregates: &[WindowAggregate] = match computed.slots.get(&(*i, r)) {
                     Some(&slot) => computed.results[slot].get(end).map_or(&[], Vec::as_slice),
                     None => {
                         own = self.silence(rule, window.start_ms, window.end_ms);
                         &own
                     }
                 };
+                // Baseline rules grade the deviation from each group's past
+                // (a correction replaces the window's value in that past).
+                let deviations;
+                if rule.baseline.is_some() {
+                    deviations = self.baselines.deviations(rule, *end, aggregates);
+                    aggregates = &deviations;
+                }
                 // A correction is graded like any window: the rule layer
                 // may raise, escalate or resolve on it.
                 let transitions = self

@@ -16,8 +16,8 @@ use yujing_ingest::{
     Windows,
 };
 use yujing_rules::{
-    Aggregate, Grade, Quality, Rule, RuleSet, WarningBook, WarningTransition, WindowAggregator,
-    WindowSpec,
+    Aggregate, BaselineBook, Grade, Quality, Rule, RuleSet, WarningBook, WarningTransition,
+    WindowAggregator, WindowSpec,
 };
 
 use crate::config::PipelineConfig;
@@ -153,6 +153,8 @@ pub struct Engine {
     /// last closed at.
     sessions: Vec<sessions::SessionGroup>,
     sessions_closed_at: i64,
+    /// Past window values of baseline rules, per rule and group.
+    baselines: BaselineBook,
 }
 
 fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
@@ -311,6 +313,7 @@ impl Engine {
                 .map(|(key, rules)| sessions::new_session_group(key, rules, &catalog))
                 .collect(),
             sessions_closed_at: i64::MIN,
+            baselines: BaselineBook::new(),
         })
     }
 
@@ -477,7 +480,9 @@ impl Engine {
             .iter()
             .map(|g| g.store.state_bytes())
             .sum::<usize>()
-            + session_states * SESSION_STATE;
+            + session_states * SESSION_STATE
+            // Baseline values: a B-tree entry each, about 32 bytes.
+            + self.baselines.len() * 32;
         (states, panes, bytes)
     }
 

@@ -54,6 +54,17 @@ impl Engine {
             }
         }
 
+        // Baselines are kept only for rules whose baseline and series stay.
+        let old_rules = &self.rules;
+        self.baselines.retain(|id| {
+            old_rules.get(id).zip(rules.get(id)).is_some_and(|(o, n)| {
+                o.baseline == n.baseline
+                    && o.metric == n.metric
+                    && o.aggregate == n.aggregate
+                    && o.window == n.window
+                    && o.group_by == n.group_by
+            })
+        });
         self.catalog = self.catalog.extended(rules.metrics());
         let mut old: HashMap<StoreKey, WindowGroup> =
             self.groups.drain(..).map(|g| (g.key, g)).collect();

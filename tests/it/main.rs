@@ -4,6 +4,7 @@
 //! One test crate with modules: a binary linking DataFusion is slow to link.
 
 mod aqi;
+mod backtest;
 mod cli;
 mod demo;
 mod e2e;
