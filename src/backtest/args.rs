@@ -49,6 +49,13 @@ pub struct BacktestArgs {
     /// CSV cells meaning "no value", besides an empty cell.
     #[arg(long, default_value = "NA,NaN,nan,null")]
     pub missing: String,
+    /// Only readings at or after this local time (`2016-11-01`, or with a
+    /// time of day).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Only readings before this local time.
+    #[arg(long)]
+    pub to: Option<String>,
     /// Labelled events: NAB `combined_windows.json`, or CSV series,start,end.
     #[arg(long)]
     pub events: Option<PathBuf>,
@@ -80,7 +87,22 @@ impl BacktestArgs {
         let mut pipeline: PipelineConfig =
             serde_yaml_ng::from_str("{}").map_err(|e| e.to_string())?;
         pipeline.time_zone = self.time_zone;
-        pipeline.utc_offset_ms()?;
+        let utc_offset_ms = pipeline.utc_offset_ms()?;
+        let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
+            .ok_or("time zone offset out of range")?;
+        let bound = |t: &Option<String>, name: &str| -> Result<Option<i64>, String> {
+            t.as_deref()
+                .map(|t| {
+                    let full = if t.len() == 10 {
+                        format!("{t} 00:00:00")
+                    } else {
+                        t.to_owned()
+                    };
+                    super::input::parse_time(&[&full], offset).map_err(|e| format!("--{name}: {e}"))
+                })
+                .transpose()
+        };
+        let span = (bound(&self.from, "from")?, bound(&self.to, "to")?);
         Ok(BacktestOptions {
             inputs: self.inputs,
             rules: self.rules,
@@ -96,6 +118,7 @@ impl BacktestArgs {
                 metrics: MetricColumn::parse_list(&self.metrics)?,
                 missing: self.missing.split(',').map(str::to_owned).collect(),
             },
+            span,
             events: self.events,
             lead: self.lead,
             flap_window: self.flap_window,

@@ -198,6 +198,8 @@ pub struct BacktestOptions {
     pub measurements: Option<PathBuf>,
     pub pipeline: PipelineConfig,
     pub csv: CsvMapping,
+    /// Only readings in `[from, to)` (epoch ms), if given.
+    pub span: (Option<i64>, Option<i64>),
     pub events: Option<PathBuf>,
     /// How long before an event a warning still counts for it.
     pub lead: Duration,
@@ -221,7 +223,14 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
     let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
         .expect("offsets are within a day");
     let times = yujing_sinks::TimeFormat::new(utc_offset_ms);
-    let history = History::load(&options.inputs, &options.csv, utc_offset_ms)?;
+    let mut history = History::load(&options.inputs, &options.csv, utc_offset_ms)?;
+    if let (from, to) = options.span
+        && (from.is_some() || to.is_some())
+    {
+        history
+            .points
+            .retain(|p| from.is_none_or(|f| p.ts_ms >= f) && to.is_none_or(|t| p.ts_ms < t));
+    }
     let registry = match &options.sensors {
         Some(path) => {
             SensorRegistry::load(path).map_err(|e| BacktestError::Sensors(e.to_string()))?
@@ -238,7 +247,16 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
     let data_end = history.points.last().map_or(0, |p| p.ts_ms);
     let (events, labelled) = match &options.events {
         Some(path) => {
-            let (events, series) = events::load(path, offset)?;
+            let (mut events, series) = events::load(path, offset)?;
+            // Only events the history covers can be detected or missed.
+            events.retain(|e| {
+                history
+                    .sensors
+                    .iter()
+                    .position(|s| s == &e.series)
+                    .and_then(|i| spans[i])
+                    .is_some_and(|(first, last)| e.start_ms <= last && e.end_ms >= first)
+            });
             (Some(events), Some(series))
         }
         None => (None, None),
@@ -346,7 +364,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
     };
     let diff = baseline
         .as_ref()
-        .map(|b| report::Diff::between(&b.episodes, &new.episodes, &times));
+        .map(|b| report::Diff::between(&b.episodes, &new.episodes, data_end, &times));
     let plots = plot_series(
         options,
         &history,

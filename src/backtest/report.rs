@@ -29,26 +29,71 @@ pub struct RuleSetFigures {
     pub episodes: Vec<Episode>,
 }
 
-/// Episodes in one rule set and not the other.
-#[derive(Debug, Clone, Default, serde::Serialize)]
+/// What a rule change does to the warnings: episodes of the same rule and
+/// group that overlap in time are the same warning (perhaps raised earlier
+/// or later); the rest were added or removed.
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize)]
 pub struct Diff {
     pub added: Vec<String>,
     pub removed: Vec<String>,
+    /// Warnings in both rule sets.
+    pub kept: usize,
+    pub raised_earlier: usize,
+    pub raised_later: usize,
+    /// Median change of the time raised over kept warnings, in minutes
+    /// (positive: later).
+    pub median_shift_minutes: Option<f64>,
 }
 
 impl Diff {
-    /// Episodes matched by rule, group and time raised.
-    pub fn between(old: &[Episode], new: &[Episode], times: &TimeFormat) -> Diff {
-        let key = |e: &Episode| (e.rule.clone(), e.group.clone(), e.raised_ms);
-        let olds: BTreeSet<_> = old.iter().map(key).collect();
-        let news: BTreeSet<_> = new.iter().map(key).collect();
-        let show = |(rule, group, at): &(String, String, i64)| {
-            format!("{rule} on {group} raised at {}", times.rfc3339(*at))
-        };
-        Diff {
-            added: news.difference(&olds).map(show).collect(),
-            removed: olds.difference(&news).map(show).collect(),
+    pub fn between(old: &[Episode], new: &[Episode], data_end_ms: i64, times: &TimeFormat) -> Diff {
+        let span = |e: &Episode| (e.raised_ms, e.resolved_ms.unwrap_or(data_end_ms));
+        let mut old_by: BTreeMap<(&str, &str), Vec<(&Episode, bool)>> = BTreeMap::new();
+        for e in old {
+            old_by
+                .entry((&e.rule, &e.group))
+                .or_default()
+                .push((e, false));
         }
+        let show = |e: &Episode| {
+            format!(
+                "{} on {} raised at {}",
+                e.rule,
+                e.group,
+                times.rfc3339(e.raised_ms)
+            )
+        };
+        let mut diff = Diff::default();
+        let mut shifts = Vec::new();
+        for e in new {
+            let (start, end) = span(e);
+            let candidates = old_by.get_mut(&(e.rule.as_str(), e.group.as_str()));
+            let matched = candidates.and_then(|c| {
+                c.iter_mut().find(|(o, used)| {
+                    let (s, t) = span(o);
+                    !*used && s <= end && start <= t
+                })
+            });
+            match matched {
+                Some((o, used)) => {
+                    *used = true;
+                    diff.kept += 1;
+                    let shift = e.raised_ms - o.raised_ms;
+                    diff.raised_later += usize::from(shift > 0);
+                    diff.raised_earlier += usize::from(shift < 0);
+                    shifts.push(shift as f64 / 60_000.0);
+                }
+                None => diff.added.push(show(e)),
+            }
+        }
+        for list in old_by.values() {
+            diff.removed
+                .extend(list.iter().filter(|(_, used)| !used).map(|(o, _)| show(o)));
+        }
+        diff.removed.sort();
+        shifts.sort_by(f64::total_cmp);
+        diff.median_shift_minutes = (!shifts.is_empty()).then(|| shifts[shifts.len() / 2]);
+        diff
     }
 }
 
@@ -245,9 +290,13 @@ fn comparison(s: &mut String, old: &RuleSetFigures, new: &RuleSetFigures, diff: 
     let _ = writeln!(s, "\n## Change against the baseline rules\n");
     let _ = writeln!(
         s,
-        "{} warnings added, {} removed (matched by rule, group and the time raised).\n",
+        "{} warnings added, {} removed, {} kept ({} raised earlier, {} later; median shift {} min). A warning is kept when one of the same rule and group overlaps it in time.\n",
         diff.added.len(),
-        diff.removed.len()
+        diff.removed.len(),
+        diff.kept,
+        diff.raised_earlier,
+        diff.raised_later,
+        minutes(diff.median_shift_minutes),
     );
     let _ = writeln!(s, "| rule | grade | warnings | hours at grade | flaps |");
     let _ = writeln!(s, "|---|---|---|---|---|");
@@ -308,5 +357,46 @@ fn comparison(s: &mut String, old: &RuleSetFigures, new: &RuleSetFigures, diff: 
         for e in list.iter().take(20) {
             let _ = writeln!(s, "- {e}");
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const H: i64 = 3_600_000;
+
+    fn episode(group: &str, raised: i64, resolved: i64) -> Episode {
+        Episode {
+            rule: "r".into(),
+            group: group.into(),
+            sensors: vec![group.into()],
+            raised_ms: raised,
+            resolved_ms: Some(resolved),
+            grades: vec![(raised, Grade::Blue)],
+        }
+    }
+
+    #[test]
+    fn overlapping_warnings_are_kept_and_their_shift_measured() {
+        let old = [
+            episode("a", 10 * H, 14 * H),
+            episode("a", 30 * H, 31 * H),
+            episode("b", H, 2 * H),
+        ];
+        // The change delays a's first warning by 2 h, drops its second and
+        // b's, and adds one on c.
+        let new = [episode("a", 12 * H, 14 * H), episode("c", 5 * H, 6 * H)];
+        let d = Diff::between(&old, &new, 48 * H, &TimeFormat::new(0));
+        assert_eq!((d.kept, d.raised_later, d.raised_earlier), (1, 1, 0));
+        assert_eq!(d.median_shift_minutes, Some(120.0));
+        assert_eq!(d.added, ["r on c raised at 1970-01-01T05:00:00+00:00"]);
+        assert_eq!(
+            d.removed,
+            [
+                "r on a raised at 1970-01-02T06:00:00+00:00",
+                "r on b raised at 1970-01-01T01:00:00+00:00"
+            ]
+        );
     }
 }

@@ -33,6 +33,7 @@ fn options(inputs: Vec<PathBuf>, rules: PathBuf, out: &Path) -> BacktestOptions 
             missing: vec!["NA".into()],
             ..CsvMapping::default()
         },
+        span: (None, None),
         events: None,
         lead: Duration::from_secs(2 * 3600),
         flap_window: Duration::from_secs(3600),
@@ -156,6 +157,30 @@ async fn scores_a_labelled_series_as_computed_by_hand() {
 }
 
 #[tokio::test]
+async fn a_time_span_scores_only_the_events_it_covers() {
+    let dir = tempfile::tempdir().unwrap();
+    let (series, events) = labelled_series(dir.path());
+    let mut o = options(
+        vec![series],
+        rules_file(dir.path(), "r.yaml", 100.0),
+        dir.path(),
+    );
+    o.events = Some(events);
+    // 2024-01-01 only: the second event (on the 2nd) is outside the history.
+    o.span = (None, Some(1_704_153_600_000));
+    let summary = backtest::backtest(&o).await.unwrap();
+    let all = &summary.rules.scores["*"][0];
+    assert_eq!(
+        (all.events, all.detected, all.warnings, all.false_warnings),
+        (1, 1, 1, 0)
+    );
+    assert_eq!(
+        summary.input.to.as_deref(),
+        Some("2024-01-01T23:00:00+00:00")
+    );
+}
+
+#[tokio::test]
 async fn a_rule_change_is_reported_against_the_baseline() {
     let dir = tempfile::tempdir().unwrap();
     let (series, events) = labelled_series(dir.path());
@@ -181,7 +206,10 @@ async fn a_rule_change_is_reported_against_the_baseline() {
     let old = &summary.baseline.as_ref().unwrap().scores["*"][0];
     assert_eq!((old.recall, old.warnings), (Some(0.0), 0));
     let report = std::fs::read_to_string(out.join("report.md")).unwrap();
-    assert!(report.contains("2 warnings added, 0 removed"), "{report}");
+    assert!(
+        report.contains("2 warnings added, 0 removed, 0 kept"),
+        "{report}"
+    );
     assert!(report.contains("| blue | 0.0% → 50.0% |"), "{report}");
     assert!(out.join("baseline-timeline.jsonl").exists());
 }
