@@ -1,6 +1,6 @@
 //! Command line: `yujing demo`, `yujing run --config FILE`,
 //! `yujing rules check FILE…`, `yujing rules test FILE…`, `yujing bench`,
-//! `yujing backtest`.
+//! `yujing backtest`, `yujing replay`.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -80,6 +80,8 @@ pub enum Command {
     },
     /// Run rules over history and score them; compare two rule sets.
     Backtest(Box<crate::backtest::args::BacktestArgs>),
+    /// Publish history (JSONL or CSV) to a Kafka topic as readings.
+    Replay(Box<crate::replay::ReplayArgs>),
     /// Check and test rules before deploying them.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -142,12 +144,19 @@ pub fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    let command = match cli.command {
-        Command::Backtest(args) => return runtime.block_on(crate::backtest::args::main(*args)),
-        other => other,
-    };
     let result = runtime.block_on(async {
-        match command {
+        match cli.command {
+            Command::Backtest(args) => Ok(crate::backtest::args::main(*args).await),
+            Command::Replay(args) => crate::replay::run(&args)
+                .await
+                .map(|r| {
+                    println!(
+                        "{} messages ({} readings) to {} in {:.1} s",
+                        r.messages, r.readings, args.topic, r.seconds
+                    );
+                    ExitCode::SUCCESS
+                })
+                .map_err(PipelineError::Invalid),
             Command::Demo { duration, speed, metrics, rules, no_color } => {
                 let opts = DemoOptions {
                     duration,
@@ -157,13 +166,14 @@ pub fn main() -> ExitCode {
                     colour: no_color.then_some(false),
                     print: true,
                 };
-                demo::run(opts, shutdown_signal()).await.map(|_| ())
+                demo::run(opts, shutdown_signal()).await.map(|_| ExitCode::SUCCESS)
             }
             Command::Run { config } => run(config, shutdown_signal()).await.map(|s| {
                 eprintln!(
                     "stopped: {} messages, {} readings, {} refused, {} windows, {} warning transitions",
                     s.messages, s.readings, s.bad_messages, s.windows_closed, s.transitions
                 );
+                ExitCode::SUCCESS
             }),
             Command::Bench { sensors, engine_minutes, pipeline_messages, rules, rule_groups, out } => {
                 let opts = BenchOptions {
@@ -174,17 +184,18 @@ pub fn main() -> ExitCode {
                     rule_groups,
                     out,
                 };
-                bench::run(opts).await.map(|_| ())
+                bench::run(opts).await.map(|_| ExitCode::SUCCESS)
             }
-            Command::Backtest(_) => unreachable!("handled before"),
             Command::Rules(RulesCommand::Test { files }) => {
-                return test_rules(&files).await;
+                test_rules(&files).await.map(|()| ExitCode::SUCCESS)
             }
-            Command::CheckRules { .. } | Command::Rules(RulesCommand::Check { .. }) => Ok(()),
+            Command::CheckRules { .. } | Command::Rules(RulesCommand::Check { .. }) => {
+                Ok(ExitCode::SUCCESS)
+            }
         }
     });
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e}");
             ExitCode::FAILURE

@@ -13,6 +13,8 @@
 //!   deliver to sinks, commit; shutdown is passed in as a future.
 //! - [`reload`]: rules reload requests from SIGHUP, file changes and
 //!   `POST /-/reload`.
+//! - [`backtest`]: `yujing backtest`, history through the engine, scored.
+//! - [`replay`]: `yujing replay`, history published to Kafka as readings.
 //! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
 //! - [`telemetry`]: every Prometheus metric, and typed events that log and
 //!   count.
@@ -34,5 +36,6 @@ pub mod fetch;
 pub mod metrics_server;
 pub mod pipeline;
 pub mod reload;
+pub mod replay;
 pub mod rules_tool;
 pub mod telemetry;

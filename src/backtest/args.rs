@@ -3,33 +3,16 @@
 use std::path::PathBuf;
 use std::time::Duration;
 
-use super::{BacktestOptions, CsvMapping, MetricColumn, TimeColumns};
+use super::{BacktestOptions, CsvMapping, History, MetricColumn, Span, TimeColumns};
 use crate::config::PipelineConfig;
 
-/// Run rules over history (JSONL readings or CSV) through the live engine;
-/// write the warning timeline, scores against labelled events and a report.
+/// Where history comes from and how to read it: shared by `backtest` and
+/// `replay`.
 #[derive(Debug, clap::Args)]
-pub struct BacktestArgs {
+pub struct HistoryArgs {
     /// History files, or directories of `.csv`/`.jsonl` files.
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
-    /// Rules files (or directories) to run.
-    #[arg(long, required = true, num_args = 1..)]
-    pub rules: Vec<PathBuf>,
-    /// Rules to compare with (today's rules, when `--rules` is a change).
-    #[arg(long, num_args = 1..)]
-    pub baseline_rules: Vec<PathBuf>,
-    /// Run only the rules of these groups (comma separated).
-    #[arg(long, value_delimiter = ',')]
-    pub groups: Vec<String>,
-    /// Sensor registry (CSV); without it each sensor is its own grid,
-    /// street and district.
-    #[arg(long)]
-    pub sensors: Option<PathBuf>,
-    /// Measurements file: readings outside a metric's range are refused as
-    /// the live pipeline would.
-    #[arg(long)]
-    pub measurements: Option<PathBuf>,
     /// Local time of windows and of naive CSV times.
     #[arg(long, default_value = "Asia/Shanghai")]
     pub time_zone: String,
@@ -56,6 +39,73 @@ pub struct BacktestArgs {
     /// Only readings before this local time.
     #[arg(long)]
     pub to: Option<String>,
+}
+
+impl HistoryArgs {
+    /// The CSV mapping, the UTC offset of the time zone, and the time span.
+    pub fn mapping(&self) -> Result<(CsvMapping, i64, Span), String> {
+        let mut pipeline: PipelineConfig =
+            serde_yaml_ng::from_str("{}").map_err(|e| e.to_string())?;
+        pipeline.time_zone = self.time_zone.clone();
+        let utc_offset_ms = pipeline.utc_offset_ms()?;
+        let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
+            .ok_or("time zone offset out of range")?;
+        let bound = |t: &Option<String>, name: &str| -> Result<Option<i64>, String> {
+            t.as_deref()
+                .map(|t| {
+                    let full = if t.len() == 10 {
+                        format!("{t} 00:00:00")
+                    } else {
+                        t.to_owned()
+                    };
+                    super::input::parse_time(&[&full], offset).map_err(|e| format!("--{name}: {e}"))
+                })
+                .transpose()
+        };
+        let span = (bound(&self.from, "from")?, bound(&self.to, "to")?);
+        let csv = CsvMapping {
+            time: TimeColumns::parse(&self.time)?,
+            sensor_column: self.sensor_column.clone(),
+            sensor_id: self.sensor_id.clone(),
+            metrics: MetricColumn::parse_list(&self.metrics)?,
+            missing: self.missing.split(',').map(str::to_owned).collect(),
+        };
+        Ok((csv, utc_offset_ms, span))
+    }
+
+    /// Load the history, restricted to the span.
+    pub fn load(&self) -> Result<(History, i64), String> {
+        let (csv, utc_offset_ms, span) = self.mapping()?;
+        let mut history =
+            History::load(&self.inputs, &csv, utc_offset_ms).map_err(|e| e.to_string())?;
+        history.restrict(span);
+        Ok((history, utc_offset_ms))
+    }
+}
+
+/// Run rules over history (JSONL readings or CSV) through the live engine;
+/// write the warning timeline, scores against labelled events and a report.
+#[derive(Debug, clap::Args)]
+pub struct BacktestArgs {
+    #[command(flatten)]
+    pub history: HistoryArgs,
+    /// Rules files (or directories) to run.
+    #[arg(long, required = true, num_args = 1..)]
+    pub rules: Vec<PathBuf>,
+    /// Rules to compare with (today's rules, when `--rules` is a change).
+    #[arg(long, num_args = 1..)]
+    pub baseline_rules: Vec<PathBuf>,
+    /// Run only the rules of these groups (comma separated).
+    #[arg(long, value_delimiter = ',')]
+    pub groups: Vec<String>,
+    /// Sensor registry (CSV); without it each sensor is its own grid,
+    /// street and district.
+    #[arg(long)]
+    pub sensors: Option<PathBuf>,
+    /// Measurements file: readings outside a metric's range are refused as
+    /// the live pipeline would.
+    #[arg(long)]
+    pub measurements: Option<PathBuf>,
     /// Labelled events: NAB `combined_windows.json`, or CSV series,start,end.
     #[arg(long)]
     pub events: Option<PathBuf>,
@@ -84,40 +134,19 @@ pub struct BacktestArgs {
 
 impl BacktestArgs {
     pub fn options(self) -> Result<BacktestOptions, String> {
+        let (csv, _, span) = self.history.mapping()?;
         let mut pipeline: PipelineConfig =
             serde_yaml_ng::from_str("{}").map_err(|e| e.to_string())?;
-        pipeline.time_zone = self.time_zone;
-        let utc_offset_ms = pipeline.utc_offset_ms()?;
-        let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
-            .ok_or("time zone offset out of range")?;
-        let bound = |t: &Option<String>, name: &str| -> Result<Option<i64>, String> {
-            t.as_deref()
-                .map(|t| {
-                    let full = if t.len() == 10 {
-                        format!("{t} 00:00:00")
-                    } else {
-                        t.to_owned()
-                    };
-                    super::input::parse_time(&[&full], offset).map_err(|e| format!("--{name}: {e}"))
-                })
-                .transpose()
-        };
-        let span = (bound(&self.from, "from")?, bound(&self.to, "to")?);
+        pipeline.time_zone = self.history.time_zone;
         Ok(BacktestOptions {
-            inputs: self.inputs,
+            inputs: self.history.inputs,
             rules: self.rules,
             baseline_rules: self.baseline_rules,
             groups: self.groups,
             sensors: self.sensors,
             measurements: self.measurements,
             pipeline,
-            csv: CsvMapping {
-                time: TimeColumns::parse(&self.time)?,
-                sensor_column: self.sensor_column,
-                sensor_id: self.sensor_id,
-                metrics: MetricColumn::parse_list(&self.metrics)?,
-                missing: self.missing.split(',').map(str::to_owned).collect(),
-            },
+            csv,
             span,
             events: self.events,
             lead: self.lead,

@@ -88,6 +88,9 @@ impl MetricColumn {
     }
 }
 
+/// A time span `[from, to)` in epoch milliseconds; either end open.
+pub type Span = (Option<i64>, Option<i64>);
+
 /// One reading, with its sensor and metric interned.
 #[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Point {
@@ -278,6 +281,14 @@ impl History {
             }
         }
         Ok(())
+    }
+
+    /// Keep only the readings in `span`.
+    pub fn restrict(&mut self, (from, to): Span) {
+        if from.is_some() || to.is_some() {
+            self.points
+                .retain(|p| from.is_none_or(|f| p.ts_ms >= f) && to.is_none_or(|t| p.ts_ms < t));
+        }
     }
 
     /// First and last reading time per sensor.

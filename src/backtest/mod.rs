@@ -29,7 +29,7 @@ pub mod plot;
 pub mod report;
 pub mod score;
 
-pub use input::{CsvMapping, History, MetricColumn, TimeColumns};
+pub use input::{CsvMapping, History, MetricColumn, Span, TimeColumns};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
@@ -198,8 +198,8 @@ pub struct BacktestOptions {
     pub measurements: Option<PathBuf>,
     pub pipeline: PipelineConfig,
     pub csv: CsvMapping,
-    /// Only readings in `[from, to)` (epoch ms), if given.
-    pub span: (Option<i64>, Option<i64>),
+    /// Only readings in `[from, to)`, if given.
+    pub span: Span,
     pub events: Option<PathBuf>,
     /// How long before an event a warning still counts for it.
     pub lead: Duration,
