@@ -282,7 +282,8 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         if let Some(events) = &events {
             let lead = options.lead.as_millis() as i64;
             let grade_scores = |eps: &[&score::Episode]| {
-                yujing_rules::Grade::ALL.map(|g| score::score(eps, g, events, &series_hours, lead))
+                yujing_rules::Grade::ALL
+                    .map(|g| score::score(eps, g, events, &series_hours, (lead, data_end)))
             };
             let all: Vec<&score::Episode> = episodes.iter().collect();
             scores.insert("*".to_owned(), grade_scores(&all));
@@ -371,7 +372,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         &rules,
         &new,
         events.as_deref().unwrap_or(&[]),
-        data_end,
+        (data_end, utc_offset_ms),
     )?;
     let mut failed_checks = Vec::new();
     if let Some(overall) = new.scores.get("*") {
@@ -438,7 +439,7 @@ fn plot_series(
     rules: &RuleSet,
     figures: &report::RuleSetFigures,
     events: &[score::Event],
-    data_end: i64,
+    (data_end, utc_offset_ms): (i64, i64),
 ) -> Result<Vec<String>, BacktestError> {
     if options.plots == 0 {
         return Ok(Vec::new());
@@ -500,6 +501,7 @@ fn plot_series(
                 .collect(),
             events: events.iter().filter(|e| &e.series == sensor).collect(),
             data_end_ms: data_end,
+            utc_offset_ms,
         };
         let name = format!("plots/{}-{}.svg", file_safe(sensor), file_safe(metric));
         report::write(&options.out.join(&name), &plot.svg())?;

@@ -36,6 +36,8 @@ pub struct SeriesPlot<'a> {
     pub events: Vec<&'a Event>,
     /// Where still-active episodes end.
     pub data_end_ms: i64,
+    /// Local time of the time axis.
+    pub utc_offset_ms: i64,
 }
 
 impl SeriesPlot<'_> {
@@ -62,7 +64,15 @@ impl SeriesPlot<'_> {
             hi = lo + 1.0;
         }
         let pad = (hi - lo) * 0.05;
-        let (lo, hi) = (lo - pad, hi + pad);
+        // Values that cannot be negative keep zero as the floor.
+        let (lo, hi) = (
+            if lo >= 0.0 {
+                (lo - pad).max(0.0)
+            } else {
+                lo - pad
+            },
+            hi + pad,
+        );
         let plot_w = WIDTH - LEFT - RIGHT;
         let plot_h = HEIGHT - TOP - BOTTOM;
         let x = |t: i64| LEFT + (t - t0) as f64 / (t1 - t0) as f64 * plot_w;
@@ -163,20 +173,46 @@ impl SeriesPlot<'_> {
             TOP + plot_h,
             short(lo)
         );
-        let day = |t: i64| {
-            chrono::DateTime::from_timestamp_millis(t)
-                .map(|d| d.format("%Y-%m-%d %H:%M UTC").to_string())
-                .unwrap_or_default()
+        // Six time ticks, local time; hours shown when the span is short.
+        let offset = chrono::FixedOffset::east_opt((self.utc_offset_ms / 1000) as i32)
+            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+        let format = if t1 - t0 < 3 * 86_400_000 {
+            "%m-%d %H:%M"
+        } else {
+            "%Y-%m-%d"
         };
-        let _ = write!(
-            s,
-            r#"<text x="{LEFT}" y="{:.1}">{}</text><text x="{:.1}" y="{:.1}" text-anchor="end">{}</text></svg>"#,
-            HEIGHT - 8.0,
-            day(t0),
-            WIDTH - RIGHT,
-            HEIGHT - 8.0,
-            day(t1)
-        );
+        for i in 0..=5 {
+            let t = t0 + (t1 - t0) * i / 5;
+            let label = chrono::DateTime::from_timestamp_millis(t)
+                .map(|d| d.with_timezone(&offset).format(format).to_string())
+                .unwrap_or_default();
+            let anchor = match i {
+                0 => "start",
+                5 => "end",
+                _ => "middle",
+            };
+            let _ = write!(
+                s,
+                r##"<line x1="{xx:.1}" x2="{xx:.1}" y1="{:.1}" y2="{:.1}" stroke="#999"/><text x="{xx:.1}" y="{:.1}" text-anchor="{anchor}">{label}</text>"##,
+                TOP + plot_h,
+                TOP + plot_h + 4.0,
+                HEIGHT - 8.0,
+                xx = x(t)
+            );
+        }
+        // Legend: grade colours, top right.
+        let mut lx = WIDTH - RIGHT - 4.0 * 62.0;
+        for g in Grade::ALL {
+            let _ = write!(
+                s,
+                r#"<rect x="{lx:.1}" y="6" width="10" height="10" fill="{}" opacity="0.5"/><text x="{:.1}" y="15">{}</text>"#,
+                grade_colour(g),
+                lx + 13.0,
+                g.as_str()
+            );
+            lx += 62.0;
+        }
+        s.push_str("</svg>");
         s.push('\n');
         s
     }

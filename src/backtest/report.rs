@@ -239,7 +239,7 @@ pub fn markdown(summary: &Summary, plots: &[String]) -> String {
         );
         let _ = writeln!(
             s,
-            "A warning counts for an event when it reaches the grade between the event's start minus the lead and its end; lead time is the event's start minus that moment (negative: late).\n"
+            "A warning detects an event when it is at the grade at some time between the event's start minus the lead and the event's end; lead time is the event's start minus the first such time, so at most the lead (negative: late). A warning at the grade outside every event is false.\n"
         );
         let _ = writeln!(
             s,

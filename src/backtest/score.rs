@@ -6,10 +6,12 @@
 //! - an *episode* is one warning from raised to resolved (or to the end of
 //!   the data); it reaches grade g at the first window end with g or above;
 //! - an event is *detected* at grade g when an episode on one of its
-//!   series reaches g inside `[start − lead, end]`; the *lead time* is the
-//!   event's start minus the first such time (negative: after the start);
-//! - an episode reaching g outside every event window of its series is a
-//!   *false warning*; precision is true / all episodes reaching g;
+//!   series is at g or above at some time in `[start − lead, end]`; the
+//!   *lead time* is the event's start minus the first such time, so at most
+//!   `lead` (negative: the warning came after the start);
+//! - an episode at g or above at no time in any event's `[start − lead,
+//!   end]` of its series is a *false warning*; precision is the share of
+//!   episodes reaching g that are not false;
 //! - a *flap* is an episode raised within `flap_window` of the previous
 //!   episode of the same rule and group resolving.
 
@@ -40,6 +42,23 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// The times it was at `grade` or above, as `[from, to)` spans.
+    fn spans_at(&self, grade: Grade, data_end_ms: i64) -> Vec<(i64, i64)> {
+        let end = self.resolved_ms.unwrap_or(data_end_ms);
+        let mut out: Vec<(i64, i64)> = Vec::new();
+        for (i, (t, g)) in self.grades.iter().enumerate() {
+            let until = self.grades.get(i + 1).map_or(end, |(next, _)| *next);
+            if *g < grade {
+                continue;
+            }
+            match out.last_mut() {
+                Some(last) if last.1 == *t => last.1 = until,
+                _ => out.push((*t, until)),
+            }
+        }
+        out
+    }
+
     /// When the episode first reached `grade` or above.
     pub fn reached(&self, grade: Grade) -> Option<i64> {
         self.grades
@@ -166,20 +185,31 @@ pub fn score(
     grade: Grade,
     events: &[Event],
     series_hours: &HashMap<String, f64>,
-    lead_ms: i64,
+    (lead_ms, data_end_ms): (i64, i64),
 ) -> Score {
-    let hits = |e: &Event, at: i64| at >= e.start_ms - lead_ms && at <= e.end_ms;
-    let reached: Vec<(&Episode, i64)> = episodes
+    let reached: Vec<(&Episode, Vec<(i64, i64)>)> = episodes
         .iter()
-        .filter_map(|e| e.reached(grade).map(|t| (*e, t)))
-        .filter(|(e, _)| e.sensors.iter().any(|s| series_hours.contains_key(s)))
+        .filter(|e| e.sensors.iter().any(|s| series_hours.contains_key(s)))
+        .map(|e| (*e, e.spans_at(grade, data_end_ms)))
+        .filter(|(_, spans)| !spans.is_empty())
         .collect();
+    // The first time in the event's window the episode was at the grade.
+    let first_in = |event: &Event, e: &Episode, spans: &[(i64, i64)]| {
+        let from = event.start_ms - lead_ms;
+        if !e.sensors.contains(&event.series) {
+            return None;
+        }
+        spans
+            .iter()
+            .filter(|(a, b)| *a <= event.end_ms && *b > from)
+            .map(|(a, _)| (*a).max(from))
+            .min()
+    };
     let mut leads = Vec::new();
     for event in events {
         let first = reached
             .iter()
-            .filter(|(e, at)| e.sensors.contains(&event.series) && hits(event, *at))
-            .map(|(_, at)| *at)
+            .filter_map(|(e, spans)| first_in(event, e, spans))
             .min();
         if let Some(at) = first {
             leads.push((event.start_ms - at) as f64 / 60_000.0);
@@ -187,11 +217,7 @@ pub fn score(
     }
     let false_warnings = reached
         .iter()
-        .filter(|(e, at)| {
-            !events
-                .iter()
-                .any(|ev| e.sensors.contains(&ev.series) && hits(ev, *at))
-        })
+        .filter(|(e, spans)| !events.iter().any(|ev| first_in(ev, e, spans).is_some()))
         .count();
     let hours: f64 = series_hours.values().sum();
     let mut sorted = leads.clone();
@@ -261,7 +287,7 @@ mod tests {
         ];
         let refs: Vec<&Episode> = eps.iter().collect();
         let hours = HashMap::from([("s1".to_owned(), 100.0)]);
-        let blue = score(&refs, Grade::Blue, &events, &hours, 2 * H);
+        let blue = score(&refs, Grade::Blue, &events, &hours, (2 * H, 100 * H));
         assert_eq!(
             (
                 blue.events,
@@ -276,16 +302,26 @@ mod tests {
         assert_eq!(blue.false_per_1000_series_hours, 10.0);
         // Leads: +60 min and 0 min.
         assert_eq!(blue.lead_minutes_mean, Some(30.0));
-        let orange = score(&refs, Grade::Orange, &events, &hours, 2 * H);
+        let orange = score(&refs, Grade::Orange, &events, &hours, (2 * H, 100 * H));
         assert_eq!(
             (orange.detected, orange.warnings, orange.false_warnings),
             (1, 1, 0)
         );
         assert_eq!(orange.recall, Some(0.5));
         assert_eq!(orange.lead_minutes_median, Some(-30.0));
-        // Without lead, the first warning is early and false.
-        let strict = score(&refs, Grade::Blue, &events, &hours, 0);
-        assert_eq!((strict.detected, strict.false_warnings), (1, 2));
+        // Without lead, the first warning still covers its event, from the
+        // event's start: detected, with no lead time.
+        let strict = score(&refs, Grade::Blue, &events, &hours, (0, 100 * H));
+        assert_eq!((strict.detected, strict.false_warnings), (2, 1));
+        assert_eq!(strict.lead_minutes_mean, Some(0.0));
+        // One raised 5 h early and still on: counted from the lead's start.
+        let early = [episode(5 * H, Some(11 * H), &[(5 * H, Grade::Blue)])];
+        let refs: Vec<&Episode> = early.iter().collect();
+        let s = score(&refs, Grade::Blue, &events[..1], &hours, (2 * H, 100 * H));
+        assert_eq!(
+            (s.detected, s.false_warnings, s.lead_minutes_mean),
+            (1, 0, Some(120.0))
+        );
     }
 
     #[test]
