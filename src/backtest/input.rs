@@ -106,6 +106,8 @@ pub struct History {
     pub sensors: Vec<String>,
     pub metrics: Vec<String>,
     pub points: Vec<Point>,
+    /// Files read.
+    pub files: usize,
     /// Input lines or cells skipped, with the first few reasons.
     pub skipped: u64,
     pub skip_examples: Vec<String>,
@@ -171,6 +173,7 @@ impl History {
     ) -> Result<Self, BacktestError> {
         let mut history = History::default();
         for path in expand(paths)? {
+            history.files += 1;
             let text = std::fs::read_to_string(&path).map_err(|e| BacktestError::Read {
                 path: path.clone(),
                 source: e,

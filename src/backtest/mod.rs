@@ -7,19 +7,18 @@
 //! - [`input`]: JSONL and CSV history, with a column mapping;
 //! - [`events`]: labelled events (NAB windows, CSV);
 //! - [`score`]: episodes, per-rule summaries, detection scores;
+//! - [`run`]: one rule set through the engine;
 //! - [`report`]: the Markdown report, `summary.json` and the timeline;
 //! - [`plot`]: one SVG per series: values, thresholds, warnings, events.
 
 use std::collections::HashMap;
 use std::path::PathBuf;
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
-use indicatif::{ProgressBar, ProgressStyle};
-use yujing_ingest::{AreaLevel, Measurements, Sensor, SensorRegistry};
-use yujing_rules::{RuleSet, WarningTransition};
+use yujing_ingest::{Measurements, SensorRegistry};
+use yujing_rules::RuleSet;
 
 use crate::config::PipelineConfig;
-use crate::engine::Engine;
 use crate::pipeline::PipelineError;
 
 pub mod args;
@@ -27,9 +26,11 @@ pub mod events;
 pub mod input;
 pub mod plot;
 pub mod report;
+pub mod run;
 pub mod score;
 
 pub use input::{CsvMapping, History, MetricColumn, Span, TimeColumns};
+pub use run::{RunOutcome, progress_bar, registry_for, run_rules, sensors_by_group};
 
 #[derive(Debug, thiserror::Error)]
 pub enum BacktestError {
@@ -53,137 +54,6 @@ pub enum BacktestError {
         path: PathBuf,
         source: std::io::Error,
     },
-}
-
-/// Readings per engine close: the engine closes (and DataFusion
-/// aggregates) every window the watermark passed in one go, so fewer,
-/// larger steps are faster; the result is the same for any step.
-const CLOSE_EVERY: usize = 100_000;
-
-/// One rule set's run over the history.
-pub struct RunOutcome {
-    /// Every warning transition, in the order the engine emitted them.
-    pub timeline: Vec<WarningTransition>,
-    pub readings: u64,
-    /// Readings the live pipeline would have dead-lettered, by reason.
-    pub refused: HashMap<&'static str, u64>,
-    pub elapsed: Duration,
-}
-
-/// A registry for history without one: each sensor its own grid, street
-/// and district, so area rules grade each series on its own.
-pub fn registry_for(history: &History) -> Result<SensorRegistry, BacktestError> {
-    let sensors = history
-        .sensors
-        .iter()
-        .map(|id| Sensor {
-            sensor_id: id.clone(),
-            kind: "history".into(),
-            district: id.clone(),
-            district_code: "000000".into(),
-            street: id.clone(),
-            grid: id.clone(),
-            lat: 0.0,
-            lon: 0.0,
-        })
-        .collect();
-    SensorRegistry::new(sensors).map_err(BacktestError::Sensors)
-}
-
-/// Run `rules` over `history` through the engine, in event time: readings
-/// of one sensor at one instant form one message (as a gateway sends
-/// them), the single synthetic partition's event time is the clock.
-pub async fn run_rules(
-    history: &History,
-    rules: &RuleSet,
-    registry: &SensorRegistry,
-    pipeline: &PipelineConfig,
-    measurements: Option<&Measurements>,
-    progress: Option<&ProgressBar>,
-) -> Result<RunOutcome, BacktestError> {
-    let started = Instant::now();
-    let mut config = pipeline.clone();
-    // The clock is event time: nothing is too old or too far ahead.
-    config.max_age = None;
-    let mut engine = Engine::new(rules, registry.clone(), &config)?;
-    if let Some(m) = measurements {
-        engine = engine.with_measurements(m.clone());
-    }
-    let mut out = RunOutcome {
-        timeline: Vec::new(),
-        readings: 0,
-        refused: HashMap::new(),
-        elapsed: Duration::ZERO,
-    };
-    let points = &history.points;
-    let mut message = Vec::new();
-    let (mut i, mut since_close) = (0, 0);
-    while i < points.len() {
-        let first = points[i];
-        let mut j = i;
-        message.clear();
-        while j < points.len() && points[j].ts_ms == first.ts_ms && points[j].sensor == first.sensor
-        {
-            message.push(history.reading(&points[j]));
-            j += 1;
-        }
-        match engine.place("backtest", 0, &message, first.ts_ms) {
-            Ok(placed) => {
-                out.readings += placed.accepted;
-                if let Some((e, n)) = placed.late {
-                    *out.refused.entry(e.reason()).or_default() += n;
-                }
-            }
-            Err(e) => *out.refused.entry(e.reason()).or_default() += message.len() as u64,
-        }
-        since_close += j - i;
-        i = j;
-        if since_close >= CLOSE_EVERY || i == points.len() {
-            if let Some(closed) = engine.close_ready(first.ts_ms).await? {
-                out.timeline.extend(closed.transitions);
-            }
-            if let Some(p) = progress {
-                p.inc(since_close as u64);
-            }
-            since_close = 0;
-        }
-    }
-    out.elapsed = started.elapsed();
-    Ok(out)
-}
-
-/// A progress bar on stderr; hidden when stderr is not a terminal.
-pub fn progress_bar(len: u64, what: &str) -> ProgressBar {
-    let bar = ProgressBar::new(len);
-    let style = ProgressStyle::with_template(
-        "{msg} [{bar:40}] {human_pos}/{human_len} readings ({per_sec}, {eta} left)",
-    )
-    .expect("a valid template")
-    .progress_chars("=> ");
-    bar.set_style(style);
-    bar.set_message(what.to_owned());
-    bar
-}
-
-/// The sensors each (level, group key) covers.
-pub fn sensors_by_group(registry: &SensorRegistry) -> HashMap<(AreaLevel, String), Vec<String>> {
-    let mut out: HashMap<(AreaLevel, String), Vec<String>> = HashMap::new();
-    for level in [
-        AreaLevel::Sensor,
-        AreaLevel::Grid,
-        AreaLevel::Street,
-        AreaLevel::District,
-    ] {
-        for (i, s) in registry.sensors().iter().enumerate() {
-            let key = registry
-                .group_key(level, registry.group_index(level, i as u32))
-                .to_owned();
-            out.entry((level, key))
-                .or_default()
-                .push(s.sensor_id.clone());
-        }
-    }
-    out
 }
 
 /// What `yujing backtest` was asked to do.
@@ -271,11 +141,11 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         .collect();
     let groups = sensors_by_group(&registry);
     let figures = |paths: &[PathBuf], outcome: RunOutcome| {
-        let episodes = score::episodes(&outcome.timeline, |t| {
+        let episodes = score::episodes(&outcome.changes, |t| {
             groups
-                .get(&(t.rule.group_by, t.group_key.clone()))
+                .get(&(t.group_by, t.group.clone()))
                 .cloned()
-                .unwrap_or_else(|| vec![t.group_key.clone()])
+                .unwrap_or_else(|| vec![t.group.clone()])
         });
         let summary = score::summarise(&episodes, data_end, options.flap_window.as_millis() as i64);
         let mut scores = std::collections::BTreeMap::new();
@@ -302,7 +172,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
                 .map(|(k, v)| ((*k).to_owned(), *v))
                 .collect(),
             seconds: outcome.elapsed.as_secs_f64(),
-            transitions: outcome.timeline.len(),
+            transitions: outcome.changes.len(),
             summary,
             scores,
             episodes,
@@ -312,7 +182,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         path: options.out.clone(),
         source: e,
     })?;
-    let run = |paths: &[PathBuf], what: &str| {
+    let run = |paths: &[PathBuf], what: &str, file_prefix: &str| {
         let rules = RuleSet::load_all(paths)
             .map_err(|e| BacktestError::Pipeline(e.into()))
             .map(|mut set| {
@@ -326,8 +196,10 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
             .then(|| progress_bar(history.points.len() as u64, what));
         let pipeline = &options.pipeline;
         let (history, registry, measurements) = (&history, &registry, measurements.as_ref());
+        let timeline = options.out.join(format!("{}timeline.jsonl", file_prefix));
         async move {
             let rules = rules?;
+            let mut writer = report::TimelineWriter::create(&timeline, registry, times)?;
             let outcome = run_rules(
                 history,
                 &rules,
@@ -335,32 +207,22 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
                 pipeline,
                 measurements,
                 bar.as_ref(),
+                |t| writer.write(t),
             )
             .await;
             if let Some(b) = bar {
                 b.finish_and_clear();
             }
+            writer.finish()?;
             Ok::<_, BacktestError>((rules, outcome?))
         }
     };
-    let (rules, outcome) = run(&options.rules, "rules").await?;
-    report::write_timeline(
-        &options.out.join("timeline.jsonl"),
-        &outcome.timeline,
-        &registry,
-        times,
-    )?;
+    let (rules, outcome) = run(&options.rules, "rules", "").await?;
     let new = figures(&options.rules, outcome);
     let baseline = if options.baseline_rules.is_empty() {
         None
     } else {
-        let (_, outcome) = run(&options.baseline_rules, "baseline").await?;
-        report::write_timeline(
-            &options.out.join("baseline-timeline.jsonl"),
-            &outcome.timeline,
-            &registry,
-            times,
-        )?;
+        let (_, outcome) = run(&options.baseline_rules, "baseline", "baseline-").await?;
         Some(figures(&options.baseline_rules, outcome))
     };
     let diff = baseline
@@ -398,7 +260,8 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
     }
     let summary = report::Summary {
         input: report::InputFigures {
-            files: options
+            files: history.files,
+            inputs: options
                 .inputs
                 .iter()
                 .map(|p| p.display().to_string())

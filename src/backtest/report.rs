@@ -4,7 +4,9 @@
 
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt::Write;
-use std::path::Path;
+use std::fs::File;
+use std::io::{BufWriter, Write as _};
+use std::path::{Path, PathBuf};
 
 use yujing_ingest::SensorRegistry;
 use yujing_rules::{Grade, WarningTransition};
@@ -100,7 +102,9 @@ impl Diff {
 /// Everything about the input, for the report's first lines.
 #[derive(Debug, Clone, serde::Serialize)]
 pub struct InputFigures {
-    pub files: Vec<String>,
+    /// The inputs as given, and how many files they held.
+    pub inputs: Vec<String>,
+    pub files: usize,
     pub readings: usize,
     pub sensors: usize,
     pub metrics: Vec<String>,
@@ -123,21 +127,57 @@ pub struct Summary {
     pub failed_checks: Vec<String>,
 }
 
-/// The timeline as alert messages, one JSON object per line.
-pub fn write_timeline(
-    path: &Path,
-    timeline: &[WarningTransition],
-    registry: &SensorRegistry,
+/// The timeline as alert messages, one JSON object per line, written as
+/// the engine emits them.
+pub struct TimelineWriter<'a> {
+    path: PathBuf,
+    out: BufWriter<File>,
+    registry: &'a SensorRegistry,
     times: TimeFormat,
-) -> Result<(), BacktestError> {
-    let mut text = String::new();
-    for t in timeline {
-        // Emitted at the event time: a backtest is reproducible.
-        let message = AlertMessage::new(t, registry, times, t.window_end_ms);
-        text.push_str(&serde_json::to_string(&message).expect("alert messages serialise"));
-        text.push('\n');
+    error: Option<std::io::Error>,
+}
+
+impl<'a> TimelineWriter<'a> {
+    pub fn create(
+        path: &Path,
+        registry: &'a SensorRegistry,
+        times: TimeFormat,
+    ) -> Result<Self, BacktestError> {
+        let file = File::create(path).map_err(|e| BacktestError::Write {
+            path: path.to_owned(),
+            source: e,
+        })?;
+        Ok(TimelineWriter {
+            path: path.to_owned(),
+            out: BufWriter::new(file),
+            registry,
+            times,
+            error: None,
+        })
     }
-    write(path, &text)
+
+    pub fn write(&mut self, t: &WarningTransition) {
+        if self.error.is_some() {
+            return;
+        }
+        // Emitted at the event time: a backtest is reproducible.
+        let message = AlertMessage::new(t, self.registry, self.times, t.window_end_ms);
+        let written = serde_json::to_writer(&mut self.out, &message)
+            .map_err(std::io::Error::from)
+            .and_then(|()| self.out.write_all(b"\n"));
+        self.error = written.err();
+    }
+
+    pub fn finish(mut self) -> Result<(), BacktestError> {
+        let flushed = self.out.flush();
+        match self.error.take().map_or(flushed, Err) {
+            Ok(()) => Ok(()),
+            Err(e) => Err(BacktestError::Write {
+                path: self.path,
+                source: e,
+            }),
+        }
+    }
 }
 
 pub fn write(path: &Path, text: &str) -> Result<(), BacktestError> {
@@ -166,7 +206,7 @@ pub fn markdown(summary: &Summary, plots: &[String]) -> String {
         i.readings,
         i.sensors,
         i.metrics.join(", "),
-        i.files.len(),
+        i.files,
         i.from.as_deref().unwrap_or("–"),
         i.to.as_deref().unwrap_or("–"),
         i.series_hours

@@ -17,7 +17,36 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+use yujing_ingest::AreaLevel;
 use yujing_rules::{Grade, Transition, WarningTransition};
+
+/// What scoring needs of one warning transition (a transition carries its
+/// whole rule; a year of noisy rules makes millions of them).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Change {
+    pub warning_id: String,
+    pub rule: String,
+    pub group_by: AreaLevel,
+    pub group: String,
+    pub transition: Transition,
+    pub grade: Option<Grade>,
+    /// The window end that caused it.
+    pub at_ms: i64,
+}
+
+impl From<&WarningTransition> for Change {
+    fn from(t: &WarningTransition) -> Self {
+        Change {
+            warning_id: t.warning_id.clone(),
+            rule: t.rule.id.clone(),
+            group_by: t.rule.group_by,
+            group: t.group_key.clone(),
+            transition: t.transition,
+            grade: t.grade,
+            at_ms: t.window_end_ms,
+        }
+    }
+}
 
 /// A labelled event on one series (a sensor).
 #[derive(Debug, Clone, PartialEq)]
@@ -82,10 +111,7 @@ impl Episode {
 
 /// Episodes from a timeline, in order of raising. `sensors_of(rule, group)`
 /// names the sensors a warning covers.
-pub fn episodes(
-    timeline: &[WarningTransition],
-    sensors_of: impl Fn(&WarningTransition) -> Vec<String>,
-) -> Vec<Episode> {
+pub fn episodes(timeline: &[Change], sensors_of: impl Fn(&Change) -> Vec<String>) -> Vec<Episode> {
     let mut open: HashMap<&str, usize> = HashMap::new();
     let mut out: Vec<Episode> = Vec::new();
     for t in timeline {
@@ -93,22 +119,22 @@ pub fn episodes(
             Transition::Raised => {
                 open.insert(&t.warning_id, out.len());
                 out.push(Episode {
-                    rule: t.rule.id.clone(),
-                    group: t.group_key.clone(),
+                    rule: t.rule.clone(),
+                    group: t.group.clone(),
                     sensors: sensors_of(t),
-                    raised_ms: t.window_end_ms,
+                    raised_ms: t.at_ms,
                     resolved_ms: None,
-                    grades: t.grade.map(|g| (t.window_end_ms, g)).into_iter().collect(),
+                    grades: t.grade.map(|g| (t.at_ms, g)).into_iter().collect(),
                 });
             }
             Transition::Escalated | Transition::DeEscalated => {
                 if let (Some(&i), Some(g)) = (open.get(t.warning_id.as_str()), t.grade) {
-                    out[i].grades.push((t.window_end_ms, g));
+                    out[i].grades.push((t.at_ms, g));
                 }
             }
             Transition::Resolved => {
                 if let Some(i) = open.remove(t.warning_id.as_str()) {
-                    out[i].resolved_ms = Some(t.window_end_ms);
+                    out[i].resolved_ms = Some(t.at_ms);
                 }
             }
         }
@@ -205,11 +231,24 @@ pub fn score(
             .map(|(a, _)| (*a).max(from))
             .min()
     };
+    // Indexes by series: years of history make many episodes and events.
+    let mut episodes_on: HashMap<&str, Vec<usize>> = HashMap::new();
+    for (i, (e, _)) in reached.iter().enumerate() {
+        for s in &e.sensors {
+            episodes_on.entry(s).or_default().push(i);
+        }
+    }
+    let mut events_on: HashMap<&str, Vec<&Event>> = HashMap::new();
+    for ev in events {
+        events_on.entry(&ev.series).or_default().push(ev);
+    }
     let mut leads = Vec::new();
     for event in events {
-        let first = reached
-            .iter()
-            .filter_map(|(e, spans)| first_in(event, e, spans))
+        let first = episodes_on
+            .get(event.series.as_str())
+            .into_iter()
+            .flatten()
+            .filter_map(|&i| first_in(event, reached[i].0, &reached[i].1))
             .min();
         if let Some(at) = first {
             leads.push((event.start_ms - at) as f64 / 60_000.0);
@@ -217,7 +256,13 @@ pub fn score(
     }
     let false_warnings = reached
         .iter()
-        .filter(|(e, spans)| !events.iter().any(|ev| first_in(ev, e, spans).is_some()))
+        .filter(|(e, spans)| {
+            !e.sensors.iter().any(|s| {
+                events_on
+                    .get(s.as_str())
+                    .is_some_and(|evs| evs.iter().any(|ev| first_in(ev, e, spans).is_some()))
+            })
+        })
         .count();
     let hours: f64 = series_hours.values().sum();
     let mut sorted = leads.clone();

@@ -82,27 +82,39 @@ impl WindowGroup {
 struct LastSeen {
     /// The latest reading at or before the last graded window end.
     settled: Option<i64>,
-    /// Readings after it.
+    /// Reading times after it, sorted (readings mostly come in order, so
+    /// keeping them sorted is an append).
     recent: Vec<i64>,
 }
 
 impl LastSeen {
     fn saw(&mut self, ts_ms: i64) {
-        self.recent.push(ts_ms);
+        if self.settled.is_some_and(|s| ts_ms <= s) {
+            return;
+        }
+        let at = self.recent.partition_point(|&t| t <= ts_ms);
+        if self.recent.get(at.wrapping_sub(1)) != Some(&ts_ms) {
+            self.recent.insert(at, ts_ms);
+        }
     }
 
     /// The latest reading at or before `end_ms`.
     fn at(&self, end_ms: i64) -> Option<i64> {
-        let recent = self.recent.iter().copied().filter(|&t| t <= end_ms).max();
-        recent.max(self.settled)
+        let n = self.recent.partition_point(|&t| t <= end_ms);
+        if n > 0 {
+            Some(self.recent[n - 1])
+        } else {
+            self.settled
+        }
     }
 
     /// Window ends up to `until_ms` are graded: fold their readings.
     fn settle(&mut self, until_ms: i64) {
-        if let Some(latest) = self.at(until_ms) {
-            self.settled = Some(latest);
+        let n = self.recent.partition_point(|&t| t <= until_ms);
+        if n > 0 {
+            self.settled = Some(self.recent[n - 1]);
+            self.recent.drain(..n);
         }
-        self.recent.retain(|&t| t > until_ms);
     }
 }
 
