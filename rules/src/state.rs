@@ -252,6 +252,12 @@ impl WarningBook {
             Some(t) => t,
             None => tracks.entry(key.to_owned()).or_default(),
         };
+        // Fewer sensors reported than a quorum needs: the area cannot
+        // decide either way. That is missing data, not a clear sky (a
+        // station down must not "clear" its grid's warning while the
+        // other reads 300).
+        let aggregate = aggregate
+            .filter(|a| !(rule.quorum.is_set() && a.sensors < i64::from(rule.quorum.min_sensors)));
         let step = evaluate(track, rule, end_ms, aggregate);
         let out = step.map(|step| {
             let before = track.active.as_ref().map(|a| a.grade);

@@ -249,6 +249,40 @@ fn quorum_keeps_one_sensor_from_raising_an_area() {
     assert_eq!(t[0].grade, Some(Grade::Blue));
 }
 
+/// Found by a backtest (docs/backtest.md): one of a grid's two stations
+/// went silent for 19 hours at 300-600 ug/m3, and the grid's warning
+/// "cleared" at 341.
+#[test]
+fn quorum_without_enough_sensors_is_missing_data_not_a_clear() {
+    let mut r = rule();
+    r.quorum = Quorum {
+        min_sensors: 2,
+        min_fraction: 0.0,
+    };
+    let mut book = WarningBook::new();
+    let both = |end: i64, v: f64| {
+        let mut a = agg("g1", end, v);
+        a.agreeing = vec![(2, 2); 4];
+        a
+    };
+    let alone = |end: i64, v: f64| {
+        let mut a = agg("g1", end, v);
+        a.sensors = 1;
+        a.agreeing = vec![(1, 1); 4];
+        a
+    };
+    assert_eq!(
+        book.apply(&r, 0, 10, &[both(10, 300.0)])[0].grade,
+        Some(Grade::Red)
+    );
+    // One window alone is tolerated; the next is missing data.
+    assert!(book.apply(&r, 10, 20, &[alone(20, 341.0)]).is_empty());
+    let t = book.apply(&r, 20, 30, &[alone(30, 341.0)]);
+    assert_eq!(t[0].transition, Transition::Resolved);
+    assert_eq!(t[0].resolve_reason, Some(ResolveReason::NoData));
+    assert_eq!(t[0].value, None, "341 is not what the area measured");
+}
+
 #[test]
 fn predicted_crossing_and_retire() {
     let mut r = rule();

@@ -340,7 +340,12 @@ fn plot_series(
         let thresholds = rules
             .rules
             .iter()
-            .filter(|r| &r.metric == metric && r.quality.is_none() && r.sql.is_none())
+            .filter(|r| {
+                &r.metric == metric
+                    && r.quality.is_none()
+                    && r.sql.is_none()
+                    && r.baseline.is_none()
+            })
             .flat_map(|r| {
                 r.levels
                     .iter()
