@@ -64,6 +64,7 @@ fn messages_of(rule: &Rule, values: &[Option<f64>]) -> Vec<AlertMessage> {
                 }),
                 agreeing: Vec::new(),
                 primary_pollutant: None,
+                deviation: None,
             })
             .collect();
         for t in book.apply(rule, end - HOUR, end, &aggs) {
