@@ -6,7 +6,7 @@ use std::collections::{BTreeSet, HashMap};
 
 use yujing_ingest::ClosedWindow;
 use yujing_rules::aqi::AqiSets;
-use yujing_rules::{PerWindow, Quality, Rule, WindowAggregate, WindowSet, WindowSpec};
+use yujing_rules::{PerWindow, Quality, WindowAggregate, WindowSet, WindowSpec};
 
 use super::{AQI_MOVING, Closed, Engine, SeriesKey, WindowGroup, series_key};
 use crate::pipeline::PipelineError;
@@ -218,35 +218,5 @@ impl Engine {
             }
         }
         Ok(computed)
-    }
-
-    /// A silence rule's values at window end `end`: minutes since each
-    /// sensor's last reading of the metric (0 if it read at or after it).
-    fn silence(&self, rule: &Rule, start: i64, end: i64) -> Vec<WindowAggregate> {
-        if rule.quality != Some(Quality::Silent) {
-            return Vec::new();
-        }
-        let Some(metric) = self.catalog.id(&rule.metric) else {
-            return Vec::new();
-        };
-        let sensors = self.registry.sensors();
-        let mut out: Vec<WindowAggregate> = self
-            .last_seen
-            .iter()
-            .filter(|((_, m), _)| *m == metric)
-            .filter_map(|(&(sensor, _), seen)| Some((sensor, seen.at(end)?)))
-            .map(|(sensor, seen)| {
-                WindowAggregate::plain(
-                    rule,
-                    sensors[sensor as usize].sensor_id.clone(),
-                    (start, end),
-                    ((end - seen) as f64 / 60_000.0).max(0.0),
-                    0,
-                    1,
-                )
-            })
-            .collect();
-        out.sort_by(|a, b| a.group_key.cmp(&b.group_key));
-        out
     }
 }

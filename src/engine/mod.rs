@@ -6,7 +6,8 @@
 //! - this module: the engine, its window stores, and placing readings;
 //! - [`close`]: closing what the watermark passed and grading it;
 //! - [`sessions`]: session-window rules;
-//! - [`reload`]: swapping the rules of a running engine.
+//! - [`reload`]: swapping the rules of a running engine;
+//! - [`silence`]: minutes since each sensor's last reading, per window end.
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -26,6 +27,7 @@ use crate::pipeline::PipelineError;
 mod close;
 mod reload;
 mod sessions;
+mod silence;
 
 pub use reload::Reload;
 
@@ -75,49 +77,6 @@ impl WindowGroup {
     }
 }
 
-/// When a sensor last read a metric, as of any window end not yet graded:
-/// when many windows close at once (a backlog, a backtest), each one's
-/// silence is measured from the last reading before its end.
-#[derive(Debug, Default)]
-struct LastSeen {
-    /// The latest reading at or before the last graded window end.
-    settled: Option<i64>,
-    /// Reading times after it, sorted (readings mostly come in order, so
-    /// keeping them sorted is an append).
-    recent: Vec<i64>,
-}
-
-impl LastSeen {
-    fn saw(&mut self, ts_ms: i64) {
-        if self.settled.is_some_and(|s| ts_ms <= s) {
-            return;
-        }
-        let at = self.recent.partition_point(|&t| t <= ts_ms);
-        if self.recent.get(at.wrapping_sub(1)) != Some(&ts_ms) {
-            self.recent.insert(at, ts_ms);
-        }
-    }
-
-    /// The latest reading at or before `end_ms`.
-    fn at(&self, end_ms: i64) -> Option<i64> {
-        let n = self.recent.partition_point(|&t| t <= end_ms);
-        if n > 0 {
-            Some(self.recent[n - 1])
-        } else {
-            self.settled
-        }
-    }
-
-    /// Window ends up to `until_ms` are graded: fold their readings.
-    fn settle(&mut self, until_ms: i64) {
-        let n = self.recent.partition_point(|&t| t <= until_ms);
-        if n > 0 {
-            self.settled = Some(self.recent[n - 1]);
-            self.recent.drain(..n);
-        }
-    }
-}
-
 /// What became of one message's readings.
 #[derive(Debug, Default, PartialEq)]
 pub struct Placed {
@@ -157,7 +116,7 @@ pub struct Engine {
     /// Metric ids some silence rule reads, and each sensor's last reading
     /// time of them.
     silent_metrics: Vec<u16>,
-    last_seen: HashMap<(u32, u16), LastSeen>,
+    last_seen: HashMap<(u32, u16), silence::LastSeen>,
     /// Known metrics and their physical ranges, and the ranges by metric id.
     measurements: Option<Measurements>,
     ranges: Vec<Option<(f64, f64)>>,
@@ -172,15 +131,6 @@ pub struct Engine {
 fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
     (0..catalog.len())
         .map(|i| measurements.and_then(|m| m.range(catalog.names().value(i))))
-        .collect()
-}
-
-fn silent_metrics(rules: &RuleSet, catalog: &MetricCatalog) -> Vec<u16> {
-    rules
-        .rules
-        .iter()
-        .filter(|r| r.quality == Some(Quality::Silent))
-        .filter_map(|r| catalog.id(&r.metric))
         .collect()
 }
 
@@ -316,7 +266,7 @@ impl Engine {
             utc_offset_ms,
             default_lateness_ms,
             rules: rules.clone(),
-            silent_metrics: silent_metrics(rules, &catalog),
+            silent_metrics: silence::silent_metrics(rules, &catalog),
             last_seen: HashMap::new(),
             measurements: None,
             ranges: Vec::new(),

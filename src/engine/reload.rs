@@ -104,7 +104,7 @@ impl Engine {
             };
             self.sessions.push(group);
         }
-        self.silent_metrics = super::silent_metrics(rules, &self.catalog);
+        self.silent_metrics = super::silence::silent_metrics(rules, &self.catalog);
         self.ranges = super::ranges(&self.catalog, self.measurements.as_ref());
         self.rules = rules.clone();
         out
