@@ -11,7 +11,10 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use yujing_ingest::{Clock, Measurements, SensorRegistry};
 use yujing_rules::RuleSet;
-use yujing_sinks::{AlertFormat, CapSender, FileSink, KafkaAlertSink, Sink, TerminalSink};
+use yujing_sinks::{
+    AlertFormat, CapSender, FileSink, KafkaAlertSink, Sink, TerminalSink, WebhookSettings,
+    WebhookSink,
+};
 
 use crate::bench::{self, BenchOptions};
 use crate::config::{Config, SinkConfig, SinkFormat};
@@ -375,6 +378,49 @@ pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
             } => FileSink::open(path, *max_bytes, *keep)
                 .map(|f| Sink::File(f.with_route(route.clone())))
                 .map_err(|e| PipelineError::Invalid(format!("file sink {}: {e}", path.display()))),
+            SinkConfig::Webhook {
+                url,
+                secret_env,
+                secret_file,
+                timeout,
+                max_attempts,
+                backoff,
+                max_backoff,
+                headers,
+                route,
+            } => {
+                let secret = match (secret_env, secret_file) {
+                    (Some(var), _) => Some(std::env::var(var).map_err(|_| {
+                        PipelineError::Invalid(format!(
+                            "webhook {url}: environment variable {var} (the signing secret) is not set"
+                        ))
+                    })?),
+                    (None, Some(f)) => Some(
+                        std::fs::read_to_string(f)
+                            .map_err(|e| {
+                                PipelineError::Invalid(format!(
+                                    "webhook {url}: secret file {}: {e}",
+                                    f.display()
+                                ))
+                            })?
+                            .trim()
+                            .to_owned(),
+                    ),
+                    (None, None) => None,
+                };
+                let settings = WebhookSettings {
+                    url: url.clone(),
+                    secret: secret.map(String::into_bytes),
+                    timeout: *timeout,
+                    max_attempts: *max_attempts,
+                    backoff: *backoff,
+                    max_backoff: *max_backoff,
+                    headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
+                };
+                WebhookSink::new(settings)
+                    .map(|w| Sink::Webhook(w.with_route(route.clone())))
+                    .map_err(|e| PipelineError::Invalid(e.to_string()))
+            }
             SinkConfig::Terminal { colour, route } => Ok(Sink::Terminal(
                 match colour {
                     Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),

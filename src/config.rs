@@ -265,6 +265,33 @@ pub enum SinkConfig {
         #[serde(default)]
         route: Route,
     },
+    /// One HTTP(S) POST per alert (the alert JSON), signed with
+    /// HMAC-SHA256, retried with backoff on timeouts, 5xx and 429.
+    Webhook {
+        url: String,
+        /// Environment variable holding the signing secret.
+        #[serde(default)]
+        secret_env: Option<String>,
+        /// File holding the signing secret (relative to this config).
+        #[serde(default)]
+        secret_file: Option<PathBuf>,
+        #[serde(default = "default_webhook_timeout", deserialize_with = "duration")]
+        timeout: Duration,
+        /// Attempts per alert, the first included.
+        #[serde(default = "default_webhook_attempts")]
+        max_attempts: u32,
+        /// First retry's ceiling; doubled per retry up to `max_backoff`,
+        /// each wait drawn at random below it (full jitter).
+        #[serde(default = "default_webhook_backoff", deserialize_with = "duration")]
+        backoff: Duration,
+        #[serde(default = "default_webhook_max_backoff", deserialize_with = "duration")]
+        max_backoff: Duration,
+        /// Extra request headers.
+        #[serde(default)]
+        headers: BTreeMap<String, String>,
+        #[serde(default)]
+        route: Route,
+    },
     /// Readable lines on standard output.
     Terminal {
         /// Force colours on or off (default: on when stdout is a terminal).
@@ -273,6 +300,22 @@ pub enum SinkConfig {
         #[serde(default)]
         route: Route,
     },
+}
+
+fn default_webhook_timeout() -> Duration {
+    Duration::from_secs(5)
+}
+
+fn default_webhook_attempts() -> u32 {
+    5
+}
+
+fn default_webhook_backoff() -> Duration {
+    Duration::from_millis(500)
+}
+
+fn default_webhook_max_backoff() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_file_max_bytes() -> u64 {
@@ -413,8 +456,13 @@ impl Config {
         config.sensors = base.join(&config.sensors);
         config.measurements = config.measurements.as_ref().map(|m| base.join(m));
         for sink in &mut config.sinks {
-            if let SinkConfig::File { path: p, .. } = sink {
-                *p = base.join(&*p);
+            match sink {
+                SinkConfig::File { path: p, .. } => *p = base.join(&*p),
+                SinkConfig::Webhook {
+                    secret_file: Some(f),
+                    ..
+                } => *f = base.join(&*f),
+                _ => {}
             }
         }
         if let Some(f) = &config.reload.http_token_file {
@@ -454,6 +502,29 @@ impl Config {
                 }
                 SinkConfig::Terminal { route, .. } | SinkConfig::File { route, .. } => {
                     route.validate()?
+                }
+                SinkConfig::Webhook {
+                    url,
+                    route,
+                    max_attempts,
+                    secret_env,
+                    secret_file,
+                    ..
+                } => {
+                    route.validate()?;
+                    if !(url.starts_with("http://") || url.starts_with("https://")) {
+                        return Err(format!(
+                            "webhook url {url:?} must start with http:// or https://"
+                        ));
+                    }
+                    if *max_attempts == 0 {
+                        return Err(format!("webhook {url}: max_attempts must be at least 1"));
+                    }
+                    if secret_env.is_some() && secret_file.is_some() {
+                        return Err(format!(
+                            "webhook {url}: give secret_env or secret_file, not both"
+                        ));
+                    }
                 }
             }
         }
@@ -527,6 +598,14 @@ mod tests {
         assert!(e.contains("needs `cap"), "{e}");
         let e = write("[{kind: kafka, topic: a, route: {min_grad: red}}]").unwrap_err();
         assert!(e.contains("min_grad"), "{e}");
+        assert!(write("[{kind: webhook, url: \"https://duty.example/h\", secret_env: S, timeout: 2s, route: {min_grade: yellow}}]").is_ok());
+        let e = write("[{kind: webhook, url: duty.example}]").unwrap_err();
+        assert!(e.contains("must start with http"), "{e}");
+        let e = write("[{kind: webhook, url: \"http://x\", max_attempts: 0}]").unwrap_err();
+        assert!(e.contains("max_attempts"), "{e}");
+        let e = write("[{kind: webhook, url: \"http://x\", secret_env: A, secret_file: b}]")
+            .unwrap_err();
+        assert!(e.contains("not both"), "{e}");
         std::fs::remove_dir_all(&dir).unwrap();
     }
 

@@ -11,4 +11,21 @@ pub enum SinkError {
     Encode(#[from] serde_json::Error),
     #[error("i/o: {0}")]
     Io(#[from] std::io::Error),
+    #[error("webhook {url}: {message}")]
+    Webhook { url: String, message: String },
+    /// The receiver refused the alert (a 4xx other than 429): retrying the
+    /// same request cannot help.
+    #[error("webhook {url} refused the alert: HTTP {status} {body}")]
+    Rejected {
+        url: String,
+        status: u16,
+        body: String,
+    },
+}
+
+impl SinkError {
+    /// Whether retrying the same delivery cannot succeed.
+    pub fn is_permanent(&self) -> bool {
+        matches!(self, SinkError::Rejected { .. } | SinkError::Encode(_))
+    }
 }

@@ -10,6 +10,7 @@
 //! - [`kafka`]: the alert topic producer (key = fingerprint, headers with
 //!   grade, rule, district), which waits for the broker's acknowledgement.
 //! - [`file`]: alerts appended to a JSONL file, rotated by size.
+//! - [`webhook`]: one signed HTTP POST per alert, retried with backoff.
 //! - [`error`]: this crate's error type.
 //!
 //! [`Sink`] is an explicit enum: there are few kinds, each configured in
@@ -23,6 +24,7 @@ pub mod file;
 pub mod kafka;
 pub mod route;
 pub mod terminal;
+pub mod webhook;
 
 pub use alert::{AlertMessage, TimeFormat};
 pub use cap::CapSender;
@@ -31,12 +33,14 @@ pub use file::FileSink;
 pub use kafka::{AlertFormat, KafkaAlertSink};
 pub use route::Route;
 pub use terminal::TerminalSink;
+pub use webhook::{WebhookSettings, WebhookSink};
 
 /// A configured destination for alerts.
 pub enum Sink {
     Kafka(KafkaAlertSink),
     Terminal(TerminalSink),
     File(FileSink),
+    Webhook(WebhookSink),
 }
 
 impl Sink {
@@ -46,6 +50,7 @@ impl Sink {
             Sink::Kafka(k) => format!("kafka:{}", k.topic()),
             Sink::Terminal(_) => "terminal".to_owned(),
             Sink::File(f) => format!("file:{}", f.path().display()),
+            Sink::Webhook(w) => format!("webhook:{}", w.url()),
         }
     }
 
@@ -55,6 +60,7 @@ impl Sink {
             Sink::Kafka(k) => k.deliver(alerts).await,
             Sink::Terminal(t) => t.deliver(alerts),
             Sink::File(f) => f.deliver(alerts),
+            Sink::Webhook(w) => w.deliver(alerts).await,
         }
     }
 
@@ -64,6 +70,7 @@ impl Sink {
             Sink::Kafka(k) => k.flush(),
             Sink::Terminal(t) => t.flush(),
             Sink::File(f) => f.flush(),
+            Sink::Webhook(_) => Ok(()),
         }
     }
 }

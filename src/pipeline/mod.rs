@@ -482,6 +482,12 @@ impl State {
                             error: &e.to_string(),
                         }
                         .emit(&self.metrics);
+                        // Refused by the receiver: sending it again cannot
+                        // help, and must not stop delivery to everyone else.
+                        if e.is_permanent() {
+                            tracing::error!(sink = %name, error = %e, "alerts refused by the sink; not retried");
+                            break;
+                        }
                         if attempt >= SINK_ATTEMPTS {
                             return Err(PipelineError::Sink {
                                 sink: name,

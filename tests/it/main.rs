@@ -12,4 +12,5 @@ mod golden;
 mod rebalance;
 mod reload;
 mod support;
+mod webhook;
 mod windows;
