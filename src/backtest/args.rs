@@ -89,11 +89,12 @@ impl HistoryArgs {
 pub struct BacktestArgs {
     #[command(flatten)]
     pub history: HistoryArgs,
-    /// Rules files (or directories) to run.
-    #[arg(long, required = true, num_args = 1..)]
+    /// Rules file (or directory) to run; repeat for several.
+    #[arg(long, required = true)]
     pub rules: Vec<PathBuf>,
-    /// Rules to compare with (today's rules, when `--rules` is a change).
-    #[arg(long, num_args = 1..)]
+    /// Rules to compare with (today's rules, when `--rules` is a change);
+    /// repeat for several.
+    #[arg(long)]
     pub baseline_rules: Vec<PathBuf>,
     /// Run only the rules of these groups (comma separated).
     #[arg(long, value_delimiter = ',')]
