@@ -346,6 +346,7 @@ fn equivalence_rules(dir: &Path) -> PathBuf {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backtest_and_the_live_pipeline_give_the_same_warnings() {
+    let _cores = crate::support::CPU_HEAVY.lock().await;
     let dir = tempfile::tempdir().unwrap();
     let rules = equivalence_rules(dir.path());
     std::fs::write(dir.path().join("sensors.csv"), BEIJING_SENSORS).unwrap();

@@ -9,6 +9,7 @@ use yujing_rules::Grade;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn demo_city_climbs_through_every_grade_and_resolves() {
+    let _cores = crate::support::CPU_HEAVY.lock().await;
     let opts = DemoOptions {
         // 13 simulated hours (06:00 to 19:00); the episode's red hour
         // closes at 11:00, 7.5 s in, leaving room for a loaded CI machine.
