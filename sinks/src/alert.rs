@@ -39,6 +39,11 @@ impl TimeFormat {
     pub fn rfc3339(&self, ms: i64) -> String {
         self.datetime(ms).to_rfc3339()
     }
+
+    /// The local offset, e.g. to read naive local times.
+    pub fn offset(&self) -> FixedOffset {
+        self.offset
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

@@ -42,14 +42,18 @@ pub struct HistoryArgs {
 }
 
 impl HistoryArgs {
+    /// Pipeline settings for the history's time zone.
+    fn pipeline(&self) -> PipelineConfig {
+        PipelineConfig {
+            time_zone: self.time_zone.clone(),
+            ..PipelineConfig::default()
+        }
+    }
+
     /// The CSV mapping, the UTC offset of the time zone, and the time span.
     pub fn mapping(&self) -> Result<(CsvMapping, i64, Span), String> {
-        let mut pipeline: PipelineConfig =
-            serde_yaml_ng::from_str("{}").map_err(|e| e.to_string())?;
-        pipeline.time_zone = self.time_zone.clone();
-        let utc_offset_ms = pipeline.utc_offset_ms()?;
-        let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
-            .ok_or("time zone offset out of range")?;
+        let utc_offset_ms = self.pipeline().utc_offset_ms()?;
+        let offset = yujing_sinks::TimeFormat::new(utc_offset_ms).offset();
         let bound = |t: &Option<String>, name: &str| -> Result<Option<i64>, String> {
             t.as_deref()
                 .map(|t| {
@@ -136,9 +140,7 @@ pub struct BacktestArgs {
 impl BacktestArgs {
     pub fn options(self) -> Result<BacktestOptions, String> {
         let (csv, _, span) = self.history.mapping()?;
-        let mut pipeline: PipelineConfig =
-            serde_yaml_ng::from_str("{}").map_err(|e| e.to_string())?;
-        pipeline.time_zone = self.history.time_zone;
+        let pipeline = self.history.pipeline();
         Ok(BacktestOptions {
             inputs: self.history.inputs,
             rules: self.rules,

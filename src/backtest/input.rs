@@ -237,8 +237,7 @@ impl History {
             }
             out
         };
-        let offset = FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
-            .ok_or_else(|| bad("time zone offset out of range".into()))?;
+        let offset = yujing_sinks::TimeFormat::new(utc_offset_ms).offset();
         for (n, record) in reader.records().enumerate() {
             let line = n + 2;
             let record = match record {

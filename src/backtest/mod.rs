@@ -90,17 +90,10 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         .pipeline
         .utc_offset_ms()
         .map_err(|e| BacktestError::Pipeline(PipelineError::Invalid(e)))?;
-    let offset = chrono::FixedOffset::east_opt((utc_offset_ms / 1000) as i32)
-        .expect("offsets are within a day");
     let times = yujing_sinks::TimeFormat::new(utc_offset_ms);
+    let offset = times.offset();
     let mut history = History::load(&options.inputs, &options.csv, utc_offset_ms)?;
-    if let (from, to) = options.span
-        && (from.is_some() || to.is_some())
-    {
-        history
-            .points
-            .retain(|p| from.is_none_or(|f| p.ts_ms >= f) && to.is_none_or(|t| p.ts_ms < t));
-    }
+    history.restrict(options.span);
     let registry = match &options.sensors {
         Some(path) => {
             SensorRegistry::load(path).map_err(|e| BacktestError::Sensors(e.to_string()))?

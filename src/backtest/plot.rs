@@ -174,8 +174,7 @@ impl SeriesPlot<'_> {
             short(lo)
         );
         // Six time ticks, local time; hours shown when the span is short.
-        let offset = chrono::FixedOffset::east_opt((self.utc_offset_ms / 1000) as i32)
-            .unwrap_or_else(|| chrono::FixedOffset::east_opt(0).expect("zero offset"));
+        let times = yujing_sinks::TimeFormat::new(self.utc_offset_ms);
         let format = if t1 - t0 < 3 * 86_400_000 {
             "%m-%d %H:%M"
         } else {
@@ -183,9 +182,7 @@ impl SeriesPlot<'_> {
         };
         for i in 0..=5 {
             let t = t0 + (t1 - t0) * i / 5;
-            let label = chrono::DateTime::from_timestamp_millis(t)
-                .map(|d| d.with_timezone(&offset).format(format).to_string())
-                .unwrap_or_default();
+            let label = times.datetime(t).format(format).to_string();
             let anchor = match i {
                 0 => "start",
                 5 => "end",
