@@ -6,9 +6,9 @@ use std::collections::{BTreeSet, HashMap};
 
 use yujing_ingest::ClosedWindow;
 use yujing_rules::aqi::AqiSets;
-use yujing_rules::{PerWindow, Quality, WindowAggregate, WindowSet, WindowSpec};
+use yujing_rules::{PerWindow, Quality, Rule, WindowAggregate, WindowSet, WindowSpec};
 
-use super::{AQI_MOVING, Closed, Engine, SeriesKey, WindowGroup, series_key};
+use super::{AQI_MOVING, Closed, Engine, SeriesKey, StoreKey, series_key};
 use crate::pipeline::PipelineError;
 
 /// Aggregates computed for one close: rule `r` of store `i` reads
@@ -27,10 +27,6 @@ impl Engine {
             return Ok(None);
         };
         let session_transitions = self.close_sessions(watermark).await?;
-        let book = &self.book;
-        let tracked = |g: &WindowGroup| {
-            g.has_silence_rule() || g.rules.iter().any(|r| book.tracks_rule(&r.id))
-        };
         // Due: a window with readings, or a window end without any that a
         // tracked warning must still see (so silence resolves it).
         // Cheap tests first: this runs for every message, and looking up
@@ -41,7 +37,7 @@ impl Engine {
                 || (g
                     .evaluated_until
                     .is_some_and(|u| g.latest_end(watermark) > u)
-                    && tracked(g))
+                    && g.is_tracked(&self.book))
         });
         if !ready {
             for g in &mut self.groups {
@@ -64,8 +60,7 @@ impl Engine {
                 .store
                 .close_until(watermark, &self.registry, &self.catalog)?;
             let latest = g.latest_end(watermark);
-            let is_tracked =
-                g.has_silence_rule() || g.rules.iter().any(|r| self.book.tracks_rule(&r.id));
+            let is_tracked = g.is_tracked(&self.book);
             if let (Some(from), true) = (g.evaluated_until, is_tracked) {
                 let with_data: BTreeSet<i64> = windows
                     .iter()
@@ -166,17 +161,25 @@ impl Engine {
         &self,
         due: &[(i64, usize, Option<ClosedWindow>)],
     ) -> Result<Computed, PipelineError> {
-        let mut sets: HashMap<usize, WindowSet> = HashMap::new();
-        for i in 0..self.groups.len() {
-            let grade_from = self.groups[i].grade_from;
-            let windows: Vec<&ClosedWindow> = due
-                .iter()
-                .filter(|(end, g, _)| *g == i && *end >= grade_from)
-                .filter_map(|(_, _, w)| w.as_ref())
-                .collect();
-            if !windows.is_empty() {
-                sets.insert(i, WindowSet::new(windows)?);
+        // The stores an hourly AQI reads its moving means from.
+        let aqi_sources: Vec<StoreKey> = self
+            .groups
+            .iter()
+            .filter(|g| g.rules.iter().any(Rule::is_aqi))
+            .flat_map(|g| AQI_MOVING.map(|(spec, _)| (spec, g.key.1)))
+            .collect();
+        let mut by_store: HashMap<usize, Vec<&ClosedWindow>> = HashMap::new();
+        for (end, i, window) in due {
+            let g = &self.groups[*i];
+            // Silence is graded from reading times: no query, no stacking.
+            let queried = !g.only_silence() || aqi_sources.contains(&g.key);
+            if let (Some(w), true) = (window, *end >= g.grade_from && queried) {
+                by_store.entry(*i).or_default().push(w);
             }
+        }
+        let mut sets: HashMap<usize, WindowSet> = HashMap::new();
+        for (i, windows) in by_store {
+            sets.insert(i, WindowSet::new(windows)?);
         }
         let mut computed = Computed::default();
         for (&i, set) in &sets {

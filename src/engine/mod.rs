@@ -55,6 +55,20 @@ impl WindowGroup {
         self.store.windows().pane_of(watermark)
     }
 
+    /// Whether window ends without readings must still be graded here: a
+    /// silence rule, or a rule with warnings or pending grades to resolve.
+    fn is_tracked(&self, book: &WarningBook) -> bool {
+        self.has_silence_rule() || self.rules.iter().any(|r| book.tracks_rule(&r.id))
+    }
+
+    /// Whether every rule here is a silence rule (graded from reading
+    /// times, with no query over the window).
+    fn only_silence(&self) -> bool {
+        self.rules
+            .iter()
+            .all(|r| r.quality == Some(Quality::Silent))
+    }
+
     /// Whether a rule here grades silence: it must see every window end.
     fn has_silence_rule(&self) -> bool {
         self.rules
