@@ -89,7 +89,7 @@ pub fn check(query: &str) -> Result<(), String> {
 /// GROUP BY …` (no joins, subqueries, set operations, window functions or
 /// LIMIT) gets `window_end` added to its GROUP BY and its output.
 /// Anything else runs once per window.
-pub(crate) fn per_window_sql(query: &str) -> Option<String> {
+pub(crate) fn batched_sql(query: &str) -> Option<String> {
     use datafusion::sql::sqlparser::ast::{
         Expr as SqlExpr, GroupByExpr, Ident, SelectItem, SetExpr, Statement, TableFactor,
     };
@@ -163,7 +163,7 @@ impl WindowAggregator {
         query: &str,
     ) -> Result<PerWindow, RulesError> {
         let mut out = PerWindow::new();
-        match per_window_sql(query) {
+        match batched_sql(query) {
             Some(batched) if set.len() > 1 => {
                 for a in self
                     .sql_rows(set.batch.clone(), rule, &batched, None)
@@ -275,7 +275,7 @@ mod tests {
 
     #[test]
     fn only_simple_grouped_queries_are_batched() {
-        let q = per_window_sql(
+        let q = batched_sql(
             "SELECT grid AS group_key, max(max) AS value FROM window WHERE metric = 'pm25' GROUP BY grid HAVING count(*) >= 2",
         )
         .unwrap();
@@ -289,7 +289,7 @@ mod tests {
             "SELECT a.grid AS group_key, max(a.max) AS value FROM window a JOIN window b ON a.grid = b.grid GROUP BY a.grid",
             "SELECT grid AS group_key, rank() OVER (ORDER BY max) AS value FROM window GROUP BY grid, max",
         ] {
-            assert_eq!(per_window_sql(query), None, "{query}");
+            assert_eq!(batched_sql(query), None, "{query}");
         }
     }
 }

@@ -154,6 +154,11 @@ impl History {
         }
     }
 
+    /// The index of sensor `id` in `sensors`.
+    pub fn sensor_index(&self, id: &str) -> Option<usize> {
+        self.sensor_ids.get(id).map(|&i| i as usize)
+    }
+
     /// The reading as the engine takes it.
     pub fn reading(&self, p: &Point) -> Reading {
         Reading {

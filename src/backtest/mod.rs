@@ -114,9 +114,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
             // Only events the history covers can be detected or missed.
             events.retain(|e| {
                 history
-                    .sensors
-                    .iter()
-                    .position(|s| s == &e.series)
+                    .sensor_index(&e.series)
                     .and_then(|i| spans[i])
                     .is_some_and(|(first, last)| e.start_ms <= last && e.end_ms >= first)
             });
@@ -301,18 +299,23 @@ fn plot_series(
         return Ok(Vec::new());
     }
     let used: Vec<&str> = rules.rules.iter().flat_map(|r| r.input_metrics()).collect();
+    // Events and warnings per sensor, counted once.
+    let mut counts: HashMap<&str, (usize, usize)> = HashMap::new();
+    for e in events {
+        counts.entry(&e.series).or_default().0 += 1;
+    }
+    for e in &figures.episodes {
+        for s in &e.sensors {
+            counts.entry(s).or_default().1 += 1;
+        }
+    }
     let mut candidates: Vec<(usize, usize, u32, u16)> = Vec::new();
     for (s, sensor) in history.sensors.iter().enumerate() {
-        let n_events = events.iter().filter(|e| &e.series == sensor).count();
+        let (n_events, n_warnings) = counts.get(sensor.as_str()).copied().unwrap_or_default();
         for (m, metric) in history.metrics.iter().enumerate() {
             if !used.contains(&metric.as_str()) {
                 continue;
             }
-            let n_warnings = figures
-                .episodes
-                .iter()
-                .filter(|e| e.sensors.contains(sensor))
-                .count();
             candidates.push((n_events, n_warnings, s as u32, m as u16));
         }
     }
