@@ -101,15 +101,13 @@ impl SeriesPlot<'_> {
         }
         // Warnings: one band per grade step, under the values.
         for e in &self.episodes {
-            let end = e.resolved_ms.unwrap_or(self.data_end_ms);
-            for (i, (from, g)) in e.grades.iter().enumerate() {
-                let until = e.grades.get(i + 1).map_or(end, |(t, _)| *t);
-                let (a, b) = (x((*from).max(t0)), x(until.min(t1)));
+            for (from, until, g) in e.steps(self.data_end_ms) {
+                let (a, b) = (x(from.max(t0)), x(until.min(t1)));
                 let _ = write!(
                     s,
                     r#"<rect x="{a:.1}" y="{TOP}" width="{:.1}" height="{plot_h}" fill="{}" opacity="0.22"><title>{} {}</title></rect>"#,
                     (b - a).max(1.0),
-                    grade_colour(*g),
+                    grade_colour(g),
                     escape(&e.rule),
                     g.as_str()
                 );

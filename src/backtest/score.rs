@@ -71,18 +71,23 @@ pub struct Episode {
 }
 
 impl Episode {
+    /// Each grade step as `(from, until, grade)`; a still active episode
+    /// ends at `data_end_ms`.
+    pub fn steps(&self, data_end_ms: i64) -> impl Iterator<Item = (i64, i64, Grade)> + '_ {
+        let end = self.resolved_ms.unwrap_or(data_end_ms);
+        self.grades.iter().enumerate().map(move |(i, &(from, g))| {
+            let until = self.grades.get(i + 1).map_or(end, |(next, _)| *next);
+            (from, until, g)
+        })
+    }
+
     /// The times it was at `grade` or above, as `[from, to)` spans.
     fn spans_at(&self, grade: Grade, data_end_ms: i64) -> Vec<(i64, i64)> {
-        let end = self.resolved_ms.unwrap_or(data_end_ms);
         let mut out: Vec<(i64, i64)> = Vec::new();
-        for (i, (t, g)) in self.grades.iter().enumerate() {
-            let until = self.grades.get(i + 1).map_or(end, |(next, _)| *next);
-            if *g < grade {
-                continue;
-            }
+        for (from, until, g) in self.steps(data_end_ms).filter(|s| s.2 >= grade) {
             match out.last_mut() {
-                Some(last) if last.1 == *t => last.1 = until,
-                _ => out.push((*t, until)),
+                Some(last) if last.1 == from => last.1 = until,
+                _ => out.push((from, until)),
             }
         }
         out
@@ -99,11 +104,9 @@ impl Episode {
     /// Time spent at each grade, the episode ending at `end_ms` if still
     /// active.
     fn time_in_grades(&self, data_end_ms: i64) -> [i64; 4] {
-        let end = self.resolved_ms.unwrap_or(data_end_ms);
         let mut out = [0; 4];
-        for (i, (t, g)) in self.grades.iter().enumerate() {
-            let until = self.grades.get(i + 1).map_or(end, |(next, _)| *next);
-            out[*g as usize] += (until - t).max(0);
+        for (from, until, g) in self.steps(data_end_ms) {
+            out[g as usize] += (until - from).max(0);
         }
         out
     }
