@@ -84,7 +84,7 @@ impl Episode {
     /// The times it was at `grade` or above, as `[from, to)` spans.
     fn spans_at(&self, grade: Grade, data_end_ms: i64) -> Vec<(i64, i64)> {
         let mut out: Vec<(i64, i64)> = Vec::new();
-        for (from, until, g) in self.steps(data_end_ms).filter(|s| s.2 >= grade) {
+        for (from, until, _) in self.steps(data_end_ms).filter(|s| s.2 >= grade) {
             match out.last_mut() {
                 Some(last) if last.1 == from => last.1 = until,
                 _ => out.push((from, until)),
