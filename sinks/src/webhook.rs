@@ -84,8 +84,13 @@ impl WebhookSink {
         self
     }
 
+    /// The URL without its query, for metric labels and logs: a receiver
+    /// may take its API key in the query string.
     pub fn url(&self) -> &str {
-        &self.settings.url
+        self.settings
+            .url
+            .split_once('?')
+            .map_or(&self.settings.url, |(base, _)| base)
     }
 
     /// POST each routed alert in order; returns when each was accepted
@@ -97,7 +102,7 @@ impl WebhookSink {
             if let Err(e) = self.post(alert).await {
                 match e {
                     SinkError::Rejected { .. } => {
-                        tracing::warn!(url = %self.settings.url, warning_id = %alert.warning_id, error = %e, "webhook refused an alert");
+                        tracing::warn!(url = %self.url(), warning_id = %alert.warning_id, error = %e, "webhook refused an alert");
                         rejected.get_or_insert(e);
                     }
                     other => return Err(other),
@@ -136,7 +141,7 @@ impl WebhookSink {
                     let status = r.status().as_u16();
                     let text = r.text().await.unwrap_or_default();
                     return Err(SinkError::Rejected {
-                        url: s.url.clone(),
+                        url: self.url().to_owned(),
                         status,
                         body: text.chars().take(200).collect(),
                     });
@@ -145,12 +150,12 @@ impl WebhookSink {
             };
             if attempt >= s.max_attempts {
                 return Err(SinkError::Webhook {
-                    url: s.url.clone(),
+                    url: self.url().to_owned(),
                     message: format!("{transient} after {attempt} attempts"),
                 });
             }
             let wait = backoff(s, attempt, &mut rand::rng());
-            tracing::debug!(url = %s.url, attempt, ?wait, error = %transient, "webhook retry");
+            tracing::debug!(url = %self.url(), attempt, ?wait, error = %transient, "webhook retry");
             tokio::time::sleep(wait).await;
         }
     }
@@ -167,6 +172,21 @@ mod tests {
             signature(b"Jefe", b"what do ya want for nothing?"),
             "sha256=5bdcc146bf60754e6a042426089575c75a003f089d2739839dec58b964ec3843"
         );
+    }
+
+    #[test]
+    fn the_query_string_stays_out_of_labels_and_logs() {
+        let sink = WebhookSink::new(WebhookSettings {
+            url: "https://duty.example/hook?api_key=s3cret".into(),
+            secret: None,
+            timeout: Duration::from_secs(1),
+            max_attempts: 1,
+            backoff: Duration::ZERO,
+            max_backoff: Duration::ZERO,
+            headers: Vec::new(),
+        })
+        .unwrap();
+        assert_eq!(sink.url(), "https://duty.example/hook");
     }
 
     #[test]
