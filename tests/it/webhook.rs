@@ -112,3 +112,106 @@ async fn a_refusal_is_not_retried_and_gives_up_after_max_attempts() {
     assert!(e.to_string().contains("after 4 attempts"), "{e}");
     assert_eq!(seen.lock().unwrap().len(), 4);
 }
+
+/// Through `yujing run`: a webhook that refuses every alert (HTTP 400) is
+/// counted in `yujing_sink_failures_total` and does not stop the Kafka
+/// sink beside it from getting the warnings.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refusing_webhook_is_counted_and_delivery_goes_on() {
+    use rdkafka::ClientConfig;
+    use rdkafka::mocking::MockCluster;
+    use rdkafka::producer::{FutureProducer, FutureRecord};
+
+    let (url, seen) = receiver(vec![Some(StatusCode::BAD_REQUEST); 100]).await;
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["readings", "alerts", "dead-letter", "late-readings"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - id: pm25-1m\n    metric: pm25\n    window: 1m\n    group_by: sensor\n    above: { blue: 75 }\n",
+    )
+    .unwrap();
+    std::fs::write(
+        dir.path().join("sensors.csv"),
+        "sensor_id,kind,district,district_code,street,grid,lat,lon\na1,air,Yubei,500112,Longxi,g1,29.6,106.5\n",
+    )
+    .unwrap();
+    let metrics_port = crate::support::free_port();
+    let config = dir.path().join("yujing.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:
+  bootstrap_servers: \"{bootstrap}\"
+  group_id: yujing-webhook
+  readings_topics: [readings]
+  dead_letter_topic: dead-letter
+  late_topic: late-readings
+rules: rules.yaml
+sensors: sensors.csv
+pipeline:
+  max_age: \"off\"
+  allowed_delay: 0s
+sinks:
+  - kind: webhook
+    url: \"{url}\"
+    max_attempts: 1
+  - kind: kafka
+    topic: alerts
+metrics:
+  listen: \"127.0.0.1:{metrics_port}\"
+"
+        ),
+    )
+    .unwrap();
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    // 2026-07-15 08:00 +08:00: 100 in minute 0; minute 1 closes minute 0.
+    let t0: i64 = 1_784_073_600_000;
+    for (ts, v) in [(t0 + 1_000, 100.0), (t0 + 61_000, 100.0)] {
+        let payload = format!(r#"{{"sensor_id":"a1","ts":{ts},"metric":"pm25","value":{v}}}"#);
+        producer
+            .send(
+                FutureRecord::to("readings").key("a1").payload(&payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let b = bootstrap.clone();
+        let alerts = tokio::task::spawn_blocking(move || {
+            crate::support::read_topic(&b, "alerts", 1, Duration::from_secs(60))
+        })
+        .await
+        .unwrap();
+        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let _ = stop_tx.send(());
+        (alerts, text)
+    };
+    let (result, (alerts, text)) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline keeps running and stops cleanly");
+    assert_eq!(alerts.len(), 1, "the Kafka sink still got the warning");
+    assert_eq!(seen.lock().unwrap().len(), 1, "refused once, not retried");
+    let samples = crate::support::parse_prometheus_text(&text).unwrap();
+    let failures: f64 = samples
+        .iter()
+        .filter(|(k, _)| k.starts_with("yujing_sink_failures_total") && k.contains("webhook:"))
+        .map(|(_, v)| *v)
+        .sum();
+    assert_eq!(failures, 1.0, "{text}");
+}
