@@ -11,14 +11,11 @@ use std::time::Duration;
 use clap::{Parser, Subcommand};
 use yujing_ingest::{Clock, Measurements, SensorRegistry};
 use yujing_rules::RuleSet;
-use yujing_sinks::{
-    AlertFormat, CapSender, FileSink, KafkaAlertSink, Sink, TerminalSink, WebhookSettings,
-    WebhookSink,
-};
 
 use crate::bench::{self, BenchOptions};
-use crate::config::{Config, SinkConfig, SinkFormat};
+use crate::config::Config;
 use crate::demo::{self, DemoOptions};
+use crate::destinations::build_sinks;
 use crate::metrics_server::MetricsServer;
 use crate::pipeline::{self, PipelineError, RunSummary, Setup};
 use crate::telemetry::Metrics;
@@ -334,100 +331,4 @@ pub async fn run(
     let _ = stop_tx.send(());
     let _ = server_task.await;
     result
-}
-
-/// Sinks named in the config, in order.
-pub fn build_sinks(config: &Config) -> Result<Vec<Sink>, PipelineError> {
-    let mut props = config.kafka.properties.clone();
-    props.extend(config.kafka.producer_properties.clone());
-    config
-        .sinks
-        .iter()
-        .map(|s| match s {
-            SinkConfig::Kafka {
-                topic,
-                format,
-                cap,
-                route,
-            } => {
-                let format = match format {
-                    SinkFormat::Json => AlertFormat::Json,
-                    SinkFormat::Cap => {
-                        let mut from = CapSender::default();
-                        if let Some(c) = cap {
-                            from.sender = c.sender.clone();
-                            if let Some(n) = &c.sender_name {
-                                from.name = n.clone();
-                            }
-                            if let Some(l) = &c.language {
-                                from.language = l.clone();
-                            }
-                        }
-                        AlertFormat::Cap(from)
-                    }
-                };
-                KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
-                    .map(|k| Sink::Kafka(k.with_format(format).with_route(route.clone())))
-                    .map_err(|e| PipelineError::Invalid(e.to_string()))
-            }
-            SinkConfig::File {
-                path,
-                max_bytes,
-                keep,
-                route,
-            } => FileSink::open(path, *max_bytes, *keep)
-                .map(|f| Sink::File(f.with_route(route.clone())))
-                .map_err(|e| PipelineError::Invalid(format!("file sink {}: {e}", path.display()))),
-            SinkConfig::Webhook {
-                url,
-                secret_env,
-                secret_file,
-                timeout,
-                max_attempts,
-                backoff,
-                max_backoff,
-                headers,
-                route,
-            } => {
-                let secret = match (secret_env, secret_file) {
-                    (Some(var), _) => Some(std::env::var(var).map_err(|_| {
-                        PipelineError::Invalid(format!(
-                            "webhook {url}: environment variable {var} (the signing secret) is not set"
-                        ))
-                    })?),
-                    (None, Some(f)) => Some(
-                        std::fs::read_to_string(f)
-                            .map_err(|e| {
-                                PipelineError::Invalid(format!(
-                                    "webhook {url}: secret file {}: {e}",
-                                    f.display()
-                                ))
-                            })?
-                            .trim()
-                            .to_owned(),
-                    ),
-                    (None, None) => None,
-                };
-                let settings = WebhookSettings {
-                    url: url.clone(),
-                    secret: secret.map(String::into_bytes),
-                    timeout: *timeout,
-                    max_attempts: *max_attempts,
-                    backoff: *backoff,
-                    max_backoff: *max_backoff,
-                    headers: headers.iter().map(|(k, v)| (k.clone(), v.clone())).collect(),
-                };
-                WebhookSink::new(settings)
-                    .map(|w| Sink::Webhook(w.with_route(route.clone())))
-                    .map_err(|e| PipelineError::Invalid(e.to_string()))
-            }
-            SinkConfig::Terminal { colour, route } => Ok(Sink::Terminal(
-                match colour {
-                    Some(c) => TerminalSink::new(Box::new(std::io::stdout()), *c),
-                    None => TerminalSink::stdout(),
-                }
-                .with_route(route.clone()),
-            )),
-        })
-        .collect()
 }

@@ -5,6 +5,8 @@
 //! - [`cli`]: the `yujing` command line (`demo`, `run`, `rules`, `bench`),
 //!   wiring configuration to the pipeline, and shutdown on Ctrl-C/SIGTERM.
 //! - [`config`]: the YAML configuration of `yujing run`.
+//! - [`destinations`]: the configured sinks, built with their storm limits
+//!   and spools.
 //! - [`engine`]: readings in, warning transitions out, driven by the
 //!   watermark; no Kafka (what golden tests and backtests drive).
 //! - [`fetch`]: the readings consumer on its own thread: poll, copy,
@@ -31,6 +33,7 @@ pub mod bench;
 pub mod cli;
 pub mod config;
 pub mod demo;
+pub mod destinations;
 pub mod engine;
 pub mod fetch;
 pub mod metrics_server;

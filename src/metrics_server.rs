@@ -1,6 +1,7 @@
-//! The Prometheus endpoint: `GET /metrics` (text exposition format) and
-//! `GET /healthz`; with `yujing run`, also `POST /-/reload` (rules
-//! reload, bearer token required).
+//! The Prometheus endpoint: `GET /metrics` (text exposition format),
+//! `GET /healthz` (the process answers), `GET /health` (JSON: each sink up
+//! or failing, and its spool); with `yujing run`, also `POST /-/reload`
+//! (rules reload, bearer token required).
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -62,6 +63,7 @@ impl MetricsServer {
         let app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
+            .route("/health", get(health))
             .route("/-/reload", post(reload))
             .with_state(self.state);
         axum::serve(self.listener, app)
@@ -74,6 +76,21 @@ async fn metrics(State(s): State<AppState>) -> impl IntoResponse {
     (
         [(header::CONTENT_TYPE, prometheus::TEXT_FORMAT)],
         s.metrics.render(),
+    )
+}
+
+/// `{"status": "ok" | "degraded", "sinks": {name: {up, spooled_alerts,
+/// spool_bytes, last_error}}}`. Always 200 while the process runs: a
+/// destination being down is shown, not a reason to restart yujing.
+async fn health(State(s): State<AppState>) -> impl IntoResponse {
+    let (ok, sinks) = s.metrics.health.report();
+    let body = serde_json::json!({
+        "status": if ok { "ok" } else { "degraded" },
+        "sinks": sinks,
+    });
+    (
+        [(header::CONTENT_TYPE, "application/json")],
+        format!("{body}\n"),
     )
 }
 

@@ -97,6 +97,17 @@ pub struct AlertBaseline {
     pub spread: f64,
 }
 
+/// On a storm-control `summary`: the warnings it stands for.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct AlertStorm {
+    /// Transitions held back and summarised here.
+    pub held_back: u64,
+    /// What the groups are (`grid`, `sensor`, …).
+    pub groups_by: String,
+    /// Their keys, sorted (the first 50).
+    pub groups: Vec<String>,
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct AlertGroup {
     /// `sensor`, `grid`, `street` or `district`.
@@ -124,7 +135,8 @@ pub struct AlertMessage {
     pub warning_id: String,
     pub fingerprint: String,
     pub sequence: u32,
-    /// `raised`, `escalated`, `de-escalated` or `resolved`.
+    /// `raised`, `escalated`, `de-escalated` or `resolved`; `summary`
+    /// for storm control's stand-in for many warnings.
     pub transition: String,
     /// Grade after the transition; null when resolved.
     pub grade: Option<String>,
@@ -165,6 +177,9 @@ pub struct AlertMessage {
     /// observed aggregate and the baseline it was compared with.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub baseline: Option<AlertBaseline>,
+    /// On `summary` messages (storm control): what was held back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub storm: Option<AlertStorm>,
     /// The rule's labels, templates expanded: route on these.
     #[serde(default)]
     pub labels: BTreeMap<String, String>,
@@ -246,6 +261,7 @@ impl AlertMessage {
                 expected: d.expected,
                 spread: d.spread,
             }),
+            storm: None,
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             group,

@@ -99,7 +99,7 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
     let sent = cap_time(&alert.event_time);
     let id = identifier(alert, alert.sequence, &alert.event_time);
     let msg_type = match alert.transition.as_str() {
-        "raised" => "Alert",
+        "raised" | "summary" => "Alert",
         "resolved" => "Cancel",
         _ => "Update",
     };

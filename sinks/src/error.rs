@@ -21,6 +21,11 @@ pub enum SinkError {
         status: u16,
         body: String,
     },
+    #[error("spool {}: {message}", dir.display())]
+    Spool {
+        dir: std::path::PathBuf,
+        message: String,
+    },
 }
 
 impl SinkError {

@@ -11,6 +11,12 @@
 //!   grade, rule, district), which waits for the broker's acknowledgement.
 //! - [`file`]: alerts appended to a JSONL file, rotated by size.
 //! - [`webhook`]: one signed HTTP POST per alert, retried with backoff.
+//! - [`alertmanager`]: warnings as Alertmanager alerts, re-sent while
+//!   active and resolved with `endsAt`.
+//! - [`spool`]: the on-disk queue of alerts a destination has not yet
+//!   acknowledged, delivered in order when it returns.
+//! - [`storm`]: storm control: beyond a rate of new warnings, one summary
+//!   per rule, grade and district instead of a message per group.
 //! - [`error`]: this crate's error type.
 //!
 //! [`Sink`] is an explicit enum: there are few kinds, each configured in
@@ -18,20 +24,26 @@
 //! sink and waits for all of them before committing offsets.
 
 pub mod alert;
+pub mod alertmanager;
 pub mod cap;
 pub mod error;
 pub mod file;
 pub mod kafka;
 pub mod route;
+pub mod spool;
+pub mod storm;
 pub mod terminal;
 pub mod webhook;
 
 pub use alert::{AlertMessage, TimeFormat};
+pub use alertmanager::{AlertmanagerSettings, AlertmanagerSink};
 pub use cap::CapSender;
 pub use error::SinkError;
 pub use file::FileSink;
 pub use kafka::{AlertFormat, KafkaAlertSink};
 pub use route::Route;
+pub use spool::Spool;
+pub use storm::{StormGuard, StormLimits};
 pub use terminal::TerminalSink;
 pub use webhook::{WebhookSettings, WebhookSink};
 
@@ -41,6 +53,7 @@ pub enum Sink {
     Terminal(TerminalSink),
     File(FileSink),
     Webhook(WebhookSink),
+    Alertmanager(AlertmanagerSink),
 }
 
 impl Sink {
@@ -51,6 +64,7 @@ impl Sink {
             Sink::Terminal(_) => "terminal".to_owned(),
             Sink::File(f) => format!("file:{}", f.path().display()),
             Sink::Webhook(w) => format!("webhook:{}", w.url()),
+            Sink::Alertmanager(a) => format!("alertmanager:{}", a.url()),
         }
     }
 
@@ -61,6 +75,7 @@ impl Sink {
             Sink::Terminal(t) => t.deliver(alerts),
             Sink::File(f) => f.deliver(alerts),
             Sink::Webhook(w) => w.deliver(alerts).await,
+            Sink::Alertmanager(a) => a.deliver(alerts).await,
         }
     }
 
@@ -70,10 +85,32 @@ impl Sink {
             Sink::Kafka(k) => k.flush(),
             Sink::Terminal(t) => t.flush(),
             Sink::File(f) => f.flush(),
-            Sink::Webhook(_) => Ok(()),
+            Sink::Webhook(_) | Sink::Alertmanager(_) => Ok(()),
+        }
+    }
+
+    /// Periodic work between deliveries (Alertmanager re-sends active
+    /// warnings); called about once a second.
+    pub async fn tick(&mut self) -> Result<(), SinkError> {
+        match self {
+            Sink::Alertmanager(a) => a.tick().await,
+            _ => Ok(()),
+        }
+    }
+
+    /// How many alerts one [`deliver`](Self::deliver) call should carry when
+    /// sending from a spool: a webhook posts alerts one by one, so one per
+    /// call keeps a failure from re-sending the ones before it.
+    pub fn spool_batch(&self) -> usize {
+        match self {
+            Sink::Webhook(_) => 1,
+            Sink::Alertmanager(_) => 64,
+            _ => 256,
         }
     }
 }
 
+#[cfg(test)]
+mod delivery_tests;
 #[cfg(test)]
 mod tests;

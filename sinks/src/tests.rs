@@ -39,7 +39,7 @@ fn rule() -> Rule {
     r
 }
 
-fn messages(values: &[Option<f64>]) -> Vec<AlertMessage> {
+pub(crate) fn messages(values: &[Option<f64>]) -> Vec<AlertMessage> {
     messages_of(&rule(), values)
 }
 

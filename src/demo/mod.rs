@@ -162,7 +162,7 @@ pub async fn run(
         },
         rules,
         registry: city::registry(),
-        sinks,
+        sinks: sinks.into_iter().map(Into::into).collect(),
         metrics: metrics.clone(),
         clock,
         reloads: None,
@@ -185,7 +185,8 @@ pub async fn run(
 
 fn print_summary(s: &RunSummary, metrics: &Metrics) {
     let alerts: u64 = metrics
-        .sink_alerts
+        .sinks
+        .alerts
         .with_label_values(&[&format!("kafka:{ALERTS_TOPIC}")])
         .get();
     eprintln!();

@@ -22,9 +22,13 @@ use rdkafka::{Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
 use yujing_ingest::{Clock, Measurements, SensorRegistry, kafka};
 use yujing_rules::{Grade, RuleSet, WarningTransition};
-use yujing_sinks::{AlertMessage, Sink, TimeFormat};
+use yujing_sinks::{AlertMessage, TimeFormat};
 
 mod dead_letter;
+mod outbox;
+
+use outbox::Outbox;
+pub use outbox::{SinkSetup, SpoolSettings};
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;
@@ -32,7 +36,6 @@ use crate::fetch::{FetchItem, Fetched, Fetcher};
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
     LagReporter, LateReadings, Metrics, RevokedPartitions, RulesReloadRefused, RulesReloaded,
-    SinkDelivered, SinkFailed,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -69,7 +72,7 @@ pub struct Setup {
     /// metric's range are dead-lettered.
     pub measurements: Option<Measurements>,
     pub registry: SensorRegistry,
-    pub sinks: Vec<Sink>,
+    pub sinks: Vec<SinkSetup>,
     pub metrics: Metrics,
     pub clock: Clock,
 }
@@ -89,10 +92,6 @@ pub struct RunSummary {
     pub active_at_end: usize,
 }
 
-/// Delivery attempts per sink before the pipeline gives up (and exits
-/// without committing, so nothing is lost).
-const SINK_ATTEMPTS: u32 = 6;
-
 struct TopicCounters {
     consumed: prometheus::IntCounter,
     accepted: prometheus::IntCounter,
@@ -102,7 +101,7 @@ struct State {
     engine: Engine,
     topic_counters: HashMap<String, TopicCounters>,
     offsets: OffsetTracker,
-    sinks: Vec<Sink>,
+    sinks: Vec<Outbox>,
     dead_letter: FutureProducer,
     dead_letter_topic: String,
     /// Where readings later than the allowed lateness go.
@@ -171,11 +170,15 @@ pub async fn run(
         "pipeline started"
     );
 
+    let mut sinks = Vec::with_capacity(setup.sinks.len());
+    for s in setup.sinks {
+        sinks.push(Outbox::start(s, setup.metrics.clone())?);
+    }
     let mut state = State {
         engine,
         topic_counters: HashMap::new(),
         offsets: OffsetTracker::new(),
-        sinks: setup.sinks,
+        sinks,
         dead_letter,
         dead_letter_topic: k.dead_letter_topic.clone(),
         late_topic: k
@@ -230,10 +233,8 @@ pub async fn run(
     // Stop consuming; deliver what the watermark already closed; commit.
     tracing::info!("shutting down: flushing sinks and committing offsets");
     fetcher.stop();
-    for sink in &mut state.sinks {
-        if let Err(e) = sink.flush().await {
-            tracing::warn!(sink = %sink.name(), "flush failed: {e}");
-        }
+    for sink in std::mem::take(&mut state.sinks) {
+        sink.close().await;
     }
     if outcome.is_ok() {
         commit(fetcher.consumer(), &mut state, CommitMode::Sync);
@@ -460,45 +461,17 @@ impl State {
         Ok(())
     }
 
+    /// Hand the alerts to every sink; return once each acknowledged or
+    /// spooled them. The sinks work at the same time.
     async fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), PipelineError> {
+        let mut pending = Vec::new();
         for sink in &mut self.sinks {
-            let name = sink.name();
-            let mut attempt = 0;
-            loop {
-                attempt += 1;
-                match sink.deliver(alerts).await {
-                    Ok(()) => {
-                        SinkDelivered {
-                            sink: &name,
-                            alerts: alerts.len(),
-                        }
-                        .emit(&self.metrics);
-                        break;
-                    }
-                    Err(e) => {
-                        SinkFailed {
-                            sink: &name,
-                            attempt,
-                            error: &e.to_string(),
-                        }
-                        .emit(&self.metrics);
-                        // Refused by the receiver: sending it again cannot
-                        // help, and must not stop delivery to everyone else.
-                        if e.is_permanent() {
-                            tracing::error!(sink = %name, error = %e, "alerts refused by the sink; not retried");
-                            break;
-                        }
-                        if attempt >= SINK_ATTEMPTS {
-                            return Err(PipelineError::Sink {
-                                sink: name,
-                                attempts: attempt,
-                                source: Box::new(e),
-                            });
-                        }
-                        tokio::time::sleep(Duration::from_millis(250 << attempt)).await;
-                    }
-                }
+            if let Some(p) = sink.submit(alerts).await? {
+                pending.push(p);
             }
+        }
+        for p in pending {
+            p.wait().await?;
         }
         Ok(())
     }

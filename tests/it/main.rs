@@ -6,6 +6,7 @@
 mod aqi;
 mod backtest;
 mod cli;
+mod delivery;
 mod demo;
 mod e2e;
 mod golden;

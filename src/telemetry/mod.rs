@@ -11,6 +11,12 @@ use prometheus::{
 };
 use yujing_ingest::DecodeError;
 
+mod sinks;
+
+pub use sinks::{
+    Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
+};
+
 /// Handles to every metric.
 #[derive(Clone)]
 pub struct Metrics {
@@ -26,9 +32,6 @@ pub struct Metrics {
     pub window_corrections: IntCounterVec,
     pub warnings: IntCounterVec,
     pub active_warnings: IntGaugeVec,
-    pub sink_sends: IntCounterVec,
-    pub sink_alerts: IntCounterVec,
-    pub sink_failures: IntCounterVec,
     pub watermark: Gauge,
     pub watermark_lag: Gauge,
     pub window_states: IntGauge,
@@ -46,6 +49,10 @@ pub struct Metrics {
     pub rules_last_reload_success: IntGauge,
     pub rules_last_reload_time: Gauge,
     pub partitions_revoked: IntCounter,
+    /// Per-sink delivery: sent, failed, retried, spooled, latency.
+    pub sinks: SinkMetrics,
+    /// What `/health` reports.
+    pub health: Health,
 }
 
 impl Metrics {
@@ -162,21 +169,6 @@ impl Metrics {
                 &["rule", "grade", "transition"],
             ),
             active_warnings,
-            sink_sends: counter_vec(
-                "yujing_sink_sends_total",
-                "Batches of alerts acknowledged by a sink.",
-                &["sink"],
-            ),
-            sink_alerts: counter_vec(
-                "yujing_sink_alerts_total",
-                "Alerts acknowledged by a sink.",
-                &["sink"],
-            ),
-            sink_failures: counter_vec(
-                "yujing_sink_failures_total",
-                "Failed delivery attempts, by sink.",
-                &["sink"],
-            ),
             watermark: gauge(
                 "yujing_watermark_seconds",
                 "Pipeline watermark (event time, Unix seconds).",
@@ -237,6 +229,8 @@ impl Metrics {
                 "yujing_partitions_revoked_total",
                 "Partitions a consumer-group rebalance took from this instance (their offsets and watermarks are dropped).",
             ),
+            sinks: SinkMetrics::register(&registry),
+            health: Health::default(),
             registry,
         };
         m.rules_last_reload_success.set(1);
@@ -371,40 +365,6 @@ impl RulesReloadRefused<'_> {
 
 fn wall_seconds() -> f64 {
     yujing_ingest::clock::wall_now_ms() as f64 / 1000.0
-}
-
-/// A sink failed to take a batch of alerts.
-pub struct SinkFailed<'a> {
-    pub sink: &'a str,
-    pub attempt: u32,
-    pub error: &'a str,
-}
-
-impl SinkFailed<'_> {
-    pub fn emit(&self, m: &Metrics) {
-        tracing::warn!(
-            sink = self.sink,
-            attempt = self.attempt,
-            "sink delivery failed: {}",
-            self.error
-        );
-        m.sink_failures.with_label_values(&[self.sink]).inc();
-    }
-}
-
-/// A sink acknowledged a batch of alerts.
-pub struct SinkDelivered<'a> {
-    pub sink: &'a str,
-    pub alerts: usize,
-}
-
-impl SinkDelivered<'_> {
-    pub fn emit(&self, m: &Metrics) {
-        m.sink_sends.with_label_values(&[self.sink]).inc();
-        m.sink_alerts
-            .with_label_values(&[self.sink])
-            .inc_by(self.alerts as u64);
-    }
 }
 
 /// Partitions taken away by a rebalance, queued by the consumer context

@@ -11,7 +11,10 @@ use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
 use yujing_rules::yaml_error_position;
-use yujing_sinks::Route;
+
+mod sinks;
+
+pub use sinks::{CapConfig, SinkConfig, SinkFormat, SpoolConfig};
 
 /// Errors in the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -234,121 +237,6 @@ impl PipelineConfig {
     }
 }
 
-/// One destination for warnings.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(tag = "kind", rename_all = "lowercase", deny_unknown_fields)]
-pub enum SinkConfig {
-    /// Alert messages on a Kafka topic: JSON (`yujing.alert/v1`) or CAP
-    /// 1.2 XML (`format: cap`, issued as `cap.sender`).
-    Kafka {
-        /// May name `{grade}`, `{district_code}`, `{rule}` or `{category}`
-        /// to route warnings to topics, e.g. `alerts.{grade}`.
-        topic: String,
-        #[serde(default)]
-        format: SinkFormat,
-        #[serde(default)]
-        cap: Option<CapConfig>,
-        /// Which warnings this sink takes (default: all).
-        #[serde(default)]
-        route: Route,
-    },
-    /// JSONL on disk, one alert per line, rotated by size.
-    File {
-        /// Relative to this config file.
-        path: PathBuf,
-        /// Rotate before the file would pass this many bytes.
-        #[serde(default = "default_file_max_bytes")]
-        max_bytes: u64,
-        /// Rotated files to keep (`alerts.jsonl.1` …).
-        #[serde(default = "default_file_keep")]
-        keep: usize,
-        #[serde(default)]
-        route: Route,
-    },
-    /// One HTTP(S) POST per alert (the alert JSON), signed with
-    /// HMAC-SHA256, retried with backoff on timeouts, 5xx and 429.
-    Webhook {
-        url: String,
-        /// Environment variable holding the signing secret.
-        #[serde(default)]
-        secret_env: Option<String>,
-        /// File holding the signing secret (relative to this config).
-        #[serde(default)]
-        secret_file: Option<PathBuf>,
-        #[serde(default = "default_webhook_timeout", deserialize_with = "duration")]
-        timeout: Duration,
-        /// Attempts per alert, the first included.
-        #[serde(default = "default_webhook_attempts")]
-        max_attempts: u32,
-        /// First retry's ceiling; doubled per retry up to `max_backoff`,
-        /// each wait drawn at random below it (full jitter).
-        #[serde(default = "default_webhook_backoff", deserialize_with = "duration")]
-        backoff: Duration,
-        #[serde(default = "default_webhook_max_backoff", deserialize_with = "duration")]
-        max_backoff: Duration,
-        /// Extra request headers.
-        #[serde(default)]
-        headers: BTreeMap<String, String>,
-        #[serde(default)]
-        route: Route,
-    },
-    /// Readable lines on standard output.
-    Terminal {
-        /// Force colours on or off (default: on when stdout is a terminal).
-        #[serde(default)]
-        colour: Option<bool>,
-        #[serde(default)]
-        route: Route,
-    },
-}
-
-fn default_webhook_timeout() -> Duration {
-    Duration::from_secs(5)
-}
-
-fn default_webhook_attempts() -> u32 {
-    5
-}
-
-fn default_webhook_backoff() -> Duration {
-    Duration::from_millis(500)
-}
-
-fn default_webhook_max_backoff() -> Duration {
-    Duration::from_secs(30)
-}
-
-fn default_file_max_bytes() -> u64 {
-    100 * 1024 * 1024
-}
-
-fn default_file_keep() -> usize {
-    10
-}
-
-/// Body format of a Kafka sink.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum SinkFormat {
-    #[default]
-    Json,
-    Cap,
-}
-
-/// Who issues CAP alerts.
-#[derive(Debug, Clone, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct CapConfig {
-    /// CAP `<sender>`, e.g. `yujing@eeb.cq.example`.
-    pub sender: String,
-    /// CAP `<senderName>`.
-    #[serde(default)]
-    pub sender_name: Option<String>,
-    /// `<language>` of the texts (default `en-US`).
-    #[serde(default)]
-    pub language: Option<String>,
-}
-
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct MetricsConfig {
@@ -369,7 +257,7 @@ impl Default for MetricsConfig {
     }
 }
 
-fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
+pub(crate) fn duration<'de, D: Deserializer<'de>>(d: D) -> Result<Duration, D::Error> {
     let text = String::deserialize(d)?;
     humantime::parse_duration(&text)
         .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (write e.g. 30s, 10m, 1h)")))
@@ -456,14 +344,7 @@ impl Config {
         config.sensors = base.join(&config.sensors);
         config.measurements = config.measurements.as_ref().map(|m| base.join(m));
         for sink in &mut config.sinks {
-            match sink {
-                SinkConfig::File { path: p, .. } => *p = base.join(&*p),
-                SinkConfig::Webhook {
-                    secret_file: Some(f),
-                    ..
-                } => *f = base.join(&*f),
-                _ => {}
-            }
+            sink.resolve_paths(base);
         }
         if let Some(f) = &config.reload.http_token_file {
             config.reload.http_token_file = Some(base.join(f));
@@ -477,56 +358,7 @@ impl Config {
 
     pub fn validate(&self) -> Result<(), String> {
         for sink in &self.sinks {
-            match sink {
-                SinkConfig::Kafka {
-                    topic,
-                    route,
-                    format,
-                    cap,
-                } => {
-                    route.validate()?;
-                    let rest = yujing_sinks::route::TOPIC_PLACEHOLDERS
-                        .iter()
-                        .fold(topic.clone(), |t, p| t.replace(p, ""));
-                    if rest.contains('{') || rest.contains('}') {
-                        return Err(format!(
-                            "sink topic {topic:?}: placeholders are {}",
-                            yujing_sinks::route::TOPIC_PLACEHOLDERS.join(", ")
-                        ));
-                    }
-                    if *format == SinkFormat::Cap && cap.is_none() {
-                        return Err(format!(
-                            "sink topic {topic:?}: `format: cap` needs `cap: {{sender: …}}`"
-                        ));
-                    }
-                }
-                SinkConfig::Terminal { route, .. } | SinkConfig::File { route, .. } => {
-                    route.validate()?
-                }
-                SinkConfig::Webhook {
-                    url,
-                    route,
-                    max_attempts,
-                    secret_env,
-                    secret_file,
-                    ..
-                } => {
-                    route.validate()?;
-                    if !(url.starts_with("http://") || url.starts_with("https://")) {
-                        return Err(format!(
-                            "webhook url {url:?} must start with http:// or https://"
-                        ));
-                    }
-                    if *max_attempts == 0 {
-                        return Err(format!("webhook {url}: max_attempts must be at least 1"));
-                    }
-                    if secret_env.is_some() && secret_file.is_some() {
-                        return Err(format!(
-                            "webhook {url}: give secret_env or secret_file, not both"
-                        ));
-                    }
-                }
-            }
+            sink.validate()?;
         }
         if self.kafka.readings_topics.is_empty() {
             return Err("kafka.readings_topics must name at least one topic".into());

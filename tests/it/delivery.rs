@@ -1,0 +1,434 @@
+//! Delivery through `yujing run` on the mock cluster: a webhook that goes
+//! down (its alerts spooled on disk, delivered in order once it is back,
+//! across a restart too) and storm control.
+
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+
+use crate::support::{assert_valid_alert, free_port, parse_prometheus_text, read_topic};
+
+/// 2026-07-15 08:00 +08:00.
+const T0: i64 = 1_784_073_600_000;
+const MINUTE: i64 = 60_000;
+
+/// A webhook receiver that answers 503 while `down` is set.
+#[derive(Clone, Default)]
+struct Receiver {
+    down: Arc<AtomicBool>,
+    /// (status answered, headers, body) per request.
+    seen: Arc<Mutex<Vec<(u16, HeaderMap, Value)>>>,
+}
+
+impl Receiver {
+    async fn start(&self) -> String {
+        let me = self.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let me = me.clone();
+                async move {
+                    let status = if me.down.load(Ordering::SeqCst) {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    };
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    me.seen
+                        .lock()
+                        .unwrap()
+                        .push((status.as_u16(), headers, body));
+                    status
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    /// The bodies it accepted (200), in arrival order.
+    fn accepted(&self) -> Vec<Value> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(s, _, _)| *s == 200)
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
+
+    fn refused(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _, _)| *s != 200)
+            .count()
+    }
+}
+
+/// A city of `sensors` air sensors in two districts, one 1-minute rule.
+struct City {
+    _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    bootstrap: String,
+    dir: tempfile::TempDir,
+    metrics_port: u16,
+}
+
+impl City {
+    fn new(sensors: usize) -> Self {
+        let cluster = MockCluster::new(1).unwrap();
+        for topic in ["readings", "alerts", "dead-letter"] {
+            cluster.create_topic(topic, 1, 1).unwrap();
+        }
+        let bootstrap = cluster.bootstrap_servers();
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            "rules:\n  - id: pm25-1m\n    metric: pm25\n    window: 1m\n    group_by: sensor\n    above: { blue: 75, orange: 150 }\n",
+        )
+        .unwrap();
+        let mut csv = "sensor_id,kind,district,district_code,street,grid,lat,lon\n".to_owned();
+        for i in 0..sensors {
+            let (district, code) = if i % 2 == 0 {
+                ("Yubei", "500112")
+            } else {
+                ("Jiangbei", "500105")
+            };
+            csv.push_str(&format!(
+                "s{i:03},air,{district},{code},st,g{i},29.6,106.5\n"
+            ));
+        }
+        std::fs::write(dir.path().join("sensors.csv"), csv).unwrap();
+        City {
+            _cluster: cluster,
+            bootstrap,
+            dir,
+            metrics_port: free_port(),
+        }
+    }
+
+    /// Write `yujing.yaml` with these sinks (YAML list items).
+    fn config(&self, sinks: &str) -> PathBuf {
+        let path = self.dir.path().join("yujing.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "kafka:
+  bootstrap_servers: \"{}\"
+  group_id: yujing-delivery
+  readings_topics: [readings]
+  dead_letter_topic: dead-letter
+rules: rules.yaml
+sensors: sensors.csv
+pipeline:
+  max_age: \"off\"
+  allowed_delay: 0s
+sinks:
+{sinks}
+metrics:
+  listen: \"127.0.0.1:{}\"
+",
+                self.bootstrap, self.metrics_port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// One reading per sensor and minute: `values[m][s]` at minute `m`.
+    async fn produce(&self, minutes: &[(i64, Vec<f64>)]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        for (minute, values) in minutes {
+            for (s, v) in values.iter().enumerate() {
+                let ts = T0 + minute * MINUTE + 1_000;
+                let payload =
+                    format!(r#"{{"sensor_id":"s{s:03}","ts":{ts},"metric":"pm25","value":{v}}}"#);
+                producer
+                    .send(
+                        FutureRecord::to("readings").key("k").payload(&payload),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    async fn get(&self, path: &str) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    async fn alerts(&self, n: usize) -> Vec<Value> {
+        self.alerts_within(n, Duration::from_secs(60)).await
+    }
+
+    async fn alerts_within(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let b = self.bootstrap.clone();
+        tokio::task::spawn_blocking(move || read_topic(&b, "alerts", n, timeout))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| serde_json::from_slice(&r.payload).unwrap())
+            .collect()
+    }
+}
+
+fn ids(alerts: &[Value]) -> Vec<(String, u64)> {
+    alerts
+        .iter()
+        .map(|a| {
+            (
+                a["warning_id"].as_str().unwrap().to_owned(),
+                a["sequence"].as_u64().unwrap(),
+            )
+        })
+        .collect()
+}
+
+async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
+
+fn spool_files(dir: &Path) -> usize {
+    std::fs::read_dir(dir).map_or(0, |d| {
+        d.filter(|e| {
+            e.as_ref()
+                .is_ok_and(|e| e.file_name().to_string_lossy().starts_with("segment-"))
+        })
+        .count()
+    })
+}
+
+/// Three sensors: raised blue, escalated orange, resolved = 9 alerts.
+fn three_transitions() -> Vec<(i64, Vec<f64>)> {
+    vec![
+        (0, vec![100.0; 3]),
+        (1, vec![200.0; 3]),
+        (2, vec![10.0; 3]),
+        (3, vec![10.0; 3]),
+    ]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_webhook_outage_is_spooled_and_delivered_in_order_once_it_is_back() {
+    let receiver = Receiver::default();
+    receiver.down.store(true, Ordering::SeqCst);
+    let url = receiver.start().await;
+    let city = City::new(3);
+    let spool = city.dir.path().join("spool/duty");
+    let config = city.config(&format!(
+        "  - kind: webhook\n    url: \"{url}\"\n    max_attempts: 1\n    spool: {{ dir: spool/duty }}\n  - kind: kafka\n    topic: alerts\n"
+    ));
+    city.produce(&three_transitions()).await;
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        // The pipeline goes on while the webhook is down: the bureau's
+        // topic gets every warning.
+        let on_kafka = city.alerts(9).await;
+        assert_eq!(on_kafka.len(), 9);
+        wait_for("refused attempts", || receiver.refused() >= 2).await;
+        let health: Value = serde_json::from_str(&city.get("/health").await).unwrap();
+        assert_eq!(health["status"], "degraded", "{health}");
+        let duty = &health["sinks"][format!("webhook:{url}")];
+        assert_eq!(duty["up"], false, "{health}");
+        assert_eq!(duty["spooled_alerts"], 9, "{health}");
+        assert!(spool_files(&spool) >= 1);
+
+        receiver.down.store(false, Ordering::SeqCst);
+        wait_for("the spool to drain", || receiver.accepted().len() >= 9).await;
+        let mut health = Value::Null;
+        for _ in 0..100 {
+            health = serde_json::from_str(&city.get("/health").await).unwrap();
+            if health["status"] == "ok" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let text = city.get("/metrics").await;
+        let _ = stop_tx.send(());
+        (on_kafka, text, health)
+    };
+    let (result, (on_kafka, text, health)) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline stops cleanly");
+
+    let delivered = receiver.accepted();
+    for a in &delivered {
+        assert_valid_alert(a);
+    }
+    assert_eq!(
+        ids(&delivered),
+        ids(&on_kafka),
+        "every alert once, in the order the pipeline made them"
+    );
+    assert_eq!(health["status"], "ok", "{health}");
+    let samples = parse_prometheus_text(&text).unwrap();
+    let sink = format!("sink=\"webhook:{url}\"");
+    let metric = |name: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|(k, _)| k.starts_with(name) && k.contains(&sink))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    assert_eq!(metric("yujing_sink_spooled_alerts_total{"), 9.0, "{text}");
+    assert_eq!(metric("yujing_sink_alerts_total{"), 9.0);
+    assert_eq!(metric("yujing_sink_spool_alerts{"), 0.0);
+    assert_eq!(metric("yujing_sink_up{"), 1.0);
+    assert!(metric("yujing_sink_failures_total{") >= 2.0);
+    assert!(metric("yujing_sink_retries_total{") >= 2.0);
+    assert_eq!(metric("yujing_sink_delivery_seconds_count{"), 9.0);
+    let quick: f64 = samples
+        .iter()
+        .filter(|(k, _)| {
+            k.starts_with("yujing_sink_delivery_seconds_bucket{")
+                && k.contains(&sink)
+                && k.contains("le=\"0.25\"")
+        })
+        .map(|(_, v)| *v)
+        .sum();
+    assert_eq!(quick, 0.0, "every alert waited out the outage: {text}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn spooled_alerts_survive_a_restart_and_are_not_made_twice() {
+    let receiver = Receiver::default();
+    receiver.down.store(true, Ordering::SeqCst);
+    let url = receiver.start().await;
+    let city = City::new(3);
+    let spool = city.dir.path().join("spool/duty");
+    let config = city.config(&format!(
+        "  - kind: webhook\n    url: \"{url}\"\n    max_attempts: 1\n    spool: {{ dir: spool/duty }}\n  - kind: kafka\n    topic: alerts\n"
+    ));
+    city.produce(&three_transitions()).await;
+
+    // First run: the webhook is down throughout.
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config.clone(), async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let on_kafka = city.alerts(9).await;
+        wait_for("a refused attempt", || receiver.refused() >= 1).await;
+        let _ = stop_tx.send(());
+        on_kafka
+    };
+    let (result, on_kafka) = tokio::join!(pipeline, driver);
+    result.expect("first run stops cleanly");
+    assert!(receiver.accepted().is_empty());
+    assert!(spool_files(&spool) >= 1, "the alerts wait on disk");
+
+    // Second run: the webhook is back; no new readings.
+    receiver.down.store(false, Ordering::SeqCst);
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        wait_for("the spool to drain", || receiver.accepted().len() >= 9).await;
+        // Give a wrong re-read of the readings time to show itself.
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let _ = stop_tx.send(());
+    };
+    let (result, ()) = tokio::join!(pipeline, driver);
+    result.expect("second run stops cleanly");
+    assert_eq!(ids(&receiver.accepted()), ids(&on_kafka));
+    assert_eq!(
+        city.alerts_within(10, Duration::from_secs(5)).await.len(),
+        9,
+        "offsets were committed once spooled: the readings were not graded again"
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_storm_of_500_groups_reaches_people_as_a_few_messages_and_the_topic_whole() {
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let city = City::new(500);
+    let config = city.config(&format!(
+        "  - kind: webhook\n    url: \"{url}\"\n    storm: {{ per_rule_per_minute: 20, global_per_minute: 100 }}\n  - kind: kafka\n    topic: alerts\n"
+    ));
+    city.produce(&[(0, vec![100.0; 500]), (1, vec![100.0; 1])])
+        .await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let on_kafka = city.alerts(500).await;
+        wait_for("the webhook's messages", || receiver.accepted().len() >= 22).await;
+        let text = city.get("/metrics").await;
+        let _ = stop_tx.send(());
+        (on_kafka, text)
+    };
+    let (result, (on_kafka, text)) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline stops cleanly");
+
+    assert_eq!(on_kafka.len(), 500, "the bureau's topic takes no limits");
+    let people = receiver.accepted();
+    for a in &people {
+        assert_valid_alert(a);
+    }
+    let raised = people
+        .iter()
+        .filter(|a| a["transition"] == "raised")
+        .count();
+    let summaries: Vec<&Value> = people
+        .iter()
+        .filter(|a| a["transition"] == "summary")
+        .collect();
+    assert_eq!(raised, 20);
+    assert_eq!(summaries.len(), 2, "one per district: {people:#?}");
+    let held: u64 = summaries
+        .iter()
+        .map(|a| a["storm"]["held_back"].as_u64().unwrap())
+        .sum();
+    assert_eq!(held, 480);
+    for a in &summaries {
+        let text = format!(
+            "{} sensors in {} over pm25 blue",
+            a["storm"]["held_back"],
+            a["group"]["district"].as_str().unwrap()
+        );
+        assert!(a["summary"].as_str().unwrap().starts_with(&text), "{a:#}");
+    }
+    let samples = parse_prometheus_text(&text).unwrap();
+    let sink = format!("sink=\"webhook:{url}\"");
+    let total = |name: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|(k, _)| k.starts_with(name) && k.contains(&sink))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    assert_eq!(total("yujing_storm_held_back_total{"), 480.0, "{text}");
+    assert_eq!(total("yujing_storm_summaries_total{"), 2.0);
+    assert_eq!(total("yujing_sink_alerts_total{"), 22.0);
+}
