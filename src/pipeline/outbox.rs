@@ -267,7 +267,21 @@ impl Outbox {
 
 /// A direct sink's task: deliver each batch, retrying transient failures.
 async fn direct(mut sink: Sink, name: String, mut jobs: mpsc::Receiver<Job>, metrics: Metrics) {
-    while let Some(job) = jobs.recv().await {
+    let mut tick = tokio::time::interval(Duration::from_secs(1));
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        let job = tokio::select! {
+            job = jobs.recv() => match job {
+                Some(job) => job,
+                None => return,
+            },
+            _ = tick.tick() => {
+                if let Err(e) = sink.tick().await {
+                    tracing::warn!(sink = %name, "periodic resend failed: {e}");
+                }
+                continue;
+            }
+        };
         let (alerts, since, done) = match job {
             Job::Flush(done) => {
                 let _ = done.send(sink.flush().await);
@@ -311,9 +325,6 @@ async fn direct(mut sink: Sink, name: String, mut jobs: mpsc::Receiver<Job>, met
             }
         };
         let _ = done.send(outcome);
-        if let Err(e) = sink.tick().await {
-            tracing::warn!(sink = %name, "periodic resend failed: {e}");
-        }
     }
 }
 

@@ -77,15 +77,15 @@ impl Receiver {
 }
 
 /// A city of `sensors` air sensors in two districts, one 1-minute rule.
-struct City {
+pub(crate) struct City {
     _cluster: MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
     bootstrap: String,
-    dir: tempfile::TempDir,
+    pub(crate) dir: tempfile::TempDir,
     metrics_port: u16,
 }
 
 impl City {
-    fn new(sensors: usize) -> Self {
+    pub(crate) fn new(sensors: usize) -> Self {
         let cluster = MockCluster::new(1).unwrap();
         for topic in ["readings", "alerts", "dead-letter"] {
             cluster.create_topic(topic, 1, 1).unwrap();
@@ -118,7 +118,7 @@ impl City {
     }
 
     /// Write `yujing.yaml` with these sinks (YAML list items).
-    fn config(&self, sinks: &str) -> PathBuf {
+    pub(crate) fn config(&self, sinks: &str) -> PathBuf {
         let path = self.dir.path().join("yujing.yaml");
         std::fs::write(
             &path,
@@ -146,7 +146,7 @@ metrics:
     }
 
     /// One reading per sensor and minute: `values[m][s]` at minute `m`.
-    async fn produce(&self, minutes: &[(i64, Vec<f64>)]) {
+    pub(crate) async fn produce(&self, minutes: &[(i64, Vec<f64>)]) {
         let producer: FutureProducer = ClientConfig::new()
             .set("bootstrap.servers", &self.bootstrap)
             .create()

@@ -3,6 +3,7 @@
 //!
 //! One test crate with modules: a binary linking DataFusion is slow to link.
 
+mod alertmanager;
 mod aqi;
 mod backtest;
 mod cli;

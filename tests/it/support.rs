@@ -208,3 +208,64 @@ fn schema_rejects_a_broken_alert() {
         "an escalation must carry a grade"
     );
 }
+
+/// A server program from the machine (Alertmanager, Prometheus), killed
+/// when dropped. `.ci/run` installs them; a developer without them sets
+/// `YUJING_SKIP_EXTERNAL=1` to skip those tests knowingly.
+pub struct ExternalProcess {
+    child: std::process::Child,
+    name: String,
+    log: tempfile::NamedTempFile,
+}
+
+impl ExternalProcess {
+    /// Start `program` with `args`; `None` (test skipped) only when it is
+    /// missing and `YUJING_SKIP_EXTERNAL` is set.
+    pub fn start(program: &str, args: &[&str]) -> Option<Self> {
+        let found = std::env::var_os("PATH")
+            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()));
+        if !found {
+            if std::env::var_os("YUJING_SKIP_EXTERNAL").is_some() {
+                eprintln!("skipped: {program} is not installed (YUJING_SKIP_EXTERNAL is set)");
+                return None;
+            }
+            panic!(
+                "{program} is not installed: `.ci/run` installs it (Debian package), \
+                 or set YUJING_SKIP_EXTERNAL=1 to skip the tests that need it"
+            );
+        }
+        let log = tempfile::NamedTempFile::new().unwrap();
+        let child = std::process::Command::new(program)
+            .args(args)
+            .stdout(std::process::Stdio::null())
+            .stderr(log.reopen().unwrap())
+            .spawn()
+            .unwrap_or_else(|e| panic!("cannot start {program}: {e}"));
+        Some(ExternalProcess {
+            child,
+            name: program.to_owned(),
+            log,
+        })
+    }
+
+    /// Wait until `url` answers 200, or fail with the program's log.
+    pub async fn wait_ready(&self, url: &str) {
+        for _ in 0..200 {
+            if let Ok(r) = reqwest::get(url).await
+                && r.status().is_success()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        panic!("{} did not come up at {url}; its log:\n{log}", self.name);
+    }
+}
+
+impl Drop for ExternalProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
