@@ -60,6 +60,9 @@ fn build_sink(
                         if let Some(l) = &c.language {
                             from.language = l.clone();
                         }
+                        if let Some(code) = &c.issuer_code {
+                            from.issuer_code = code.clone();
+                        }
                     }
                     AlertFormat::Cap(from)
                 }

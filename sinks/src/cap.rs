@@ -10,9 +10,9 @@
 //! - `category` from the rule: Env, Met, Infra (data-quality: Other).
 //! - `<area>`: the group's name, its division code as a `geocode`, and a
 //!   circle around its sensors from the sensor registry.
-//! - `identifier`: issuing division code, event time and the warning's
-//!   sequence, so every message of every warning has its own, and a replay
-//!   reproduces it.
+//! - `identifier` in the GB/T 35965.1 layout (division code, issuer code,
+//!   Beijing time, number), so every message of every warning has its own,
+//!   and a replay reproduces it.
 //!
 //! Times are the event time (`sent` = the window's end), so a replay
 //! produces the same document; CAP forbids fractional seconds and `Z`.
@@ -30,6 +30,9 @@ pub struct CapSender {
     pub name: String,
     /// `<language>` of the texts.
     pub language: String,
+    /// GB/T 35965.1 issuer code after the division code: 3-digit industry,
+    /// 3-digit unit, 2-digit extension.
+    pub issuer_code: String,
 }
 
 impl Default for CapSender {
@@ -38,6 +41,7 @@ impl Default for CapSender {
             sender: "yujing@localhost".into(),
             name: "yujing early warning".into(),
             language: "en-US".into(),
+            issuer_code: "00000000".into(),
         }
     }
 }
@@ -49,19 +53,21 @@ fn cap_time(rfc3339: &str) -> String {
         .unwrap_or_else(|_| rfc3339.to_owned())
 }
 
-/// `yujing-500112-20260715100000-<hash>-2`: characters CAP allows (no
-/// spaces, commas or markup), unique per message.
-pub fn identifier(alert: &AlertMessage, sequence: u32, at: &str) -> String {
+/// The GB/T 35965.1 layout `ZZZZZZDDDUUUXX_YYYYMMDDhhmmss_N`: the group's
+/// division code (GB/T 2260), the issuer's 8-digit industry, unit and
+/// extension code, the time in Beijing time, and `N` = 12 digits of a hash
+/// of the warning id followed by the warning's sequence number. Digits and
+/// underscores only (CAP forbids spaces, commas and markup); unique per
+/// message (two warnings of one district in one second differ in the
+/// hash), and a replay reproduces it.
+pub fn identifier(alert: &AlertMessage, issuer: &str, sequence: u32, at: &str) -> String {
     let code = alert.group.district_code.as_deref().unwrap_or("000000");
-    let stamp: String = cap_time(at)
-        .chars()
-        .filter(char::is_ascii_digit)
-        .take(14)
-        .collect();
-    format!(
-        "yujing-{code}-{stamp}-{:016x}-{sequence}",
-        fnv1a(&alert.warning_id)
-    )
+    let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
+    let stamp = DateTime::parse_from_rfc3339(at)
+        .map(|t| t.with_timezone(&beijing).format("%Y%m%d%H%M%S").to_string())
+        .unwrap_or_else(|_| "00000000000000".to_owned());
+    let hash = fnv1a(&alert.warning_id) % 1_000_000_000_000;
+    format!("{code}{issuer}_{stamp}_{hash:012}{sequence}")
 }
 
 /// A stable 64-bit hash of the warning id (FNV-1a; no randomness, so the
@@ -97,7 +103,7 @@ fn escape(text: &str) -> String {
 /// The CAP 1.2 document for one alert message.
 pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
     let sent = cap_time(&alert.event_time);
-    let id = identifier(alert, alert.sequence, &alert.event_time);
+    let id = identifier(alert, &from.issuer_code, alert.sequence, &alert.event_time);
     let msg_type = match alert.transition.as_str() {
         "raised" | "summary" => "Alert",
         "resolved" => "Cancel",
@@ -136,7 +142,7 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
     if alert.sequence > 1 {
         // The warning's first message: its identifier and sent time (the
         // event time it was raised).
-        let first = identifier(alert, 1, &alert.started_at);
+        let first = identifier(alert, &from.issuer_code, 1, &alert.started_at);
         el(
             &mut x,
             2,

@@ -230,6 +230,7 @@ fn cap_documents_follow_the_warning_and_validate() {
         sender: "yujing@eeb.cq.example".into(),
         name: "Chongqing environmental early warning".into(),
         language: "en-US".into(),
+        issuer_code: "12345600".into(),
     };
     // Raised blue, escalated orange, resolved.
     let ms = messages(&[Some(100.0), Some(162.0), Some(40.0)]);
@@ -276,6 +277,14 @@ fn cap_documents_follow_the_warning_and_validate() {
         })
         .collect();
     assert_eq!(ids.len(), 3);
+    // GB/T 35965.1: division code + issuer code, Beijing time, number.
+    let first_id = first_id.to_owned();
+    let parts: Vec<&str> = first_id.split('_').collect();
+    assert_eq!(parts.len(), 3, "{first_id}");
+    assert_eq!(parts[0], "50011212345600");
+    assert_eq!(parts[1], "20260715090000");
+    assert!(parts[2].len() == 13 && parts[2].ends_with('1'), "{first_id}");
+    assert!(parts[2].bytes().all(|b| b.is_ascii_digit()));
 
     // A forecast: expected, likely, with the onset.
     let mut r = rule();

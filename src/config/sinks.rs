@@ -201,6 +201,11 @@ pub struct CapConfig {
     /// `<language>` of the texts (default `en-US`).
     #[serde(default)]
     pub language: Option<String>,
+    /// GB/T 35965.1 issuer code in identifiers, after the division code:
+    /// 3-digit industry, 3-digit unit, 2-digit extension (default
+    /// `00000000`).
+    #[serde(default)]
+    pub issuer_code: Option<String>,
 }
 
 impl SinkConfig {
@@ -256,6 +261,13 @@ impl SinkConfig {
                     return Err(format!(
                         "sink topic {topic:?}: placeholders are {}",
                         yujing_sinks::route::TOPIC_PLACEHOLDERS.join(", ")
+                    ));
+                }
+                if let Some(code) = cap.as_ref().and_then(|c| c.issuer_code.as_ref())
+                    && (code.len() != 8 || !code.bytes().all(|b| b.is_ascii_digit()))
+                {
+                    return Err(format!(
+                        "sink topic {topic:?}: cap.issuer_code {code:?} must be 8 digits (industry, unit, extension)"
                     ));
                 }
                 if *format == SinkFormat::Cap && cap.is_none() {
