@@ -326,6 +326,7 @@ pub async fn run(
         sinks,
         metrics,
         clock: Clock::Wall,
+        state_dir: config.state_dir.clone(),
     };
     let result = pipeline::run(setup, shutdown).await;
     let _ = stop_tx.send(());

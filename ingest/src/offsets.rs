@@ -66,6 +66,14 @@ impl OffsetTracker {
         }
     }
 
+    /// Whether some partition's offset advanced since the last commit.
+    pub fn has_commits(&self) -> bool {
+        self.topics
+            .values()
+            .flat_map(|t| t.values())
+            .any(|p| p.committed.is_none_or(|c| c < p.committable()))
+    }
+
     /// Offsets that advanced since the last call, as (topic, partition,
     /// next offset to read) — Kafka's commit convention.
     pub fn take_commits(&mut self) -> Vec<(String, i32, i64)> {

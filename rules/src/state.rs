@@ -21,7 +21,7 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 
 use crate::aggregate::{Trend, WindowAggregate};
 use crate::grade::{Direction, Grade};
@@ -117,7 +117,7 @@ impl WarningTransition {
     }
 }
 
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, Serialize, Deserialize)]
 struct Active {
     warning_id: String,
     grade: Grade,
@@ -130,7 +130,7 @@ struct Active {
 }
 
 /// What the book knows about one group of one rule.
-#[derive(Debug, Clone, Default)]
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Track {
     /// Per grade (indexed by `Grade as usize`): the window end since which
     /// its threshold has been crossed without a break.
@@ -154,8 +154,9 @@ enum Step {
     Resolve(ResolveReason),
 }
 
-/// Active and pending warnings: rule id → group key → track.
-#[derive(Debug, Default)]
+/// Active and pending warnings: rule id → group key → track. Serializable,
+/// so a restart can take up the warnings where it left them.
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct WarningBook {
     tracks: HashMap<String, BTreeMap<String, Track>>,
 }
@@ -317,6 +318,15 @@ impl WarningBook {
     /// Keep the warnings of a rule whose id changed nothing but its text or
     /// thresholds: nothing to do, tracks are keyed by id. Regrouped rules
     /// must be retired first (their group keys mean something else now).
+    /// Forget every rule not in `keep`; the ids forgotten.
+    pub fn keep_rules(&mut self, keep: &dyn Fn(&str) -> bool) -> Vec<String> {
+        let gone: Vec<String> = self.tracks.keys().filter(|r| !keep(r)).cloned().collect();
+        for r in &gone {
+            self.tracks.remove(r);
+        }
+        gone
+    }
+
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
         self.tracks.keys().map(String::as_str)
     }

@@ -283,7 +283,10 @@ fn cap_documents_follow_the_warning_and_validate() {
     assert_eq!(parts.len(), 3, "{first_id}");
     assert_eq!(parts[0], "50011212345600");
     assert_eq!(parts[1], "20260715090000");
-    assert!(parts[2].len() == 13 && parts[2].ends_with('1'), "{first_id}");
+    assert!(
+        parts[2].len() == 13 && parts[2].ends_with('1'),
+        "{first_id}"
+    );
     assert!(parts[2].bytes().all(|b| b.is_ascii_digit()));
 
     // A forecast: expected, likely, with the onset.

@@ -274,6 +274,7 @@ pub async fn pipeline_throughput(
         clock: Clock::Wall,
         reloads: None,
         measurements: None,
+        state_dir: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

@@ -51,6 +51,11 @@ pub struct Config {
     pub measurements: Option<PathBuf>,
     #[serde(default)]
     pub pipeline: PipelineConfig,
+    /// Directory for state that must outlive a restart (the active
+    /// warnings); relative to this file. Without it a restart forgets
+    /// active warnings and raises them again.
+    #[serde(default)]
+    pub state_dir: Option<PathBuf>,
     /// Where warnings go; at least one.
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
@@ -343,6 +348,7 @@ impl Config {
         config.rules = config.rules.iter().map(|r| base.join(r)).collect();
         config.sensors = base.join(&config.sensors);
         config.measurements = config.measurements.as_ref().map(|m| base.join(m));
+        config.state_dir = config.state_dir.as_ref().map(|d| base.join(d));
         for sink in &mut config.sinks {
             sink.resolve_paths(base);
         }

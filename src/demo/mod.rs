@@ -167,6 +167,7 @@ pub async fn run(
         clock,
         reloads: None,
         measurements: Some(measurements),
+        state_dir: None,
     };
     let stop = async {
         tokio::select! {

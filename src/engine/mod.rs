@@ -462,6 +462,21 @@ impl Engine {
         (states, panes, bytes)
     }
 
+    /// Active and pending warnings, to be saved.
+    pub fn warning_book(&self) -> &WarningBook {
+        &self.book
+    }
+
+    /// Take up warnings saved by an earlier run; rules no longer running
+    /// are dropped, their ids returned.
+    pub fn restore_warning_book(&mut self, mut book: WarningBook) -> Vec<String> {
+        let running: std::collections::HashSet<&str> =
+            self.rules.rules.iter().map(|r| r.id.as_str()).collect();
+        let gone = book.keep_rules(&|r| running.contains(r));
+        self.book = book;
+        gone
+    }
+
     pub fn active_count(&self) -> usize {
         self.book.active_count()
     }

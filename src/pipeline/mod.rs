@@ -26,6 +26,7 @@ use yujing_sinks::{AlertMessage, TimeFormat};
 
 mod dead_letter;
 mod outbox;
+pub mod warning_state;
 
 use outbox::Outbox;
 pub use outbox::{SinkSetup, SpoolSettings};
@@ -36,6 +37,7 @@ use crate::fetch::{FetchItem, Fetched, Fetcher};
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
     LagReporter, LateReadings, Metrics, RevokedPartitions, RulesReloadRefused, RulesReloaded,
+    WarningStateRestored, WarningStateSaved,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -75,6 +77,8 @@ pub struct Setup {
     pub sinks: Vec<SinkSetup>,
     pub metrics: Metrics,
     pub clock: Clock,
+    /// Where active warnings are saved across restarts (none: not saved).
+    pub state_dir: Option<PathBuf>,
 }
 
 /// What a run did, for the closing summary.
@@ -108,6 +112,7 @@ struct State {
     late_topic: String,
     metrics: Metrics,
     clock: Clock,
+    state_dir: Option<PathBuf>,
     /// `clock.now_ms()`, refreshed every [`CLOCK_EVERY`] messages and on
     /// each tick: reading the clock per message is measurable on VMs.
     now_ms: i64,
@@ -186,6 +191,7 @@ pub async fn run(
             .clone()
             .unwrap_or_else(|| k.dead_letter_topic.clone()),
         metrics: setup.metrics,
+        state_dir: setup.state_dir,
         now_ms: setup.clock.now_ms(),
         clock: setup.clock,
         times: TimeFormat::new(utc_offset_ms),
@@ -193,6 +199,7 @@ pub async fn run(
         refusals_reported: (Instant::now(), 0),
     };
 
+    state.restore_warnings();
     let rule_paths = setup.rules.paths.clone();
     let mut reloads = setup.reloads;
     state
@@ -254,7 +261,23 @@ async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadReque
     }
 }
 
+/// Save the active warnings, then commit the offsets behind them. If the
+/// warnings cannot be saved, nothing is committed (a restart then re-reads
+/// from the last saved point): the failure is logged and counted.
 fn commit(consumer: &BaseConsumer<LagReporter>, state: &mut State, mode: CommitMode) {
+    if !state.offsets.has_commits() {
+        return;
+    }
+    if let Some(dir) = &state.state_dir {
+        let saved = warning_state::save(dir, state.engine.warning_book());
+        WarningStateSaved {
+            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
+        }
+        .emit(&state.metrics);
+        if saved.is_err() {
+            return;
+        }
+    }
     let commits = state.offsets.take_commits();
     if commits.is_empty() {
         return;
@@ -275,6 +298,33 @@ fn commit(consumer: &BaseConsumer<LagReporter>, state: &mut State, mode: CommitM
 }
 
 impl State {
+    /// Take up the warnings a previous run saved, if any.
+    fn restore_warnings(&mut self) {
+        let Some(dir) = &self.state_dir else { return };
+        match warning_state::load(dir) {
+            Ok(None) => {}
+            Ok(Some(book)) => {
+                let dropped = self.engine.restore_warning_book(book);
+                WarningStateRestored {
+                    active: self.engine.active_count(),
+                    dropped_rules: &dropped,
+                    error: None,
+                }
+                .emit(&self.metrics);
+                self.update_active_gauge();
+            }
+            Err(e) => {
+                warning_state::set_aside(dir);
+                WarningStateRestored {
+                    active: 0,
+                    dropped_rules: &[],
+                    error: Some(&e.to_string()),
+                }
+                .emit(&self.metrics);
+            }
+        }
+    }
+
     /// Handle a batch from the consumer thread (what librdkafka had ready,
     /// at most 1 024 messages), closing windows after each message as the
     /// watermark moves: a reading is late or not the same way whatever the

@@ -12,10 +12,12 @@ use prometheus::{
 use yujing_ingest::DecodeError;
 
 mod sinks;
+mod warning_state;
 
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
 };
+pub use warning_state::{WarningStateMetrics, WarningStateRestored, WarningStateSaved};
 
 /// Handles to every metric.
 #[derive(Clone)]
@@ -53,6 +55,7 @@ pub struct Metrics {
     pub sinks: SinkMetrics,
     /// What `/health` reports.
     pub health: Health,
+    pub warning_state: WarningStateMetrics,
 }
 
 impl Metrics {
@@ -231,6 +234,7 @@ impl Metrics {
             ),
             sinks: SinkMetrics::register(&registry),
             health: Health::default(),
+            warning_state: WarningStateMetrics::register(&registry),
             registry,
         };
         m.rules_last_reload_success.set(1);

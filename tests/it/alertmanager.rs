@@ -101,7 +101,10 @@ async fn warnings_fire_change_grade_stay_and_resolve_in_a_real_alertmanager() {
             "{a:#}"
         );
         assert_eq!(a["annotations"]["value"], "100");
-        assert_eq!(a["startsAt"], "2026-07-15T08:01:00.000+08:00", "the warning's start");
+        assert_eq!(
+            a["startsAt"], "2026-07-15T08:01:00.000+08:00",
+            "the warning's start"
+        );
 
         // Past its 3 s validity, the alert is still there: re-sent.
         tokio::time::sleep(Duration::from_secs(5)).await;

@@ -13,6 +13,7 @@ mod e2e;
 mod golden;
 mod rebalance;
 mod reload;
+mod restart;
 mod support;
 mod webhook;
 mod windows;

@@ -1,0 +1,139 @@
+//! Active warnings on disk, so a restart neither raises them again nor
+//! forgets them.
+//!
+//! `<state_dir>/warnings.json` holds the warning book (active warnings
+//! with their ids, sequences and grades, and the `for` timers of pending
+//! ones). It is written before each offset commit, so the readings a
+//! restart does not re-read are always reflected in it; readings it does
+//! re-read give the same transitions again, with the same ids.
+//!
+//! The file is a header line `{"format":"yujing.warnings/v1","sha256":…}`
+//! then the book as JSON; it is written to a temporary file, synced and
+//! renamed, so a crash leaves the old or the new file, never half of one.
+//! A file that is damaged or of another format is reported and set aside
+//! (`warnings.json.bad`), and the pipeline starts with no active warnings.
+
+use std::fs;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
+use yujing_rules::WarningBook;
+
+pub const FORMAT: &str = "yujing.warnings/v1";
+const FILE: &str = "warnings.json";
+
+#[derive(Debug, thiserror::Error)]
+pub enum StateError {
+    #[error("{path}: {source}")]
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("{path}: {problem}")]
+    Damaged { path: PathBuf, problem: String },
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+struct Header {
+    format: String,
+    sha256: String,
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+/// Write `book` to `dir`, atomically.
+pub fn save(dir: &Path, book: &WarningBook) -> Result<(), StateError> {
+    let path = dir.join(FILE);
+    let io = |source| StateError::Io {
+        path: path.clone(),
+        source,
+    };
+    fs::create_dir_all(dir).map_err(io)?;
+    let body = serde_json::to_vec(book).expect("the warning book serializes");
+    let header = Header {
+        format: FORMAT.to_owned(),
+        sha256: hex(&Sha256::digest(&body)),
+    };
+    let tmp = dir.join(format!("{FILE}.tmp"));
+    let mut file = fs::File::create(&tmp).map_err(io)?;
+    serde_json::to_writer(&mut file, &header).expect("header serializes");
+    file.write_all(b"\n")
+        .and_then(|()| file.write_all(&body))
+        .and_then(|()| file.sync_all())
+        .map_err(io)?;
+    fs::rename(&tmp, &path).map_err(io)
+}
+
+/// The book saved in `dir`; `None` when there is none yet.
+pub fn load(dir: &Path) -> Result<Option<WarningBook>, StateError> {
+    let path = dir.join(FILE);
+    let bytes = match fs::read(&path) {
+        Ok(b) => b,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
+        Err(source) => return Err(StateError::Io { path, source }),
+    };
+    let damaged = |problem: String| StateError::Damaged {
+        path: path.clone(),
+        problem,
+    };
+    let newline = bytes
+        .iter()
+        .position(|&b| b == b'\n')
+        .ok_or_else(|| damaged("no header line".into()))?;
+    let header: Header =
+        serde_json::from_slice(&bytes[..newline]).map_err(|e| damaged(format!("header: {e}")))?;
+    if header.format != FORMAT {
+        return Err(damaged(format!(
+            "format {:?}, this yujing reads {FORMAT:?}",
+            header.format
+        )));
+    }
+    let body = &bytes[newline + 1..];
+    if hex(&Sha256::digest(body)) != header.sha256 {
+        return Err(damaged("checksum mismatch: the file is damaged".into()));
+    }
+    serde_json::from_slice(body)
+        .map(Some)
+        .map_err(|e| damaged(format!("body: {e}")))
+}
+
+/// Move a file `load` refused out of the way, keeping it for inspection.
+pub fn set_aside(dir: &Path) {
+    let _ = fs::rename(dir.join(FILE), dir.join(format!("{FILE}.bad")));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn round_trip_and_damage_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        assert!(load(dir.path()).unwrap().is_none());
+        let book = WarningBook::new();
+        save(dir.path(), &book).unwrap();
+        assert!(load(dir.path()).unwrap().is_some());
+
+        let path = dir.path().join(FILE);
+        let mut bytes = fs::read(&path).unwrap();
+        let last = bytes.len() - 1;
+        bytes[last] ^= 0x01;
+        fs::write(&path, &bytes).unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("checksum mismatch"), "{e}");
+
+        fs::write(
+            &path,
+            "{\"format\":\"yujing.warnings/v9\",\"sha256\":\"\"}\n{}",
+        )
+        .unwrap();
+        let e = load(dir.path()).unwrap_err().to_string();
+        assert!(e.contains("yujing.warnings/v9"), "{e}");
+        set_aside(dir.path());
+        assert!(load(dir.path()).unwrap().is_none());
+        assert!(dir.path().join("warnings.json.bad").exists());
+    }
+}

@@ -1,0 +1,100 @@
+//! Active warnings across a restart of `yujing run` (with `state_dir`): a
+//! warning raised before the restart is neither raised again nor
+//! forgotten; it resolves after it with the same id and the next sequence.
+//! A damaged state file is set aside, reported, and the pipeline runs.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::delivery::City;
+use crate::support::parse_prometheus_text;
+
+/// Run `yujing run` until `until` returns; the metrics text at the end.
+async fn run_until<F: std::future::Future<Output = ()>>(
+    city: &City,
+    config: &std::path::Path,
+    until: F,
+) -> String {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config.to_owned(), async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        until.await;
+        let text = city.get("/metrics").await;
+        let _ = stop_tx.send(());
+        text
+    };
+    let (result, text) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline stops cleanly");
+    text
+}
+
+fn metric(text: &str, name: &str) -> f64 {
+    parse_prometheus_text(text)
+        .unwrap()
+        .get(name)
+        .copied()
+        .unwrap_or(0.0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_neither_raises_again_nor_forgets_an_active_warning() {
+    let city = City::new(1);
+    let config = city.config_with("state_dir: state", "  - kind: kafka\n    topic: alerts\n");
+
+    // Run 1: minute 0 at 100 closes as blue.
+    let text = run_until(&city, &config, async {
+        city.produce(&[(0, vec![100.0]), (1, vec![100.0])]).await;
+        assert_eq!(city.alerts(1).await.len(), 1);
+    })
+    .await;
+    assert_eq!(
+        metric(
+            &text,
+            "yujing_warning_state_saves_total{outcome=\"failure\"}"
+        ),
+        0.0
+    );
+    assert!(city.dir.path().join("state/warnings.json").exists());
+
+    // Run 2: minutes 1 and 2 still blue, minute 3 clear.
+    let text = run_until(&city, &config, async {
+        city.produce(&[(2, vec![100.0]), (3, vec![10.0]), (4, vec![10.0])])
+            .await;
+        assert_eq!(city.alerts(2).await.len(), 2);
+        // Nothing else arrives (a second raise would).
+        tokio::time::sleep(Duration::from_secs(1)).await;
+    })
+    .await;
+    assert_eq!(metric(&text, "yujing_warning_state_restored"), 1.0);
+    let alerts = city.alerts_within(3, Duration::from_secs(3)).await;
+    let seen: Vec<(&str, &str, u64)> = alerts
+        .iter()
+        .map(|a: &Value| {
+            (
+                a["transition"].as_str().unwrap(),
+                a["warning_id"].as_str().unwrap(),
+                a["sequence"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    assert_eq!(seen.len(), 2, "{seen:?}");
+    assert_eq!(seen[0].0, "raised");
+    assert_eq!(
+        seen[1],
+        ("resolved", seen[0].1, 2),
+        "same warning, next sequence"
+    );
+
+    // Run 3: a damaged state file is set aside; the pipeline runs.
+    std::fs::write(city.dir.path().join("state/warnings.json"), "garbage").unwrap();
+    let text = run_until(&city, &config, async {
+        city.produce(&[(5, vec![100.0]), (6, vec![100.0])]).await;
+        assert_eq!(city.alerts(3).await.len(), 3);
+    })
+    .await;
+    assert_eq!(metric(&text, "yujing_warning_state_refused"), 1.0);
+    assert!(city.dir.path().join("state/warnings.json.bad").exists());
+}
