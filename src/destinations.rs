@@ -7,7 +7,7 @@ use yujing_sinks::{
 };
 
 use crate::config::{Config, SinkConfig, SinkFormat};
-use crate::pipeline::{PipelineError, SinkSetup, SpoolSettings};
+use crate::pipeline::{Grouping, PipelineError, SinkSetup, SpoolSettings};
 
 /// Sinks named in the config, in order.
 pub fn build_sinks(config: &Config) -> Result<Vec<SinkSetup>, PipelineError> {
@@ -24,6 +24,10 @@ pub fn build_sinks(config: &Config) -> Result<Vec<SinkSetup>, PipelineError> {
             Ok(SinkSetup {
                 sink,
                 storm,
+                grouping: entry.grouping().map(|g| Grouping {
+                    by: g.by.clone(),
+                    wait: g.wait,
+                }),
                 spool: spool.map(|s| SpoolSettings {
                     dir: s.dir,
                     max_bytes: s.max_bytes,

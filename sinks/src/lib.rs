@@ -79,6 +79,19 @@ impl Sink {
         }
     }
 
+    /// Deliver grouped: a webhook sends one body per group of `by`; other
+    /// sinks deliver as usual.
+    pub async fn deliver_grouped(
+        &mut self,
+        alerts: &[AlertMessage],
+        by: &[String],
+    ) -> Result<(), SinkError> {
+        match self {
+            Sink::Webhook(w) => w.deliver_grouped(alerts, by).await,
+            other => other.deliver(alerts).await,
+        }
+    }
+
     /// Flush anything buffered (on shutdown).
     pub async fn flush(&mut self) -> Result<(), SinkError> {
         match self {

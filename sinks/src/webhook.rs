@@ -8,8 +8,12 @@
 //! - Transient failures (timeouts, connection errors, 5xx, 429) are retried
 //!   with exponential backoff and full jitter; other 4xx answers are the
 //!   receiver refusing the message and are not retried.
+//! - With grouping, one POST carries the alerts of one group (e.g. one
+//!   district) that arrived within the group wait, as
+//!   `{"schema": "yujing.alert-group/v1", "group": {...}, "alerts": [...]}`.
 //! - HTTPS uses rustls with the Mozilla root certificates.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
 
 use hmac::{Hmac, Mac};
@@ -115,6 +119,15 @@ impl WebhookSink {
     async fn post(&self, alert: &AlertMessage) -> Result<(), SinkError> {
         let body = serde_json::to_vec(alert)?;
         let key = format!("{}/{}", alert.warning_id, alert.sequence);
+        self.post_body(body, &key, alert.grade.as_deref()).await
+    }
+
+    async fn post_body(
+        &self,
+        body: Vec<u8>,
+        key: &str,
+        grade: Option<&str>,
+    ) -> Result<(), SinkError> {
         let s = &self.settings;
         let mut attempt = 0;
         loop {
@@ -123,8 +136,8 @@ impl WebhookSink {
                 .client
                 .post(&s.url)
                 .header("content-type", "application/json")
-                .header("idempotency-key", &key)
-                .header("x-yujing-grade", alert.grade.as_deref().unwrap_or("none"))
+                .header("idempotency-key", key)
+                .header("x-yujing-grade", grade.unwrap_or("none"))
                 .body(body.clone());
             if let Some(secret) = &s.secret {
                 request = request.header("x-yujing-signature-256", signature(secret, &body));
@@ -158,6 +171,71 @@ impl WebhookSink {
             tracing::debug!(url = %self.url(), attempt, ?wait, error = %transient, "webhook retry");
             tokio::time::sleep(wait).await;
         }
+    }
+}
+
+/// Version tag of grouped webhook bodies.
+pub const GROUP_SCHEMA: &str = "yujing.alert-group/v1";
+
+/// The group an alert belongs to: its value of each of `by` (`district`,
+/// `district_code`, `rule`, `grade`, `category` or a label name).
+pub fn group_of(alert: &AlertMessage, by: &[String]) -> BTreeMap<String, String> {
+    by.iter()
+        .map(|k| {
+            let v = match k.as_str() {
+                "district" => alert.group.district.clone(),
+                "district_code" => alert.group.district_code.clone(),
+                "rule" => Some(alert.rule.id.clone()),
+                "grade" => alert.grade.clone().or(alert.previous_grade.clone()),
+                "category" => Some(alert.rule.category.clone()),
+                label => alert.labels.get(label).cloned(),
+            };
+            (k.clone(), v.unwrap_or_default())
+        })
+        .collect()
+}
+
+/// One grouped body.
+#[derive(serde::Serialize)]
+struct GroupBody<'a> {
+    schema: &'static str,
+    group: BTreeMap<String, String>,
+    alerts: Vec<&'a AlertMessage>,
+}
+
+impl WebhookSink {
+    /// POST the routed alerts as one body per group (in order of each
+    /// group's first alert; alerts in arrival order within it).
+    pub async fn deliver_grouped(
+        &self,
+        alerts: &[AlertMessage],
+        by: &[String],
+    ) -> Result<(), SinkError> {
+        let mut groups: Vec<(BTreeMap<String, String>, Vec<&AlertMessage>)> = Vec::new();
+        for alert in alerts.iter().filter(|a| self.route.matches(a)) {
+            let key = group_of(alert, by);
+            match groups.iter_mut().find(|(k, _)| *k == key) {
+                Some((_, members)) => members.push(alert),
+                None => groups.push((key, vec![alert])),
+            }
+        }
+        for (group, members) in groups {
+            let first = members[0];
+            let idempotency = format!(
+                "group/{}/{}+{}",
+                first.warning_id,
+                first.sequence,
+                members.len()
+            );
+            let body = serde_json::to_vec(&GroupBody {
+                schema: GROUP_SCHEMA,
+                group,
+                alerts: members,
+            })?;
+            self.post_body(body, &idempotency, first.grade.as_deref())
+                .await?;
+        }
+        Ok(())
     }
 }
 

@@ -14,7 +14,7 @@ use yujing_rules::yaml_error_position;
 
 mod sinks;
 
-pub use sinks::{CapConfig, SinkConfig, SinkFormat, SpoolConfig};
+pub use sinks::{CapConfig, GroupConfig, SinkConfig, SinkFormat, SpoolConfig};
 
 /// Errors in the configuration file.
 #[derive(Debug, thiserror::Error)]

@@ -77,6 +77,10 @@ pub enum SinkConfig {
         /// Extra request headers.
         #[serde(default)]
         headers: BTreeMap<String, String>,
+        /// Send alerts that arrive within `wait` of each other as one
+        /// request per group (needs `spool`: they wait there).
+        #[serde(default)]
+        group: Option<GroupConfig>,
         #[serde(default)]
         route: Route,
         /// Storm control: new warnings per minute before the rest are
@@ -159,6 +163,22 @@ fn default_spool_max_bytes() -> u64 {
     256 * 1024 * 1024
 }
 
+/// Grouping of a webhook's alerts, as Alertmanager's `group_by` and
+/// `group_wait`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GroupConfig {
+    /// `district`, `district_code`, `rule`, `grade`, `category` or label
+    /// names.
+    pub by: Vec<String>,
+    #[serde(default = "default_group_wait", deserialize_with = "duration")]
+    pub wait: Duration,
+}
+
+fn default_group_wait() -> Duration {
+    Duration::from_secs(30)
+}
+
 /// A sink's on-disk spool.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -233,6 +253,14 @@ impl SinkConfig {
         }
     }
 
+    /// Its grouping, if any.
+    pub fn grouping(&self) -> Option<&GroupConfig> {
+        match self {
+            SinkConfig::Webhook { group, .. } => group.as_ref(),
+            _ => None,
+        }
+    }
+
     /// Its storm limits and spool, if any.
     pub fn delivery(&self) -> (Option<StormLimits>, Option<SpoolConfig>) {
         match self {
@@ -304,9 +332,19 @@ impl SinkConfig {
                 max_attempts,
                 secret_env,
                 secret_file,
+                group,
+                spool,
                 ..
             } => {
                 route.validate()?;
+                if group.is_some() && spool.is_none() {
+                    return Err(format!(
+                        "webhook {url}: `group` needs `spool` (grouped alerts wait in the spool, so a crash loses none)"
+                    ));
+                }
+                if group.as_ref().is_some_and(|g| g.by.is_empty()) {
+                    return Err(format!("webhook {url}: group.by names nothing"));
+                }
                 if !(url.starts_with("http://") || url.starts_with("https://")) {
                     return Err(format!(
                         "webhook url {url:?} must start with http:// or https://"

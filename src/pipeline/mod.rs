@@ -29,7 +29,7 @@ mod outbox;
 pub mod warning_state;
 
 use outbox::Outbox;
-pub use outbox::{SinkSetup, SpoolSettings};
+pub use outbox::{Grouping, SinkSetup, SpoolSettings};
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;

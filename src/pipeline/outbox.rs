@@ -42,11 +42,20 @@ pub struct SpoolSettings {
     pub max_bytes: u64,
 }
 
+/// Alerts held in the spool for `wait`, then sent one request per group.
+#[derive(Debug, Clone)]
+pub struct Grouping {
+    pub by: Vec<String>,
+    pub wait: Duration,
+}
+
 /// A sink with its delivery options, as configured.
 pub struct SinkSetup {
     pub sink: Sink,
     pub storm: Option<StormLimits>,
     pub spool: Option<SpoolSettings>,
+    /// Only with a spool (the alerts wait there).
+    pub grouping: Option<Grouping>,
 }
 
 impl From<Sink> for SinkSetup {
@@ -55,6 +64,7 @@ impl From<Sink> for SinkSetup {
             sink,
             storm: None,
             spool: None,
+            grouping: None,
         }
     }
 }
@@ -147,6 +157,7 @@ impl Outbox {
                     room: room.clone(),
                     stopped,
                     metrics: metrics.clone(),
+                    grouping: setup.grouping,
                 };
                 let task = tokio::spawn(worker.run());
                 let route = Route::Spooled {
@@ -337,7 +348,11 @@ struct Drainer {
     room: Arc<Notify>,
     stopped: watch::Receiver<bool>,
     metrics: Metrics,
+    grouping: Option<Grouping>,
 }
+
+/// Alerts sent per request from a spool when grouping.
+const GROUPED_BATCH: usize = 256;
 
 impl Drainer {
     fn lock(&self) -> std::sync::MutexGuard<'_, Spool> {
@@ -348,7 +363,11 @@ impl Drainer {
         let mut failures = 0u32;
         loop {
             let stopping = *self.stopped.borrow();
-            let head = self.lock().head(self.sink.spool_batch());
+            let batch = match self.grouping {
+                Some(_) => GROUPED_BATCH,
+                None => self.sink.spool_batch(),
+            };
+            let head = self.lock().head(batch);
             if head.is_empty() {
                 if stopping {
                     return;
@@ -363,9 +382,26 @@ impl Drainer {
                 }
                 continue;
             }
+            // Grouping: let the oldest alert wait out the group wait, so
+            // those arriving with it go in the same request.
+            if let Some(g) = &self.grouping
+                && !stopping
+            {
+                let age = head[0].since.elapsed();
+                if age < g.wait {
+                    tokio::select! {
+                        _ = tokio::time::sleep(g.wait - age) => {}
+                        changed = self.stopped.changed() => if changed.is_err() { return },
+                    }
+                    continue;
+                }
+            }
             let alerts: Vec<AlertMessage> = head.iter().map(|s| s.alert.clone()).collect();
             let last = head.last().map_or(0, |s| s.seq);
-            let outcome = self.sink.deliver(&alerts).await;
+            let outcome = match &self.grouping {
+                Some(g) => self.sink.deliver_grouped(&alerts, &g.by).await,
+                None => self.sink.deliver(&alerts).await,
+            };
             let delivered = match outcome {
                 Ok(()) => {
                     failures = 0;

@@ -442,3 +442,44 @@ async fn a_storm_of_500_groups_reaches_people_as_a_few_messages_and_the_topic_wh
     assert_eq!(total("yujing_storm_summaries_total{"), 2.0);
     assert_eq!(total("yujing_sink_alerts_total{"), 22.0);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_grouped_webhook_gets_one_request_per_district() {
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let city = City::new(6);
+    let config = city.config(&format!(
+        "  - kind: webhook\n    url: \"{url}\"\n    spool: {{ dir: spool/grouped }}\n    group: {{ by: [district], wait: 1s }}\n"
+    ));
+    city.produce(&[(0, vec![100.0; 6]), (1, vec![100.0; 1])])
+        .await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        wait_for("two grouped requests", || receiver.accepted().len() >= 2).await;
+        // Nothing more comes.
+        tokio::time::sleep(Duration::from_millis(1500)).await;
+        let _ = stop_tx.send(());
+    };
+    let (result, ()) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline stops cleanly");
+    let bodies = receiver.accepted();
+    assert_eq!(bodies.len(), 2, "{bodies:#?}");
+    let mut districts = Vec::new();
+    for b in &bodies {
+        assert_eq!(b["schema"], "yujing.alert-group/v1");
+        let district = b["group"]["district"].as_str().unwrap();
+        let alerts = b["alerts"].as_array().unwrap();
+        assert_eq!(alerts.len(), 3, "{b:#}");
+        for a in alerts {
+            assert_valid_alert(a);
+            assert_eq!(a["group"]["district"], district);
+            assert_eq!(a["transition"], "raised");
+        }
+        districts.push(district.to_owned());
+    }
+    districts.sort();
+    assert_eq!(districts, ["Jiangbei", "Yubei"]);
+}
