@@ -94,8 +94,15 @@ fn build_sink(
             max_backoff,
             headers,
             route,
+            ca_file,
             ..
         } => {
+            let extra_roots_pem = match ca_file {
+                Some(f) => Some(std::fs::read(f).map_err(|e| {
+                    PipelineError::Invalid(format!("webhook {url}: ca_file {}: {e}", f.display()))
+                })?),
+                None => None,
+            };
             let secret = match (secret_env, secret_file) {
                 (Some(var), _) => Some(std::env::var(var).map_err(|_| {
                     PipelineError::Invalid(format!(
@@ -126,6 +133,7 @@ fn build_sink(
                     .iter()
                     .map(|(k, v)| (k.clone(), v.clone()))
                     .collect(),
+                extra_roots_pem,
             };
             WebhookSink::new(settings)
                 .map(|w| Sink::Webhook(w.with_route(route.clone())))

@@ -39,6 +39,9 @@ pub struct WebhookSettings {
     pub max_backoff: Duration,
     /// Extra headers (e.g. an API key the receiver wants).
     pub headers: Vec<(String, String)>,
+    /// Certificates (PEM) trusted besides the Mozilla roots: a city's own
+    /// certificate authority.
+    pub extra_roots_pem: Option<Vec<u8>>,
 }
 
 pub struct WebhookSink {
@@ -68,14 +71,24 @@ pub fn backoff(settings: &WebhookSettings, attempt: u32, rng: &mut impl Rng) -> 
 
 impl WebhookSink {
     pub fn new(settings: WebhookSettings) -> Result<Self, SinkError> {
-        let client = reqwest::Client::builder()
+        let error = |message: String| SinkError::Webhook {
+            url: settings.url.clone(),
+            message,
+        };
+        let mut builder = reqwest::Client::builder()
             .timeout(settings.timeout)
-            .user_agent(concat!("yujing/", env!("CARGO_PKG_VERSION")))
-            .build()
-            .map_err(|e| SinkError::Webhook {
-                url: settings.url.clone(),
-                message: e.to_string(),
-            })?;
+            .user_agent(concat!("yujing/", env!("CARGO_PKG_VERSION")));
+        if let Some(pem) = &settings.extra_roots_pem {
+            let certs = reqwest::Certificate::from_pem_bundle(pem)
+                .map_err(|e| error(format!("ca_file: {e}")))?;
+            if certs.is_empty() {
+                return Err(error("ca_file holds no PEM certificate".into()));
+            }
+            for c in certs {
+                builder = builder.add_root_certificate(c);
+            }
+        }
+        let client = builder.build().map_err(|e| error(e.to_string()))?;
         Ok(WebhookSink {
             settings,
             client,
@@ -262,6 +275,7 @@ mod tests {
             backoff: Duration::ZERO,
             max_backoff: Duration::ZERO,
             headers: Vec::new(),
+            extra_roots_pem: None,
         })
         .unwrap();
         assert_eq!(sink.url(), "https://duty.example/hook");
@@ -277,6 +291,7 @@ mod tests {
             backoff: Duration::from_millis(100),
             max_backoff: Duration::from_millis(1000),
             headers: Vec::new(),
+            extra_roots_pem: None,
         };
         let mut rng = rand::rng();
         for attempt in 1..10 {

@@ -63,6 +63,10 @@ pub enum SinkConfig {
         /// File holding the signing secret (relative to this config).
         #[serde(default)]
         secret_file: Option<PathBuf>,
+        /// PEM certificates to trust besides the Mozilla roots (e.g. the
+        /// city's own CA), relative to this config.
+        #[serde(default)]
+        ca_file: Option<PathBuf>,
         #[serde(default = "default_webhook_timeout", deserialize_with = "duration")]
         timeout: Duration,
         /// Attempts per alert, the first included.
@@ -234,9 +238,14 @@ impl SinkConfig {
         match self {
             SinkConfig::File { path: p, .. } => *p = base.join(&*p),
             SinkConfig::Webhook {
-                secret_file: Some(f),
+                secret_file,
+                ca_file,
                 ..
-            } => *f = base.join(&*f),
+            } => {
+                for f in [secret_file, ca_file].into_iter().flatten() {
+                    *f = base.join(&*f);
+                }
+            }
             _ => {}
         }
         if let Some(s) = self.spool_mut() {

@@ -52,6 +52,7 @@ fn sink(url: &str) -> WebhookSink {
         backoff: Duration::from_millis(10),
         max_backoff: Duration::from_millis(40),
         headers: vec![("x-team".into(), "air".into())],
+        extra_roots_pem: None,
     })
     .unwrap()
 }
@@ -214,4 +215,133 @@ metrics:
         .map(|(_, v)| *v)
         .sum();
     assert_eq!(failures, 1.0, "{text}");
+}
+
+/// An HTTPS receiver with a certificate from a CA made here; returns its
+/// URL, the CA certificate (PEM), and the requests it read.
+async fn tls_receiver() -> (String, String, Arc<Mutex<Vec<String>>>) {
+    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    use tokio_rustls::rustls;
+
+    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+    ca_params
+        .distinguished_name
+        .push(DnType::CommonName, "yujing test CA");
+    let ca_key = KeyPair::generate().unwrap();
+    let ca = ca_params.self_signed(&ca_key).unwrap();
+    let leaf_key = KeyPair::generate().unwrap();
+    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+        .unwrap()
+        .signed_by(&leaf_key, &ca, &ca_key)
+        .unwrap();
+    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
+        rustls::crypto::ring::default_provider(),
+    ))
+    .with_safe_default_protocol_versions()
+    .unwrap()
+    .with_no_client_auth()
+    .with_single_cert(
+        vec![leaf.der().clone()],
+        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+    )
+    .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!(
+        "https://127.0.0.1:{}/hook",
+        listener.local_addr().unwrap().port()
+    );
+    let seen: Arc<Mutex<Vec<String>>> = Arc::default();
+    let log = seen.clone();
+    tokio::spawn(async move {
+        loop {
+            let (tcp, _) = listener.accept().await.unwrap();
+            let (acceptor, log) = (acceptor.clone(), log.clone());
+            tokio::spawn(async move {
+                // A handshake the client refuses ends here.
+                let Ok(mut tls) = acceptor.accept(tcp).await else {
+                    return;
+                };
+                let mut request = Vec::new();
+                let mut buf = [0u8; 4096];
+                // Read the head, then the body by its content-length.
+                loop {
+                    let n = tls.read(&mut buf).await.unwrap_or(0);
+                    if n == 0 {
+                        return;
+                    }
+                    request.extend_from_slice(&buf[..n]);
+                    let text = String::from_utf8_lossy(&request).to_string();
+                    if let Some((head, body)) = text.split_once("\r\n\r\n") {
+                        let length = head
+                            .lines()
+                            .find_map(|l| {
+                                let (k, v) = l.split_once(':')?;
+                                k.eq_ignore_ascii_case("content-length")
+                                    .then(|| v.trim().parse::<usize>().ok())?
+                            })
+                            .unwrap_or(0);
+                        if body.len() >= length {
+                            log.lock().unwrap().push(text);
+                            break;
+                        }
+                    }
+                }
+                let _ = tls
+                    .write_all(b"HTTP/1.1 200 OK\r\ncontent-length: 0\r\nconnection: close\r\n\r\n")
+                    .await;
+                let _ = tls.shutdown().await;
+            });
+        }
+    });
+    (url, ca.pem(), seen)
+}
+
+#[tokio::test]
+async fn https_needs_a_trusted_certificate_and_then_delivers() {
+    let (url, ca_pem, seen) = tls_receiver().await;
+    let settings = |roots: Option<Vec<u8>>| WebhookSettings {
+        url: url.clone(),
+        secret: Some(b"duty-secret".to_vec()),
+        timeout: Duration::from_secs(5),
+        max_attempts: 1,
+        backoff: Duration::ZERO,
+        max_backoff: Duration::ZERO,
+        headers: Vec::new(),
+        extra_roots_pem: roots,
+    };
+    let a = alert();
+
+    // The Mozilla roots alone do not know this CA: refused handshake.
+    let e = WebhookSink::new(settings(None))
+        .unwrap()
+        .deliver(std::slice::from_ref(&a))
+        .await
+        .unwrap_err();
+    assert!(!e.is_permanent(), "{e}");
+    assert!(
+        seen.lock().unwrap().is_empty(),
+        "nothing reached the receiver"
+    );
+
+    // With the city's CA (ca_file): delivered over TLS, signed.
+    WebhookSink::new(settings(Some(ca_pem.into_bytes())))
+        .unwrap()
+        .deliver(std::slice::from_ref(&a))
+        .await
+        .unwrap();
+    let requests = seen.lock().unwrap().clone();
+    assert_eq!(requests.len(), 1);
+    let (head, body) = requests[0].split_once("\r\n\r\n").unwrap();
+    assert!(head.starts_with("POST /hook HTTP/1.1"), "{head}");
+    let sig = signature(b"duty-secret", body.as_bytes());
+    assert!(
+        head.to_ascii_lowercase()
+            .contains(&format!("x-yujing-signature-256: {sig}")),
+        "{head}"
+    );
+    let delivered: AlertMessage = serde_json::from_str(body).unwrap();
+    assert_eq!(delivered, a);
 }
