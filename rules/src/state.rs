@@ -179,6 +179,17 @@ impl WarningBook {
         })
     }
 
+    /// Active warnings: (rule id, group key, grade) for each.
+    pub fn active_groups(&self) -> impl Iterator<Item = (&str, &str, Grade)> {
+        self.tracks.iter().flat_map(|(rule, groups)| {
+            groups.iter().filter_map(move |(key, t)| {
+                t.active
+                    .as_ref()
+                    .map(|a| (rule.as_str(), key.as_str(), a.grade))
+            })
+        })
+    }
+
     pub fn active_count(&self) -> usize {
         self.active().count()
     }

@@ -486,6 +486,29 @@ impl Engine {
         self.book.pending_count()
     }
 
+    /// Active warnings per (district, grade); warnings of groups the
+    /// registry does not place count under `unknown`.
+    pub fn active_by_district(&self) -> Vec<(String, Grade, i64)> {
+        let levels: HashMap<&str, yujing_ingest::AreaLevel> = self
+            .rules
+            .rules
+            .iter()
+            .map(|r| (r.id.as_str(), r.group_by))
+            .collect();
+        let mut counts: HashMap<(&str, Grade), i64> = HashMap::new();
+        for (rule, key, grade) in self.book.active_groups() {
+            let district = levels
+                .get(rule)
+                .and_then(|level| self.registry.area(*level, key))
+                .map_or("unknown", |a| a.district.as_str());
+            *counts.entry((district, grade)).or_default() += 1;
+        }
+        counts
+            .into_iter()
+            .map(|((d, g), n)| (d.to_owned(), g, n))
+            .collect()
+    }
+
     /// Active warnings per (rule, grade), with zeros for every rule and
     /// grade so a gauge can be reset.
     pub fn active_by_rule(&self) -> Vec<(String, Grade, i64)> {

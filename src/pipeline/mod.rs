@@ -536,6 +536,13 @@ impl State {
                 .with_label_values(&[&rule, grade.as_str()])
                 .set(n);
         }
+        let by_district = &self.metrics.active_warnings_by_district;
+        by_district.reset();
+        for (district, grade, n) in self.engine.active_by_district() {
+            by_district
+                .with_label_values(&[&district, grade.as_str()])
+                .set(n);
+        }
     }
 
     /// One log line per period for refused messages, instead of one per message.

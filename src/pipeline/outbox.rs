@@ -126,6 +126,10 @@ impl Outbox {
     /// Start the sink's task (opening its spool, if it has one).
     pub fn start(setup: SinkSetup, metrics: Metrics) -> Result<Self, PipelineError> {
         let name = setup.sink.name();
+        metrics
+            .sinks
+            .init(&name, setup.spool.is_some(), setup.storm.is_some());
+        metrics.health.update(&name, |_| {});
         let storm = setup.storm.map(StormGuard::new);
         let (route, task) = match setup.spool {
             None => {

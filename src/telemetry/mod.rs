@@ -34,6 +34,7 @@ pub struct Metrics {
     pub window_corrections: IntCounterVec,
     pub warnings: IntCounterVec,
     pub active_warnings: IntGaugeVec,
+    pub active_warnings_by_district: IntGaugeVec,
     pub watermark: Gauge,
     pub watermark_lag: Gauge,
     pub window_states: IntGauge,
@@ -99,6 +100,17 @@ impl Metrics {
         .expect("valid metric");
         registry
             .register(Box::new(active_warnings.clone()))
+            .expect("unique metric");
+        let active_warnings_by_district = IntGaugeVec::new(
+            Opts::new(
+                "yujing_active_warnings_by_district",
+                "Warnings currently active, by district of their group and grade.",
+            ),
+            &["district", "grade"],
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(active_warnings_by_district.clone()))
             .expect("unique metric");
         let consumer_lag = IntGaugeVec::new(
             Opts::new(
@@ -172,6 +184,7 @@ impl Metrics {
                 &["rule", "grade", "transition"],
             ),
             active_warnings,
+            active_warnings_by_district,
             watermark: gauge(
                 "yujing_watermark_seconds",
                 "Pipeline watermark (event time, Unix seconds).",

@@ -107,6 +107,24 @@ impl SinkMetrics {
     }
 }
 
+impl SinkMetrics {
+    /// Create a sink's series at zero, so dashboards and alerts see it
+    /// before its first delivery or failure (Prometheus practice).
+    pub fn init(&self, sink: &str, spooled: bool, storm: bool) {
+        for c in [&self.sends, &self.alerts, &self.failures, &self.retries] {
+            c.with_label_values(&[sink]);
+        }
+        self.up.with_label_values(&[sink]).set(1);
+        self.delivery_seconds.with_label_values(&[sink]);
+        if spooled {
+            self.spooled.with_label_values(&[sink]);
+        }
+        if storm {
+            self.storm_summaries.with_label_values(&[sink]);
+        }
+    }
+}
+
 /// One sink's state as `/health` shows it.
 #[derive(Debug, Clone, Default, serde::Serialize)]
 pub struct SinkHealth {

@@ -18,19 +18,19 @@ use serde_json::Value;
 use crate::support::{assert_valid_alert, free_port, parse_prometheus_text, read_topic};
 
 /// 2026-07-15 08:00 +08:00.
-const T0: i64 = 1_784_073_600_000;
+pub(crate) const T0: i64 = 1_784_073_600_000;
 const MINUTE: i64 = 60_000;
 
 /// A webhook receiver that answers 503 while `down` is set.
 #[derive(Clone, Default)]
-struct Receiver {
+pub(crate) struct Receiver {
     down: Arc<AtomicBool>,
     /// (status answered, headers, body) per request.
     seen: Arc<Mutex<Vec<(u16, HeaderMap, Value)>>>,
 }
 
 impl Receiver {
-    async fn start(&self) -> String {
+    pub(crate) async fn start(&self) -> String {
         let me = self.clone();
         let app = Router::new().route(
             "/hook",
@@ -58,7 +58,7 @@ impl Receiver {
     }
 
     /// The bodies it accepted (200), in arrival order.
-    fn accepted(&self) -> Vec<Value> {
+    pub(crate) fn accepted(&self) -> Vec<Value> {
         let seen = self.seen.lock().unwrap();
         seen.iter()
             .filter(|(s, _, _)| *s == 200)
@@ -137,6 +137,7 @@ impl City {
   # mock cluster; the next run then waits out the old member's session.
   consumer_properties:
     session.timeout.ms: \"6000\"
+    statistics.interval.ms: \"1000\"
 rules: rules.yaml
 sensors: sensors.csv
 pipeline:
@@ -177,6 +178,25 @@ metrics:
         }
     }
 
+    /// One message on the readings topic, as given.
+    pub(crate) async fn produce_raw(&self, payload: &str) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to("readings").key("k").payload(payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub(crate) fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
     pub(crate) async fn get(&self, path: &str) -> String {
         reqwest::get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
             .await
@@ -213,7 +233,7 @@ fn ids(alerts: &[Value]) -> Vec<(String, u64)> {
         .collect()
 }
 
-async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
     for _ in 0..600 {
         if done() {
             return;

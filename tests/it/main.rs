@@ -11,6 +11,7 @@ mod delivery;
 mod demo;
 mod e2e;
 mod golden;
+mod prometheus;
 mod rebalance;
 mod reload;
 mod restart;

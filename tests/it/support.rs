@@ -218,21 +218,31 @@ pub struct ExternalProcess {
     log: tempfile::NamedTempFile,
 }
 
+/// Whether a program from the machine is there; `false` (test skipped)
+/// only when it is missing and `YUJING_SKIP_EXTERNAL` is set, else a
+/// missing program fails the test.
+pub fn external_program(program: &str) -> bool {
+    let found = std::env::var_os("PATH")
+        .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()));
+    if !found {
+        if std::env::var_os("YUJING_SKIP_EXTERNAL").is_some() {
+            eprintln!("skipped: {program} is not installed (YUJING_SKIP_EXTERNAL is set)");
+            return false;
+        }
+        panic!(
+            "{program} is not installed: `.ci/run` installs it (Debian package), \
+             or set YUJING_SKIP_EXTERNAL=1 to skip the tests that need it"
+        );
+    }
+    true
+}
+
 impl ExternalProcess {
     /// Start `program` with `args`; `None` (test skipped) only when it is
     /// missing and `YUJING_SKIP_EXTERNAL` is set.
     pub fn start(program: &str, args: &[&str]) -> Option<Self> {
-        let found = std::env::var_os("PATH")
-            .is_some_and(|path| std::env::split_paths(&path).any(|d| d.join(program).is_file()));
-        if !found {
-            if std::env::var_os("YUJING_SKIP_EXTERNAL").is_some() {
-                eprintln!("skipped: {program} is not installed (YUJING_SKIP_EXTERNAL is set)");
-                return None;
-            }
-            panic!(
-                "{program} is not installed: `.ci/run` installs it (Debian package), \
-                 or set YUJING_SKIP_EXTERNAL=1 to skip the tests that need it"
-            );
+        if !external_program(program) {
+            return None;
         }
         let log = tempfile::NamedTempFile::new().unwrap();
         let child = std::process::Command::new(program)
