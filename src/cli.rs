@@ -82,6 +82,12 @@ pub enum Command {
     Backtest(Box<crate::backtest::args::BacktestArgs>),
     /// Publish history (JSONL or CSV) to a Kafka topic as readings.
     Replay(Box<crate::replay::ReplayArgs>),
+    /// Publish the demo's synthetic city to a real broker, stamped from now.
+    Simulate(crate::demo::simulate::SimulateArgs),
+    /// Check a `yujing run` config and everything it names (rules,
+    /// sensors, measurements). Exit 0 when valid, 1 otherwise.
+    #[command(subcommand)]
+    Config(ConfigCommand),
     /// Check and test rules before deploying them.
     #[command(subcommand)]
     Rules(RulesCommand),
@@ -91,6 +97,12 @@ pub enum Command {
         #[arg(required = true)]
         files: Vec<PathBuf>,
     },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Load the config, its rules, sensor registry and measurements.
+    Check { file: PathBuf },
 }
 
 #[derive(Debug, Subcommand)]
@@ -127,6 +139,18 @@ pub fn main() -> ExitCode {
         }) => Some((files, measurements.as_ref())),
         _ => None,
     };
+    if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
+        return match crate::config::check(file) {
+            Ok(summary) => {
+                println!("{}: ok: {summary}", file.display());
+                ExitCode::SUCCESS
+            }
+            Err(problem) => {
+                eprintln!("{problem}");
+                ExitCode::FAILURE
+            }
+        };
+    }
     if let Some((files, measurements)) = check {
         let mut out = String::new();
         let ok = rules_tool::check(files, measurements.map(PathBuf::as_path), &mut out);
@@ -157,6 +181,12 @@ pub fn main() -> ExitCode {
                     ExitCode::SUCCESS
                 })
                 .map_err(PipelineError::Invalid),
+            Command::Simulate(args) => crate::demo::simulate::simulate(&args, shutdown_signal())
+                .await
+                .map(|sent| {
+                    eprintln!("{sent} messages to {}", args.topic);
+                    ExitCode::SUCCESS
+                }),
             Command::Demo { duration, speed, metrics, rules, no_color } => {
                 let opts = DemoOptions {
                     duration,
@@ -189,7 +219,9 @@ pub fn main() -> ExitCode {
             Command::Rules(RulesCommand::Test { files }) => {
                 test_rules(&files).await.map(|()| ExitCode::SUCCESS)
             }
-            Command::CheckRules { .. } | Command::Rules(RulesCommand::Check { .. }) => {
+            Command::CheckRules { .. }
+            | Command::Rules(RulesCommand::Check { .. })
+            | Command::Config(_) => {
                 Ok(ExitCode::SUCCESS)
             }
         }

@@ -380,6 +380,31 @@ impl Config {
     }
 }
 
+/// `yujing config check`: the config and everything it names load; a
+/// one-line summary, or the first problem.
+pub fn check(path: &Path) -> Result<String, String> {
+    let config = Config::load(path).map_err(|e| e.to_string())?;
+    let measurements = match &config.measurements {
+        Some(p) => Some(yujing_ingest::Measurements::load(p).map_err(|e| e.to_string())?),
+        None => None,
+    };
+    let known = measurements
+        .as_ref()
+        .map(yujing_ingest::Measurements::names);
+    let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())
+        .map_err(|e| e.to_string())?;
+    let registry =
+        yujing_ingest::SensorRegistry::load(&config.sensors).map_err(|e| e.to_string())?;
+    Ok(format!(
+        "{} rules, {} sensors, {} sinks, readings from {:?} at {}",
+        rules.rules.len(),
+        registry.len(),
+        config.sinks.len(),
+        config.kafka.readings_topics,
+        config.kafka.bootstrap_servers
+    ))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

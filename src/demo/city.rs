@@ -198,6 +198,9 @@ pub struct City {
     emitted: u64,
     /// Every `bad_every`-th message is replaced by a malformed one (0 = never).
     pub bad_every: u64,
+    /// Added to each reading's timestamp: the script plays from
+    /// [`SCRIPT_START_MS`], its readings can be stamped at another time.
+    pub stamp_offset_ms: i64,
 }
 
 impl City {
@@ -214,6 +217,7 @@ impl City {
             rng,
             emitted: 0,
             bad_every: 2_500,
+            stamp_offset_ms: 0,
         }
     }
 
@@ -229,24 +233,26 @@ impl City {
                 continue;
             }
             self.emitted += 1;
+            let stamp = ts + self.stamp_offset_ms;
             if self.bad_every > 0 && self.emitted.is_multiple_of(self.bad_every) {
                 let s = &self.sensors[i];
                 out.push((
                     s.sensor_id.clone(),
                     format!(
-                        r#"{{"sensor_id":"{}","ts":{ts},"metric":"pm25","value":"#,
+                        r#"{{"sensor_id":"{}","ts":{stamp},"metric":"pm25","value":"#,
                         s.sensor_id
                     ),
                 ));
                 continue;
             }
-            let payload = self.payload(i, ts);
+            let payload = self.payload(i, ts, stamp);
             out.push((self.sensors[i].sensor_id.clone(), payload));
         }
         out
     }
 
-    fn payload(&mut self, i: usize, ts: i64) -> String {
+    /// Sensor `i`'s message at script time `ts`, stamped `stamp`.
+    fn payload(&mut self, i: usize, ts: i64, stamp: i64) -> String {
         let s = &self.sensors[i];
         let hours = (ts - SCRIPT_START_MS) as f64 / HOUR_MS;
         let noise = self.rng.random_range(-1.0..1.0) + self.rng.random_range(-1.0..1.0);
@@ -262,14 +268,14 @@ impl City {
                 let pm10 = pm25 * 1.55 + 8.0 + 3.0 * noise;
                 let no2 = 28.0 + 0.15 * excess + 3.0 * noise + bias;
                 format!(
-                    r#"{{"sensor_id":"{}","ts":{ts},"values":{{"pm25":{pm25:.1},"pm10":{pm10:.1},"no2":{no2:.1}}}}}"#,
+                    r#"{{"sensor_id":"{}","ts":{stamp},"values":{{"pm25":{pm25:.1},"pm10":{pm10:.1},"no2":{no2:.1}}}}}"#,
                     s.sensor_id
                 )
             }
             "water" => {
                 let storm = drain_peak(s) * bump(hours, 2.0, 5.0, 8.0);
                 let level = 0.45 + storm + 0.02 * noise + bias * 0.01;
-                single(&s.sensor_id, ts, "level_m", level, "m")
+                single(&s.sensor_id, stamp, "level_m", level, "m")
             }
             _ => {
                 let works = if s.street == "Ciqikou" {
@@ -282,7 +288,7 @@ impl City {
                     + works
                     + 1.5 * noise
                     + bias * 0.3;
-                single(&s.sensor_id, ts, "noise_db", db, "dB(A)")
+                single(&s.sensor_id, stamp, "noise_db", db, "dB(A)")
             }
         }
     }

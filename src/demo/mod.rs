@@ -7,6 +7,7 @@
 //! JSON on the alert topic, and metrics are served over HTTP.
 
 pub mod city;
+pub mod simulate;
 
 use std::collections::BTreeMap;
 use std::future::Future;

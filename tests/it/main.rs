@@ -9,6 +9,7 @@ mod backtest;
 mod cli;
 mod delivery;
 mod demo;
+mod deploy;
 mod e2e;
 mod golden;
 mod prometheus;
