@@ -55,7 +55,11 @@ pub struct Fetcher {
 
 impl Fetcher {
     /// Start polling `consumer` (already subscribed) on a new thread.
-    pub fn start(consumer: BaseConsumer<LagReporter>) -> std::io::Result<Self> {
+    /// `max_message_bytes`: larger messages are refused undecoded.
+    pub fn start(
+        consumer: BaseConsumer<LagReporter>,
+        max_message_bytes: usize,
+    ) -> std::io::Result<Self> {
         let consumer = Arc::new(consumer);
         let stop = Arc::new(AtomicBool::new(false));
         let (tx, batches) = mpsc::channel(4);
@@ -63,7 +67,7 @@ impl Fetcher {
             let (consumer, stop) = (consumer.clone(), stop.clone());
             std::thread::Builder::new()
                 .name("yujing-fetch".into())
-                .spawn(move || poll_loop(&consumer, &stop, &tx))?
+                .spawn(move || poll_loop(&consumer, &stop, &tx, max_message_bytes))?
         };
         Ok(Fetcher {
             consumer,
@@ -104,6 +108,7 @@ fn poll_loop(
     consumer: &BaseConsumer<LagReporter>,
     stop: &AtomicBool,
     tx: &mpsc::Sender<Vec<FetchItem>>,
+    max_message_bytes: usize,
 ) {
     let mut topics: HashMap<String, Arc<str>> = HashMap::new();
     let mut convert =
@@ -123,7 +128,14 @@ fn poll_loop(
                     partition: m.partition(),
                     offset: m.offset(),
                     key: m.key().map(<[u8]>::to_vec),
-                    readings: decode_readings(payload),
+                    readings: if payload.len() > max_message_bytes {
+                        Err(DecodeError::Oversized {
+                            bytes: payload.len(),
+                            limit: max_message_bytes,
+                        })
+                    } else {
+                        decode_readings(payload)
+                    },
                     payload: payload.to_vec(),
                 })
             }

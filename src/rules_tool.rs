@@ -148,6 +148,7 @@ pub async fn test_file(path: &Path) -> Result<TestReport, String> {
         max_age: None,
         max_future_skew: Duration::from_secs(3600),
         time_zone: file.time_zone.clone(),
+        max_message_bytes: 1024 * 1024,
         ..PipelineConfig::default()
     };
     let times = TimeFormat::new(config.utc_offset_ms()?);

@@ -49,6 +49,14 @@ pub enum DecodeError {
         ts_ms: i64,
         max_age_ms: i64,
     },
+    #[error("reading from {sensor_id}: {metric} at {ts_ms} was already received (duplicate)")]
+    Duplicate {
+        sensor_id: String,
+        metric: String,
+        ts_ms: i64,
+    },
+    #[error("message of {bytes} bytes is larger than the {limit}-byte limit")]
+    Oversized { bytes: usize, limit: usize },
     #[error(
         "reading from {sensor_id} at {ts_ms} is for window ending {window_end_ms}, already closed"
     )]
@@ -75,6 +83,8 @@ impl DecodeError {
             DecodeError::FutureTimestamp { .. } => "future_timestamp",
             DecodeError::TooOld { .. } => "too_old",
             DecodeError::Late { .. } => "late",
+            DecodeError::Duplicate { .. } => "duplicate",
+            DecodeError::Oversized { .. } => "oversized",
         }
     }
 }

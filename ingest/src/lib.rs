@@ -24,6 +24,7 @@
 //! - [`error`]: this crate's error type.
 
 pub mod clock;
+pub mod duplicates;
 pub mod error;
 pub mod kafka;
 pub mod measurements;

@@ -263,6 +263,7 @@ pub async fn pipeline_throughput(
             idle_timeout: None,
             max_age: None,
             time_zone: "Asia/Shanghai".into(),
+            max_message_bytes: 1024 * 1024,
         },
         rules: RuleSet {
             paths: vec![PathBuf::from("bench")],

@@ -194,6 +194,14 @@ pub struct PipelineConfig {
     /// is 08:00-09:00 local.
     #[serde(default = "default_time_zone")]
     pub time_zone: String,
+    /// Messages larger than this are refused (dead-lettered as
+    /// `oversized`) before decoding.
+    #[serde(default = "default_max_message_bytes")]
+    pub max_message_bytes: usize,
+}
+
+fn default_max_message_bytes() -> usize {
+    1024 * 1024
 }
 
 fn default_max_age() -> Option<Duration> {
@@ -225,6 +233,7 @@ impl Default for PipelineConfig {
             idle_timeout: default_idle(),
             max_age: default_max_age(),
             time_zone: default_time_zone(),
+            max_message_bytes: default_max_message_bytes(),
         }
     }
 }

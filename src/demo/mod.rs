@@ -160,6 +160,7 @@ pub async fn run(
             idle_timeout: Some(Duration::from_secs(600)),
             max_age: None,
             time_zone: "Asia/Shanghai".into(),
+            max_message_bytes: 1024 * 1024,
         },
         rules,
         registry: city::registry(),

@@ -100,6 +100,9 @@ pub struct Placed {
     pub unused: u64,
     /// Readings whose every window had closed, with the first one's reason.
     pub late: Option<(DecodeError, u64)>,
+    /// Readings received before (same sensor, metric and timestamp),
+    /// skipped, with the first one's reason.
+    pub duplicates: Option<(DecodeError, u64)>,
     /// The latest window end the accepted readings wait for.
     pub done_at: Option<i64>,
 }
@@ -121,6 +124,8 @@ pub struct Engine {
     registry: SensorRegistry,
     watermarks: Watermarks,
     book: WarningBook,
+    /// Recent timestamps per (sensor, metric), to skip duplicates.
+    recent: yujing_ingest::duplicates::RecentReadings,
     aggregator: WindowAggregator,
     max_future_skew_ms: i64,
     max_age_ms: Option<i64>,
@@ -274,6 +279,7 @@ impl Engine {
                 config.idle_timeout.map(|d| d.as_millis() as i64),
             ),
             book: WarningBook::new(),
+            recent: yujing_ingest::duplicates::RecentReadings::new(),
             aggregator: WindowAggregator::new(),
             max_future_skew_ms: config.max_future_skew.as_millis() as i64,
             max_age_ms: config.max_age.map(|d| d.as_millis() as i64),
@@ -366,11 +372,22 @@ impl Engine {
         let mut placed = Placed::default();
         let mut late_count = 0;
         let mut late = None;
+        let mut duplicates = None;
+        let mut duplicate_count = 0;
         for (r, (sensor, metric)) in readings.iter().zip(ids) {
             let Some(metric) = metric else {
                 placed.unused += 1;
                 continue;
             };
+            if self.recent.is_duplicate(sensor, metric, r.ts_ms) {
+                duplicate_count += 1;
+                duplicates.get_or_insert(DecodeError::Duplicate {
+                    sensor_id: r.sensor_id.clone(),
+                    metric: r.metric.clone(),
+                    ts_ms: r.ts_ms,
+                });
+                continue;
+            }
             let (mut used, mut was_late) = (false, false);
             for g in &mut self.groups {
                 if !g.store.wants(metric) {
@@ -417,6 +434,7 @@ impl Engine {
             late_count += u64::from(was_late);
         }
         placed.late = late.map(|e| (e, late_count));
+        placed.duplicates = duplicates.map(|e| (e, duplicate_count));
         // After placing the readings, so a message never makes itself late.
         if let Some(max_ts) = readings.iter().map(|r| r.ts_ms).max() {
             self.watermarks.observe(topic, partition, max_ts, now_ms);
@@ -457,6 +475,7 @@ impl Engine {
             .map(|g| g.store.state_bytes())
             .sum::<usize>()
             + session_states * SESSION_STATE
+            + self.recent.len() * 48
             // Baseline values: a B-tree entry each, about 32 bytes.
             + self.baselines.len() * 32;
         (states, panes, bytes)

@@ -36,8 +36,8 @@ use crate::engine::Engine;
 use crate::fetch::{FetchItem, Fetched, Fetcher};
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
-    LagReporter, LateReadings, Metrics, RevokedPartitions, RulesReloadRefused, RulesReloaded,
-    WarningStateRestored, WarningStateSaved,
+    DuplicateReadings, LagReporter, LateReadings, Metrics, RevokedPartitions, RulesReloadRefused,
+    RulesReloaded, WarningStateRestored, WarningStateSaved,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -156,16 +156,20 @@ pub async fn run(
         &[],
     )
     .create()?;
-    let mut fetcher = Fetcher::start(kafka::readings_consumer(
-        &k.bootstrap_servers,
-        &k.group_id,
-        &k.readings_topics,
-        &consumer_props,
-        LagReporter {
-            metrics: setup.metrics.clone(),
-            revoked: RevokedPartitions::default(),
-        },
-    )?)
+    let max_message_bytes = setup.pipeline.max_message_bytes;
+    let mut fetcher = Fetcher::start(
+        kafka::readings_consumer(
+            &k.bootstrap_servers,
+            &k.group_id,
+            &k.readings_topics,
+            &consumer_props,
+            LagReporter {
+                metrics: setup.metrics.clone(),
+                revoked: RevokedPartitions::default(),
+            },
+        )?,
+        max_message_bytes,
+    )
     .map_err(|e| PipelineError::Invalid(format!("cannot start the consumer thread: {e}")))?;
     tracing::info!(
         group = %k.group_id,
@@ -377,6 +381,23 @@ impl State {
         self.topic_counters(topic).accepted.inc_by(placed.accepted);
         self.summary.readings += placed.accepted;
         let done_at = placed.done_at;
+
+        if let Some((e, count)) = placed.duplicates {
+            DuplicateReadings {
+                topic,
+                partition,
+                offset,
+                count,
+            }
+            .emit(&self.metrics);
+            // A copy for the record; the readings were skipped, the
+            // message's new readings (if any) were placed.
+            if !self.dead_letter(m, &e, &self.dead_letter_topic).await {
+                self.offsets
+                    .consumed(topic, partition, offset, Some(i64::MAX));
+                return;
+            }
+        }
 
         if let Some((e, late_count)) = placed.late {
             LateReadings {

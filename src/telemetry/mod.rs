@@ -28,6 +28,7 @@ pub struct Metrics {
     pub readings_unused: IntCounter,
     pub bad_messages: IntCounterVec,
     pub late_readings: IntCounterVec,
+    pub duplicate_readings: IntCounterVec,
     pub dead_letter_failures: IntCounter,
     pub kafka_errors: IntCounter,
     pub windows_closed: IntCounterVec,
@@ -159,6 +160,11 @@ impl Metrics {
                 "yujing_late_readings_total",
                 "Readings whose window had already closed (sent to the dead-letter topic).",
                 &["topic", "partition"],
+            ),
+            duplicate_readings: counter_vec(
+                "yujing_duplicate_readings_total",
+                "Readings received again (same sensor, metric and timestamp): skipped, not counted twice; the message is copied to the dead-letter topic.",
+                &["topic"],
             ),
             dead_letter_failures: counter(
                 "yujing_dead_letter_failures_total",
@@ -293,6 +299,29 @@ impl BadMessage<'_> {
         m.bad_messages
             .with_label_values(&[self.error.reason()])
             .inc();
+    }
+}
+
+/// Readings received twice (same sensor, metric and timestamp), skipped.
+pub struct DuplicateReadings<'a> {
+    pub topic: &'a str,
+    pub partition: i32,
+    pub offset: i64,
+    pub count: u64,
+}
+
+impl DuplicateReadings<'_> {
+    pub fn emit(&self, m: &Metrics) {
+        tracing::debug!(
+            topic = self.topic,
+            partition = self.partition,
+            offset = self.offset,
+            count = self.count,
+            "duplicate readings skipped; message copied to the dead-letter topic"
+        );
+        m.duplicate_readings
+            .with_label_values(&[self.topic])
+            .inc_by(self.count);
     }
 }
 

@@ -6,12 +6,14 @@
 mod alertmanager;
 mod aqi;
 mod backtest;
+mod bad_input;
 mod cli;
 mod delivery;
 mod demo;
 mod deploy;
 mod e2e;
 mod golden;
+mod harness;
 mod prometheus;
 mod rebalance;
 mod reload;

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::delivery::City;
+use crate::harness::City;
 use crate::support::parse_prometheus_text;
 
 /// Run `yujing run` until `until` returns; the metrics text at the end.
@@ -41,7 +41,19 @@ fn metric(text: &str, name: &str) -> f64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_neither_raises_again_nor_forgets_an_active_warning() {
-    let city = City::new(1);
+    restart_keeps_warnings(City::new(1)).await;
+}
+
+/// The same on a real broker process: commits, group rejoins and the alert
+/// topic over the Kafka protocol.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_restart_keeps_its_warnings_on_a_real_broker() {
+    if let Some(city) = City::on_tansu(1).await {
+        restart_keeps_warnings(city).await;
+    }
+}
+
+async fn restart_keeps_warnings(city: City) {
     let config = city.config_with("state_dir: state", "  - kind: kafka\n    topic: alerts\n");
 
     // Run 1: minute 0 at 100 closes as blue.

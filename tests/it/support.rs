@@ -230,7 +230,7 @@ pub fn external_program(program: &str) -> bool {
             return false;
         }
         panic!(
-            "{program} is not installed: `.ci/run` installs it (Debian package), \
+            "{program} is not installed: `.ci/run` installs it (docs/testing.md says how), \
              or set YUJING_SKIP_EXTERNAL=1 to skip the tests that need it"
         );
     }
@@ -256,6 +256,25 @@ impl ExternalProcess {
             name: program.to_owned(),
             log,
         })
+    }
+
+    /// Wait until the program accepts TCP connections on `port`, or fail
+    /// with its log.
+    pub async fn wait_port(&self, port: u16) {
+        for _ in 0..300 {
+            if tokio::net::TcpStream::connect(("127.0.0.1", port))
+                .await
+                .is_ok()
+            {
+                return;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let log = std::fs::read_to_string(self.log.path()).unwrap_or_default();
+        panic!(
+            "{} did not listen on port {port}; its log:\n{log}",
+            self.name
+        );
     }
 
     /// Wait until `url` answers 200, or fail with the program's log.

@@ -1,0 +1,294 @@
+//! A small city on a Kafka cluster for black-box tests of `yujing run`:
+//! the mock cluster in-process, or a real broker (tansu) started for the
+//! test; and a webhook receiver that can be taken down.
+
+use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::Router;
+use axum::http::{HeaderMap, StatusCode};
+use axum::routing::post;
+use rdkafka::ClientConfig;
+use rdkafka::admin::{AdminClient, AdminOptions, NewTopic, TopicReplication};
+use rdkafka::client::DefaultClientContext;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use serde_json::Value;
+
+use crate::support::{ExternalProcess, free_port, read_topic};
+
+/// 2026-07-15 08:00 +08:00.
+pub(crate) const T0: i64 = 1_784_073_600_000;
+const MINUTE: i64 = 60_000;
+
+/// A webhook receiver that answers 503 while `down` is set.
+#[derive(Clone, Default)]
+pub(crate) struct Receiver {
+    pub(crate) down: Arc<AtomicBool>,
+    /// (status answered, headers, body) per request.
+    seen: Arc<Mutex<Vec<(u16, HeaderMap, Value)>>>,
+}
+
+impl Receiver {
+    pub(crate) async fn start(&self) -> String {
+        let me = self.clone();
+        let app = Router::new().route(
+            "/hook",
+            post(move |headers: HeaderMap, body: axum::body::Bytes| {
+                let me = me.clone();
+                async move {
+                    let status = if me.down.load(Ordering::SeqCst) {
+                        StatusCode::SERVICE_UNAVAILABLE
+                    } else {
+                        StatusCode::OK
+                    };
+                    let body = serde_json::from_slice(&body).unwrap_or(Value::Null);
+                    me.seen
+                        .lock()
+                        .unwrap()
+                        .push((status.as_u16(), headers, body));
+                    status
+                }
+            }),
+        );
+        let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}/hook", listener.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+        url
+    }
+
+    /// The bodies it accepted (200), in arrival order.
+    pub(crate) fn accepted(&self) -> Vec<Value> {
+        let seen = self.seen.lock().unwrap();
+        seen.iter()
+            .filter(|(s, _, _)| *s == 200)
+            .map(|(_, _, b)| b.clone())
+            .collect()
+    }
+
+    pub(crate) fn refused(&self) -> usize {
+        self.seen
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(s, _, _)| *s != 200)
+            .count()
+    }
+}
+
+/// Where a test's topics live; held only to keep it up while the city is.
+#[allow(dead_code)]
+enum Cluster {
+    Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
+    /// A real broker process (tansu), killed when the test ends.
+    Broker(ExternalProcess),
+}
+
+/// A city of `sensors` air sensors in two districts, one 1-minute rule.
+pub(crate) struct City {
+    _cluster: Cluster,
+    bootstrap: String,
+    pub(crate) dir: tempfile::TempDir,
+    metrics_port: u16,
+}
+
+const TOPICS: [&str; 3] = ["readings", "alerts", "dead-letter"];
+
+impl City {
+    /// On librdkafka's in-process mock cluster.
+    pub(crate) fn new(sensors: usize) -> Self {
+        let cluster = MockCluster::new(1).unwrap();
+        for topic in TOPICS {
+            cluster.create_topic(topic, 1, 1).unwrap();
+        }
+        let bootstrap = cluster.bootstrap_servers();
+        Self::with(Cluster::Mock(cluster), bootstrap, sensors)
+    }
+
+    /// On a real Kafka-protocol broker: tansu, started here on loopback
+    /// with in-memory storage. `None` (skipped) only when tansu is not
+    /// installed and `YUJING_SKIP_EXTERNAL` is set.
+    pub(crate) async fn on_tansu(sensors: usize) -> Option<Self> {
+        let port = free_port();
+        let url = format!("tcp://127.0.0.1:{port}");
+        let broker = ExternalProcess::start(
+            "tansu",
+            &[
+                "broker",
+                "--listener-url",
+                &url,
+                "--advertised-listener-url",
+                &url,
+                "--storage-engine",
+                "memory://tansu/",
+            ],
+        )?;
+        broker.wait_port(port).await;
+        let bootstrap = format!("127.0.0.1:{port}");
+        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+            .set("bootstrap.servers", &bootstrap)
+            .create()
+            .unwrap();
+        let topics: Vec<NewTopic> = TOPICS
+            .iter()
+            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
+            .collect();
+        let created = admin
+            .create_topics(
+                &topics,
+                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+            )
+            .await
+            .unwrap_or_else(|e| panic!("tansu at {bootstrap}: cannot create topics: {e}"));
+        for r in created {
+            r.unwrap_or_else(|(t, e)| panic!("tansu: cannot create topic {t}: {e}"));
+        }
+        Some(Self::with(Cluster::Broker(broker), bootstrap, sensors))
+    }
+
+    fn with(cluster: Cluster, bootstrap: String, sensors: usize) -> Self {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(
+            dir.path().join("rules.yaml"),
+            "rules:\n  - id: pm25-1m\n    metric: pm25\n    window: 1m\n    group_by: sensor\n    above: { blue: 75, orange: 150 }\n",
+        )
+        .unwrap();
+        let mut csv = "sensor_id,kind,district,district_code,street,grid,lat,lon\n".to_owned();
+        for i in 0..sensors {
+            let (district, code) = if i % 2 == 0 {
+                ("Yubei", "500112")
+            } else {
+                ("Jiangbei", "500105")
+            };
+            csv.push_str(&format!(
+                "s{i:03},air,{district},{code},st,g{i},29.6,106.5\n"
+            ));
+        }
+        std::fs::write(dir.path().join("sensors.csv"), csv).unwrap();
+        City {
+            _cluster: cluster,
+            bootstrap,
+            dir,
+            metrics_port: free_port(),
+        }
+    }
+
+    /// Write `yujing.yaml` with these sinks (YAML list items).
+    pub(crate) fn config(&self, sinks: &str) -> PathBuf {
+        self.config_with("", sinks)
+    }
+
+    /// The same, with `extra` top-level settings.
+    pub(crate) fn config_with(&self, extra: &str, sinks: &str) -> PathBuf {
+        let path = self.dir.path().join("yujing.yaml");
+        std::fs::write(
+            &path,
+            format!(
+                "kafka:
+  bootstrap_servers: \"{}\"
+  group_id: yujing-delivery
+  readings_topics: [readings]
+  dead_letter_topic: dead-letter
+  # A run stopped right after joining its group may not leave it on the
+  # mock cluster; the next run then waits out the old member's session.
+  consumer_properties:
+    session.timeout.ms: \"6000\"
+    statistics.interval.ms: \"1000\"
+rules: rules.yaml
+sensors: sensors.csv
+pipeline:
+  max_age: \"off\"
+  allowed_delay: 0s
+{extra}
+sinks:
+{sinks}
+metrics:
+  listen: \"127.0.0.1:{}\"
+",
+                self.bootstrap, self.metrics_port
+            ),
+        )
+        .unwrap();
+        path
+    }
+
+    /// One reading per sensor and minute: `values[m][s]` at minute `m`.
+    pub(crate) async fn produce(&self, minutes: &[(i64, Vec<f64>)]) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        for (minute, values) in minutes {
+            for (s, v) in values.iter().enumerate() {
+                let ts = T0 + minute * MINUTE + 1_000;
+                let payload =
+                    format!(r#"{{"sensor_id":"s{s:03}","ts":{ts},"metric":"pm25","value":{v}}}"#);
+                producer
+                    .send(
+                        FutureRecord::to("readings").key("k").payload(&payload),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .unwrap();
+            }
+        }
+    }
+
+    /// One message on the readings topic, as given.
+    pub(crate) async fn produce_raw(&self, payload: &str) {
+        let producer: FutureProducer = ClientConfig::new()
+            .set("bootstrap.servers", &self.bootstrap)
+            .create()
+            .unwrap();
+        producer
+            .send(
+                FutureRecord::to("readings").key("k").payload(payload),
+                Duration::from_secs(5),
+            )
+            .await
+            .unwrap();
+    }
+
+    pub(crate) fn bootstrap(&self) -> &str {
+        &self.bootstrap
+    }
+
+    pub(crate) fn metrics_port(&self) -> u16 {
+        self.metrics_port
+    }
+
+    pub(crate) async fn get(&self, path: &str) -> String {
+        reqwest::get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
+    }
+
+    pub(crate) async fn alerts(&self, n: usize) -> Vec<Value> {
+        self.alerts_within(n, Duration::from_secs(60)).await
+    }
+
+    pub(crate) async fn alerts_within(&self, n: usize, timeout: Duration) -> Vec<Value> {
+        let b = self.bootstrap.clone();
+        tokio::task::spawn_blocking(move || read_topic(&b, "alerts", n, timeout))
+            .await
+            .unwrap()
+            .into_iter()
+            .map(|r| serde_json::from_slice(&r.payload).unwrap())
+            .collect()
+    }
+}
+
+pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
+    for _ in 0..600 {
+        if done() {
+            return;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("timed out waiting for {what}");
+}
