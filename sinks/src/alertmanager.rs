@@ -238,7 +238,7 @@ impl AlertmanagerSink {
             .await
             .map_err(|e| SinkError::Webhook {
                 url: url.clone(),
-                message: e.to_string(),
+                message: e.without_url().to_string(),
             })?;
         let status = response.status();
         if status.is_success() {

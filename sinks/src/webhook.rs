@@ -172,7 +172,8 @@ impl WebhookSink {
                         body: text.chars().take(200).collect(),
                     });
                 }
-                Err(e) => e.to_string(),
+                // Without the URL: its query may hold an API key.
+                Err(e) => e.without_url().to_string(),
             };
             if attempt >= s.max_attempts {
                 return Err(SinkError::Webhook {

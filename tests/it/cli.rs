@@ -246,3 +246,145 @@ fn sighup_reloads_the_rules_of_a_running_pipeline() {
     assert!(err.contains("rules reload refused"), "{err}");
     assert!(err.contains("rule \"broken\""), "{err}");
 }
+
+/// Secrets given to `yujing run` (a webhook's signing secret, an API key in
+/// its URL's query and in a header, the reload token) never appear in its
+/// log, even at debug level and while the webhook fails, nor in
+/// `/metrics` or `/health`.
+#[test]
+fn secrets_stay_out_of_logs_and_metrics() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in ["readings", "alerts", "dead-letter"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let port = crate::support::free_port();
+    std::fs::write(
+        dir.path().join("rules.yaml"),
+        "rules:\n  - id: pm25-1m\n    metric: pm25\n    window: 1m\n    group_by: sensor\n    above: { blue: 75 }\n",
+    )
+    .unwrap();
+    std::fs::copy(
+        format!("{EXAMPLES}/sensors.csv"),
+        dir.path().join("sensors.csv"),
+    )
+    .unwrap();
+    // Nothing listens on the webhook's port: every delivery fails.
+    let dead_port = crate::support::free_port();
+    let config = dir.path().join("yujing.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:
+  bootstrap_servers: \"{}\"
+  readings_topics: [readings]
+  dead_letter_topic: dead-letter
+rules: rules.yaml
+sensors: sensors.csv
+pipeline: {{ max_age: \"off\", allowed_delay: 0s }}
+reload: {{ watch: false, http_token_env: TEST_RELOAD_TOKEN }}
+sinks:
+  - kind: kafka
+    topic: alerts
+  - kind: webhook
+    url: \"http://127.0.0.1:{dead_port}/hook?api_key=QUERY-S3CRET\"
+    secret_env: TEST_WEBHOOK_SECRET
+    headers: {{ X-Api-Key: HEADER-S3CRET }}
+    max_attempts: 1
+    spool: {{ dir: spool }}
+metrics: {{ listen: \"127.0.0.1:{port}\" }}
+",
+            cluster.bootstrap_servers()
+        ),
+    )
+    .unwrap();
+    let child = yujing()
+        .arg("run")
+        .arg("--config")
+        .arg(&config)
+        .env("RUST_LOG", "debug")
+        .env("TEST_WEBHOOK_SECRET", "HMAC-S3CRET")
+        .env("TEST_RELOAD_TOKEN", "TOKEN-S3CRET")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    let producer: rdkafka::producer::BaseProducer = rdkafka::ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    let t0: i64 = 1_784_073_600_000;
+    for (ts, sensor) in [
+        (t0 + 1_000, "cq-yz-aq-0001"),
+        (t0 + 61_000, "cq-yz-aq-0001"),
+    ] {
+        let payload =
+            format!(r#"{{"sensor_id":"{sensor}","ts":{ts},"metric":"pm25","value":200}}"#);
+        producer
+            .send(
+                rdkafka::producer::BaseRecord::to("readings")
+                    .key("k")
+                    .payload(&payload),
+            )
+            .unwrap();
+    }
+    rdkafka::producer::Producer::flush(&producer, Duration::from_secs(5)).unwrap();
+    // Failing deliveries have been logged once the failure counter moves.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    let mut failed = false;
+    while Instant::now() < deadline && !failed {
+        failed = scrape(port).is_some_and(|m| {
+            m.iter().any(|(k, v)| {
+                k.starts_with("yujing_sink_failures_total") && k.contains("webhook") && *v >= 2.0
+            })
+        });
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    assert!(failed, "the webhook deliveries failed and were logged");
+    let get = |path: &str| {
+        let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).unwrap();
+        std::io::Write::write_all(
+            &mut s,
+            format!("GET {path} HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n").as_bytes(),
+        )
+        .unwrap();
+        let mut body = String::new();
+        std::io::Read::read_to_string(&mut s, &mut body).unwrap();
+        body
+    };
+    let exposed = format!("{}{}", get("/metrics"), get("/health"));
+    assert!(
+        exposed.contains("webhook:http://127.0.0.1"),
+        "the sink is there, by name"
+    );
+    let pid = child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    let out = child.wait_with_output().unwrap();
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        log.contains("sink delivery failed"),
+        "debug log captured:\n{log}"
+    );
+    for secret in [
+        "QUERY-S3CRET",
+        "HEADER-S3CRET",
+        "HMAC-S3CRET",
+        "TOKEN-S3CRET",
+    ] {
+        assert!(!log.contains(secret), "{secret} in the log:\n{log}");
+        assert!(
+            !exposed.contains(secret),
+            "{secret} in /metrics or /health:\n{exposed}"
+        );
+    }
+}
