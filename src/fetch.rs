@@ -44,6 +44,11 @@ pub enum FetchItem {
         topic: String,
         partition: i32,
     },
+    /// A rebalance gave this partition (before its first message).
+    Assigned {
+        topic: String,
+        partition: i32,
+    },
 }
 
 pub struct Fetcher {
@@ -155,10 +160,26 @@ fn poll_loop(
                 .map(|(topic, partition)| FetchItem::Revoked { topic, partition }),
         );
     };
+    // Assignments also arrive inside `poll`, before the partition's first
+    // message: hand them over ahead of the messages.
+    let assigned = |batch: &mut Vec<FetchItem>| {
+        let mut queue = consumer
+            .context()
+            .assigned
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        batch.extend(
+            queue
+                .drain(..)
+                .map(|(topic, partition)| FetchItem::Assigned { topic, partition }),
+        );
+    };
     while !stop.load(Ordering::Relaxed) {
         let mut batch = Vec::with_capacity(BATCH);
         // Wait a little for the first message, then take what is ready.
-        if let Some(first) = consumer.poll(Duration::from_millis(100)) {
+        let first = consumer.poll(Duration::from_millis(100));
+        assigned(&mut batch);
+        if let Some(first) = first {
             batch.push(convert(first));
             while batch.len() < BATCH {
                 match consumer.poll(Duration::ZERO) {

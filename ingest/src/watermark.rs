@@ -18,6 +18,9 @@
 
 use std::collections::HashMap;
 
+/// `max_event_ms` of a partition assigned but not heard from yet.
+const NO_DATA: i64 = i64::MIN;
+
 #[derive(Debug, Clone, Copy)]
 struct Partition {
     max_event_ms: i64,
@@ -62,6 +65,21 @@ impl Watermarks {
         p.last_seen_ms = p.last_seen_ms.max(now_ms);
     }
 
+    /// A partition that will deliver (assigned by a rebalance): until its
+    /// first event time, it holds the pipeline watermark where it is — its
+    /// backlog may be older than what other partitions delivered — unless
+    /// it stays silent for the idle timeout.
+    pub fn expect(&mut self, topic: &str, partition: i32, now_ms: i64) {
+        if !self.topics.contains_key(topic) {
+            self.topics.insert(topic.to_owned(), HashMap::new());
+        }
+        let partitions = self.topics.get_mut(topic).expect("inserted above");
+        partitions.entry(partition).or_insert(Partition {
+            max_event_ms: NO_DATA,
+            last_seen_ms: now_ms,
+        });
+    }
+
     /// Forget a partition (revoked in a rebalance).
     pub fn remove(&mut self, topic: &str, partition: i32) {
         if let Some(t) = self.topics.get_mut(topic) {
@@ -82,11 +100,14 @@ impl Watermarks {
             .map(|p| p.max_event_ms)
             .min();
         let candidate = match (active_min, self.idle_timeout_ms) {
+            // An assigned partition without data yet holds everything.
+            (Some(NO_DATA), _) => None,
             (Some(min), _) => Some(min.saturating_sub(self.allowed_delay_ms)),
             // Everything is quiet: let event time follow processing time
             // from the most advanced partition.
             (None, Some(timeout)) => self
                 .partitions()
+                .filter(|p| p.max_event_ms != NO_DATA)
                 .map(|p| {
                     let quiet = now_ms.saturating_sub(p.last_seen_ms) - timeout;
                     p.max_event_ms.saturating_add(quiet.max(0)) - self.allowed_delay_ms
@@ -112,7 +133,10 @@ impl Watermarks {
 
     /// Largest event time seen on any partition.
     pub fn max_event(&self) -> Option<i64> {
-        self.partitions().map(|p| p.max_event_ms).max()
+        self.partitions()
+            .map(|p| p.max_event_ms)
+            .filter(|m| *m != NO_DATA)
+            .max()
     }
 
     /// Partitions currently counted as idle.
@@ -149,6 +173,26 @@ mod tests {
         assert_eq!(w.max_event(), Some(2_000));
         w.remove("r", 1);
         assert_eq!(w.advance(0), Some(1_970));
+    }
+
+    #[test]
+    fn an_assigned_partition_holds_the_watermark_until_it_delivers() {
+        let mut w = Watermarks::new(0, Some(10_000));
+        w.expect("r", 0, 0);
+        w.expect("r", 1, 0);
+        // Partition 1's backlog is read first: up to minute 40.
+        w.observe("r", 1, 2_400_000, 100);
+        assert_eq!(w.advance(100), None, "partition 0 may hold older readings");
+        w.observe("r", 0, 60_000, 200);
+        assert_eq!(w.advance(200), Some(60_000));
+        // An assigned partition that never delivers stops holding after
+        // the idle timeout.
+        w.expect("r", 2, 300);
+        assert_eq!(w.advance(10_250), Some(60_000), "partition 2 holds it");
+        // At 10 300 every partition is idle: event time follows the clock
+        // from the most advanced one.
+        assert_eq!(w.advance(10_300), Some(2_400_200));
+        assert_eq!(w.max_event(), Some(2_400_000));
     }
 
     #[test]

@@ -159,11 +159,48 @@ enum Step {
 #[derive(Debug, Default, Clone, Serialize, Deserialize)]
 pub struct WarningBook {
     tracks: HashMap<String, BTreeMap<String, Track>>,
+    /// Per rule: the latest window end evaluated.
+    #[serde(default)]
+    evaluated_until: HashMap<String, i64>,
+    /// Per rule, after a restart: windows ending at or before this were
+    /// evaluated by the run that saved the book, and are not evaluated
+    /// again when their readings are re-read (the saved book may be ahead
+    /// of the committed offsets).
+    #[serde(skip)]
+    replayed_until: HashMap<String, i64>,
 }
 
 impl WarningBook {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// Taken up after a restart: windows already evaluated before it are
+    /// not evaluated again (see `replayed_until`).
+    pub fn resume(&mut self) {
+        self.replayed_until = self.evaluated_until.clone();
+    }
+
+    /// Whether `rule`'s window ending at `end_ms` was evaluated before a
+    /// restart; records it as evaluated otherwise. Session rules close per
+    /// group, out of order across groups, so they are always evaluated.
+    fn already_evaluated(&mut self, rule: &Rule, end_ms: i64) -> bool {
+        if rule.session.is_some() {
+            return false;
+        }
+        if self
+            .replayed_until
+            .get(&rule.id)
+            .is_some_and(|until| end_ms <= *until)
+        {
+            return true;
+        }
+        let until = self
+            .evaluated_until
+            .entry(rule.id.clone())
+            .or_insert(end_ms);
+        *until = (*until).max(end_ms);
+        false
     }
 
     pub fn fingerprint(rule: &Rule, group_key: &str) -> String {
@@ -220,6 +257,9 @@ impl WarningBook {
         window_end_ms: i64,
         aggregates: &[WindowAggregate],
     ) -> Vec<WarningTransition> {
+        if self.already_evaluated(rule, window_end_ms) {
+            return Vec::new();
+        }
         // Groups that need a look: every tracked one, and untracked ones
         // whose value crosses at least the lowest threshold. The rest (most
         // groups, most of the time) cost one comparison.
@@ -334,6 +374,7 @@ impl WarningBook {
         let gone: Vec<String> = self.tracks.keys().filter(|r| !keep(r)).cloned().collect();
         for r in &gone {
             self.tracks.remove(r);
+            self.evaluated_until.remove(r);
         }
         gone
     }

@@ -301,3 +301,29 @@ fn predicted_crossing_and_retire() {
     assert_eq!(t[0].resolve_reason, Some(ResolveReason::RuleRemoved));
     assert_eq!(book.active_count(), 0);
 }
+
+#[test]
+fn a_resumed_book_does_not_evaluate_again_what_it_evaluated_before_a_restart() {
+    let r = rule();
+    let mut book = WarningBook::new();
+    // Windows 10 (below), 20 (blue), 30 (blue) evaluated, then saved.
+    assert!(step_with(&mut book, &r, 10, Some(50.0)).is_empty());
+    assert_eq!(step_with(&mut book, &r, 20, Some(100.0)).len(), 1);
+    assert!(step_with(&mut book, &r, 30, Some(100.0)).is_empty());
+    let saved = book.clone();
+
+    // The restart re-reads the readings of windows 10..30 (their offsets
+    // were not committed yet) and then goes on.
+    let mut resumed = saved;
+    resumed.resume();
+    assert!(
+        step_with(&mut resumed, &r, 10, Some(50.0)).is_empty(),
+        "window 10 is not evaluated again: it would resolve the warning"
+    );
+    assert!(step_with(&mut resumed, &r, 20, Some(100.0)).is_empty());
+    assert!(step_with(&mut resumed, &r, 30, Some(100.0)).is_empty());
+    let next = step_with(&mut resumed, &r, 40, Some(200.0));
+    assert_eq!(next.len(), 1);
+    assert_eq!(next[0].0, Transition::Escalated);
+    assert_eq!(next[0].3, 2, "the warning's sequence goes on");
+}

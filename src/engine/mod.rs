@@ -442,6 +442,12 @@ impl Engine {
         Ok(placed)
     }
 
+    /// A partition was assigned: it holds the watermark back until its
+    /// first reading, or until it has been idle for the idle timeout.
+    pub fn expect_partition(&mut self, topic: &str, partition: i32, now_ms: i64) {
+        self.watermarks.expect(topic, partition, now_ms);
+    }
+
     /// Stop tracking a partition this instance no longer reads.
     pub fn forget_partition(&mut self, topic: &str, partition: i32) {
         self.watermarks.remove(topic, partition);
@@ -492,6 +498,7 @@ impl Engine {
         let running: std::collections::HashSet<&str> =
             self.rules.rules.iter().map(|r| r.id.as_str()).collect();
         let gone = book.keep_rules(&|r| running.contains(r));
+        book.resume();
         self.book = book;
         gone
     }

@@ -166,6 +166,7 @@ pub async fn run(
             LagReporter {
                 metrics: setup.metrics.clone(),
                 revoked: RevokedPartitions::default(),
+                assigned: RevokedPartitions::default(),
             },
         )?,
         max_message_bytes,
@@ -343,6 +344,14 @@ impl State {
                 FetchItem::Error(e) => {
                     tracing::warn!("kafka consumer error: {e}");
                     self.metrics.kafka_errors.inc();
+                }
+                FetchItem::Assigned { topic, partition } => {
+                    // Until it delivers (or idles out), an assigned
+                    // partition holds the watermark: its backlog may be
+                    // older than what the others already delivered.
+                    tracing::info!(topic, partition, "partition assigned");
+                    self.engine
+                        .expect_partition(&topic, partition, self.clock.now_ms());
                 }
                 FetchItem::Revoked { topic, partition } => {
                     // Another instance owns it now: stop committing its

@@ -413,8 +413,8 @@ fn wall_seconds() -> f64 {
     yujing_ingest::clock::wall_now_ms() as f64 / 1000.0
 }
 
-/// Partitions taken away by a rebalance, queued by the consumer context
-/// for the pipeline.
+/// Partitions taken away or given by a rebalance, queued by the consumer
+/// context for the pipeline.
 pub type RevokedPartitions = std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>;
 
 /// Consumer context that turns librdkafka statistics into metrics and
@@ -422,6 +422,9 @@ pub type RevokedPartitions = std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>
 pub struct LagReporter {
     pub metrics: Metrics,
     pub revoked: RevokedPartitions,
+    /// Partitions a rebalance assigned (they hold the watermark back until
+    /// their first reading or the idle timeout).
+    pub assigned: RevokedPartitions,
 }
 
 impl rdkafka::ClientContext for LagReporter {
@@ -455,6 +458,19 @@ impl rdkafka::consumer::ConsumerContext for LagReporter {
             let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
             for e in list.elements() {
                 revoked.push((e.topic().to_owned(), e.partition()));
+            }
+        }
+    }
+
+    fn post_rebalance(
+        &self,
+        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
+        rebalance: &rdkafka::consumer::Rebalance<'_>,
+    ) {
+        if let rdkafka::consumer::Rebalance::Assign(list) = rebalance {
+            let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+            for e in list.elements() {
+                assigned.push((e.topic().to_owned(), e.partition()));
             }
         }
     }

@@ -12,6 +12,7 @@ mod delivery;
 mod demo;
 mod deploy;
 mod e2e;
+mod faults;
 mod golden;
 mod harness;
 mod prometheus;

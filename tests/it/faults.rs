@@ -1,0 +1,223 @@
+//! Fault tests: `yujing run` (the binary) killed with SIGKILL at random
+//! points while a scripted stream plays, restarted each time. The warning
+//! transitions on the alert topic must be those of an uninterrupted run:
+//! none missing, and repeats only as exact copies (same warning id and
+//! sequence, same content).
+
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+use rand::Rng;
+use rdkafka::ClientConfig;
+use rdkafka::mocking::MockCluster;
+use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
+use serde_json::Value;
+
+use crate::support::{free_port, read_topic};
+
+/// 2026-07-15 08:00 +08:00.
+const T0: i64 = 1_784_073_600_000;
+const SENSORS: usize = 6;
+const MINUTES: i64 = 40;
+
+/// Sensor `s`'s PM2.5 in minute `m`: a cycle through clear, blue, orange
+/// and back, shifted per sensor, so every kind of change happens often.
+fn value(s: usize, m: i64) -> f64 {
+    const CYCLE: [f64; 8] = [40.0, 90.0, 90.0, 180.0, 180.0, 100.0, 40.0, 40.0];
+    CYCLE[(m as usize + s) % CYCLE.len()]
+}
+
+fn setup(
+    dir: &Path,
+    cluster: &MockCluster<'static, rdkafka::producer::DefaultProducerContext>,
+    state: bool,
+) -> std::path::PathBuf {
+    // Two readings partitions (the watermark is their minimum); one alert
+    // partition, read whole by the test.
+    cluster.create_topic("readings", 2, 1).unwrap();
+    cluster.create_topic("alerts", 1, 1).unwrap();
+    cluster.create_topic("dead-letter", 1, 1).unwrap();
+    std::fs::write(
+        dir.join("rules.yaml"),
+        "rules:\n  - id: pm25-1m\n    metric: pm25\n    window: 1m\n    group_by: sensor\n    above: { blue: 75, orange: 150 }\n",
+    )
+    .unwrap();
+    let mut csv = "sensor_id,kind,district,district_code,street,grid,lat,lon\n".to_owned();
+    for s in 0..SENSORS {
+        csv.push_str(&format!("s{s},air,Yubei,500112,st,g{s},29.6,106.5\n"));
+    }
+    std::fs::write(dir.join("sensors.csv"), csv).unwrap();
+    let config = dir.join("yujing.yaml");
+    std::fs::write(
+        &config,
+        format!(
+            "kafka:
+  bootstrap_servers: \"{}\"
+  group_id: yujing-faults
+  readings_topics: [readings]
+  dead_letter_topic: dead-letter
+  consumer_properties:
+    session.timeout.ms: \"6000\"
+    heartbeat.interval.ms: \"500\"
+rules: rules.yaml
+sensors: sensors.csv
+pipeline: {{ max_age: \"off\", allowed_delay: 0s }}
+{}
+sinks: [{{ kind: kafka, topic: alerts }}]
+metrics: {{ listen: \"127.0.0.1:{}\" }}
+",
+            cluster.bootstrap_servers(),
+            if state { "state_dir: state" } else { "" },
+            free_port()
+        ),
+    )
+    .unwrap();
+    config
+}
+
+/// The script's minute `m`, one message per sensor, keyed by sensor.
+fn produce_minute(producer: &BaseProducer, m: i64) {
+    for s in 0..SENSORS {
+        let ts = T0 + m * 60_000 + 1_000 + s as i64;
+        let payload = format!(
+            r#"{{"sensor_id":"s{s}","ts":{ts},"metric":"pm25","value":{}}}"#,
+            value(s, m)
+        );
+        let key = format!("s{s}");
+        producer
+            .send(BaseRecord::to("readings").key(&key).payload(&payload))
+            .unwrap();
+    }
+    producer.flush(Duration::from_secs(5)).unwrap();
+}
+
+fn start(config: &Path) -> Child {
+    Command::new(env!("CARGO_BIN_EXE_yujing"))
+        .args(["run", "--config"])
+        .arg(config)
+        .current_dir(config.parent().unwrap())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap()
+}
+
+/// The alert topic's messages by (warning id, sequence), every copy.
+fn transitions(bootstrap: &str) -> BTreeMap<(String, u64), Vec<Value>> {
+    let mut out: BTreeMap<(String, u64), Vec<Value>> = BTreeMap::new();
+    for r in read_topic(bootstrap, "alerts", usize::MAX, Duration::from_secs(2)) {
+        let mut v: Value = serde_json::from_slice(&r.payload).unwrap();
+        v.as_object_mut().unwrap().remove("emitted_at");
+        let key = (
+            v["warning_id"].as_str().unwrap().to_owned(),
+            v["sequence"].as_u64().unwrap(),
+        );
+        out.entry(key).or_default().push(v);
+    }
+    out
+}
+
+/// Poll the alert topic until it holds `want` distinct transitions.
+fn wait_for_transitions(
+    bootstrap: &str,
+    want: usize,
+    within: Duration,
+) -> BTreeMap<(String, u64), Vec<Value>> {
+    let deadline = Instant::now() + within;
+    loop {
+        let seen = transitions(bootstrap);
+        if seen.len() >= want || Instant::now() > deadline {
+            return seen;
+        }
+        std::thread::sleep(Duration::from_millis(500));
+    }
+}
+
+#[test]
+fn sigkill_at_random_points_loses_no_transition_and_repeats_only_exact_copies() {
+    // The uninterrupted run.
+    let reference_dir = tempfile::tempdir().unwrap();
+    let reference_cluster = MockCluster::new(1).unwrap();
+    let config = setup(reference_dir.path(), &reference_cluster, true);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", reference_cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    for m in 0..=MINUTES {
+        produce_minute(&producer, m);
+    }
+    let mut child = start(&config);
+    let mut reference = BTreeMap::new();
+    let mut stable = 0;
+    while stable < 4 {
+        std::thread::sleep(Duration::from_secs(1));
+        let seen = transitions(&reference_cluster.bootstrap_servers());
+        stable = if seen.len() == reference.len() && !seen.is_empty() {
+            stable + 1
+        } else {
+            0
+        };
+        reference = seen;
+    }
+    child.kill().unwrap();
+    child.wait().unwrap();
+    assert!(reference.len() > 50, "{} transitions", reference.len());
+    assert!(
+        reference.values().all(|copies| copies.len() == 1),
+        "no repeats without faults"
+    );
+
+    // The same stream, played minute by minute while yujing is killed
+    // (SIGKILL: no shutdown, no flush, no commit) at random points.
+    let dir = tempfile::tempdir().unwrap();
+    let cluster = MockCluster::new(1).unwrap();
+    let config = setup(dir.path(), &cluster, true);
+    let producer: BaseProducer = ClientConfig::new()
+        .set("bootstrap.servers", cluster.bootstrap_servers())
+        .create()
+        .unwrap();
+    let mut rng = rand::rng();
+    let mut child = start(&config);
+    let mut kills = 0;
+    let mut next_kill = Instant::now() + Duration::from_millis(rng.random_range(3_000..6_000));
+    for m in 0..=MINUTES {
+        produce_minute(&producer, m);
+        std::thread::sleep(Duration::from_millis(250));
+        if Instant::now() >= next_kill && kills < 4 {
+            child.kill().unwrap();
+            child.wait().unwrap();
+            kills += 1;
+            child = start(&config);
+            next_kill = Instant::now() + Duration::from_millis(rng.random_range(1_500..4_000));
+        }
+    }
+    let seen = wait_for_transitions(
+        &cluster.bootstrap_servers(),
+        reference.len(),
+        Duration::from_secs(90),
+    );
+    let _ = child.kill();
+    let _ = child.wait();
+    assert!(kills >= 2, "killed {kills} times");
+
+    let missing: Vec<_> = reference
+        .keys()
+        .filter(|k| !seen.contains_key(*k))
+        .collect();
+    let extra: Vec<_> = seen
+        .keys()
+        .filter(|k| !reference.contains_key(*k))
+        .collect();
+    assert!(missing.is_empty(), "transitions lost: {missing:?}");
+    assert!(
+        extra.is_empty(),
+        "transitions an uninterrupted run does not make: {extra:?}"
+    );
+    for (key, copies) in &seen {
+        for copy in copies {
+            assert_eq!(copy, &reference[key][0], "a repeat of {key:?} differs");
+        }
+    }
+}
