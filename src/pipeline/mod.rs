@@ -120,7 +120,12 @@ struct State {
     summary: RunSummary,
     /// When refused messages were last reported in the log, and the count then.
     refusals_reported: (Instant, u64),
+    /// False after a consumer error, until the next message.
+    consumer_up: bool,
 }
+
+/// The readings consumer's name in `/health`.
+const CONSUMER: &str = "kafka-consumer";
 
 /// Messages between clock reads on the hot path.
 const CLOCK_EVERY: u64 = 64;
@@ -202,6 +207,7 @@ pub async fn run(
         times: TimeFormat::new(utc_offset_ms),
         summary: RunSummary::default(),
         refusals_reported: (Instant::now(), 0),
+        consumer_up: true,
     };
 
     state.restore_warnings();
@@ -338,12 +344,26 @@ impl State {
         for item in batch {
             match item {
                 FetchItem::Message(m) => {
+                    if !self.consumer_up {
+                        self.consumer_up = true;
+                        self.metrics.health.update(CONSUMER, |h| {
+                            h.up = true;
+                            h.last_error = None;
+                        });
+                    }
                     self.on_message(m).await;
                     self.close_ready().await?;
                 }
                 FetchItem::Error(e) => {
+                    // librdkafka reconnects by itself; until a message
+                    // arrives again, /health shows the consumer down.
                     tracing::warn!("kafka consumer error: {e}");
                     self.metrics.kafka_errors.inc();
+                    self.consumer_up = false;
+                    self.metrics.health.update(CONSUMER, |h| {
+                        h.up = false;
+                        h.last_error = Some(e.clone());
+                    });
                 }
                 FetchItem::Assigned { topic, partition } => {
                     // Until it delivers (or idles out), an assigned

@@ -221,3 +221,68 @@ fn sigkill_at_random_points_loses_no_transition_and_repeats_only_exact_copies() 
         }
     }
 }
+
+/// The broker goes away for a while: yujing keeps running, shows it
+/// (`/health`, `yujing_kafka_errors_total`), and once the broker is back
+/// goes on from where it was, losing and repeating nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_broker_outage_is_waited_out_and_nothing_is_lost() {
+    use crate::harness::City;
+
+    let city = City::new(2);
+    let config = city.config("  - kind: kafka\n    topic: alerts\n");
+    let health = || async { serde_json::from_str::<Value>(&city.get("/health").await).unwrap() };
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        city.produce(&[(0, vec![100.0; 2]), (1, vec![100.0; 2])])
+            .await;
+        assert_eq!(city.alerts(2).await.len(), 2);
+
+        city.mock().unwrap().broker_down(1).unwrap();
+        let mut seen_down = Value::Null;
+        for _ in 0..300 {
+            let h = health().await;
+            if h["sinks"]["kafka-consumer"]["up"] == false {
+                seen_down = h;
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert_eq!(
+            seen_down["status"], "degraded",
+            "the outage shows in /health"
+        );
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        city.mock().unwrap().broker_up(1).unwrap();
+
+        city.produce(&[(2, vec![200.0; 2]), (3, vec![200.0; 2])])
+            .await;
+        let alerts = city.alerts(4).await;
+        let mut back = Value::Null;
+        for _ in 0..300 {
+            back = health().await;
+            if back["status"] == "ok" {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        let text = city.get("/metrics").await;
+        let more = city.alerts_within(5, Duration::from_secs(3)).await;
+        let _ = stop_tx.send(());
+        (alerts, more.len(), back, text)
+    };
+    let (result, (alerts, total, back, text)) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline rode out the outage and stops cleanly");
+    let transitions: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["transition"].as_str().unwrap())
+        .collect();
+    assert_eq!(transitions, ["raised", "raised", "escalated", "escalated"]);
+    assert_eq!(total, 4, "nothing repeated");
+    assert_eq!(back["status"], "ok", "{back}");
+    let errors = crate::support::parse_prometheus_text(&text).unwrap()["yujing_kafka_errors_total"];
+    assert!(errors >= 1.0, "{text}");
+}

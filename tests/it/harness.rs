@@ -78,11 +78,11 @@ impl Receiver {
     }
 }
 
-/// Where a test's topics live; held only to keep it up while the city is.
-#[allow(dead_code)]
+/// Where a test's topics live.
 enum Cluster {
     Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
     /// A real broker process (tansu), killed when the test ends.
+    #[allow(dead_code)]
     Broker(ExternalProcess),
 }
 
@@ -249,6 +249,16 @@ metrics:
             )
             .await
             .unwrap();
+    }
+
+    /// The mock cluster, to take its broker down and up.
+    pub(crate) fn mock(
+        &self,
+    ) -> Option<&MockCluster<'static, rdkafka::producer::DefaultProducerContext>> {
+        match &self._cluster {
+            Cluster::Mock(m) => Some(m),
+            Cluster::Broker(_) => None,
+        }
     }
 
     pub(crate) fn bootstrap(&self) -> &str {
