@@ -287,4 +287,21 @@ mod tests {
         let e = err(br#"[{"sensor_id":"a","ts":1784077200000,"metric":"m","value":1},{"sensor_id":"b","ts":"yesterday","metric":"m","value":1}]"#);
         assert_eq!(e.reason(), "bad_timestamp");
     }
+
+    /// Inputs the fuzzer found (and seeds) in tests/fuzz/regressions:
+    /// decoded or refused, never a panic, never a non-finite value.
+    #[test]
+    fn fuzz_regressions() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("../tests/fuzz/regressions/decode_readings");
+        let mut n = 0;
+        for entry in std::fs::read_dir(&dir).unwrap() {
+            let bytes = std::fs::read(entry.unwrap().path()).unwrap();
+            if let Ok(readings) = decode_readings(&bytes) {
+                assert!(readings.iter().all(|r| r.value.is_finite()));
+            }
+            n += 1;
+        }
+        assert!(n >= 6, "{n} inputs in {}", dir.display());
+    }
 }

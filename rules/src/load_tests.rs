@@ -424,3 +424,21 @@ fn unknown_metrics_against_a_measurements_list() {
     assert!(RuleSet::load_all(&[file]).is_ok());
     std::fs::remove_dir_all(&dir).unwrap();
 }
+
+/// Inputs the fuzzer found (and seeds) in tests/fuzz/regressions: loaded or
+/// refused with located problems, never a panic.
+#[test]
+fn fuzz_regressions() {
+    let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../tests/fuzz/regressions/rules_parse");
+    let mut n = 0;
+    for entry in std::fs::read_dir(&dir).unwrap() {
+        let path = entry.unwrap().path();
+        let text = std::fs::read_to_string(&path).unwrap();
+        if let Err(e) = RuleSet::parse(&path, &text) {
+            assert!(!e.to_string().is_empty());
+        }
+        n += 1;
+    }
+    assert!(n >= 2, "{n} inputs in {}", dir.display());
+}

@@ -144,9 +144,10 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
         ])
         .await;
         city.produce_raw("not json").await;
+        // (Not at minute 0's own timestamp: that would be a duplicate.)
         city.produce_raw(&format!(
             r#"{{"sensor_id":"s000","ts":{},"metric":"pm25","value":1}}"#,
-            T0 + 1_000
+            T0 + 2_000
         ))
         .await;
         assert_eq!(city.alerts(4).await.len(), 4);

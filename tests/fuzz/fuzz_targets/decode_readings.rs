@@ -1,0 +1,15 @@
+//! Any bytes as a Kafka message: the decoder returns readings or an
+//! error, never panics, and every reading it returns is finite with a
+//! sensor id.
+#![no_main]
+
+use libfuzzer_sys::fuzz_target;
+
+fuzz_target!(|data: &[u8]| {
+    if let Ok(readings) = yujing_ingest::decode_readings(data) {
+        for r in readings {
+            assert!(r.value.is_finite(), "non-finite value accepted");
+            assert!(!r.sensor_id.is_empty(), "empty sensor id accepted");
+        }
+    }
+});
