@@ -15,7 +15,7 @@ use yujing_rules::RuleSet;
 use crate::bench::{self, BenchOptions};
 use crate::config::Config;
 use crate::demo::{self, DemoOptions};
-use crate::destinations::build_sinks;
+use crate::destinations::{Destinations, build_sinks};
 use crate::metrics_server::MetricsServer;
 use crate::pipeline::{self, PipelineError, RunSummary, Setup};
 use crate::telemetry::Metrics;
@@ -310,7 +310,10 @@ pub async fn run(
     let rules = RuleSet::load_checked(&config.rules, known.as_deref())?;
     let registry = SensorRegistry::load(&config.sensors)?;
     let metrics = Metrics::new();
-    let sinks = build_sinks(&config)?;
+    let Destinations {
+        sinks,
+        transactions,
+    } = build_sinks(&config)?;
     let server = MetricsServer::bind(config.metrics.listen, metrics.clone())
         .await
         .map_err(|e| {
@@ -359,6 +362,7 @@ pub async fn run(
         metrics,
         clock: Clock::Wall,
         state_dir: config.state_dir.clone(),
+        transactions,
     };
     let result = pipeline::run(setup, shutdown).await;
     let _ = stop_tx.send(());

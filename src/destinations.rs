@@ -6,20 +6,48 @@ use yujing_sinks::{
     TerminalSink, TimeFormat, WebhookSettings, WebhookSink,
 };
 
+use rdkafka::producer::FutureProducer;
+
 use crate::config::{Config, SinkConfig, SinkFormat};
 use crate::pipeline::{Grouping, PipelineError, SinkSetup, SpoolSettings};
 
 /// Sinks named in the config, in order.
-pub fn build_sinks(config: &Config) -> Result<Vec<SinkSetup>, PipelineError> {
+/// The sinks, and in exactly-once mode the transactional producer their
+/// Kafka sinks share (the pipeline commits offsets in its transactions).
+pub struct Destinations {
+    pub sinks: Vec<SinkSetup>,
+    pub transactions: Option<FutureProducer>,
+}
+
+pub fn build_sinks(config: &Config) -> Result<Destinations, PipelineError> {
     let utc_offset_ms = config
         .pipeline
         .utc_offset_ms()
         .map_err(PipelineError::Invalid)?;
-    config
+    let transactions = match &config.kafka.transactional_id {
+        Some(id) => {
+            let mut props = config.kafka.properties.clone();
+            props.extend(config.kafka.producer_properties.clone());
+            let producer: FutureProducer = yujing_ingest::kafka::client_config(
+                &config.kafka.bootstrap_servers,
+                &[("linger.ms", "5"), ("message.timeout.ms", "30000")],
+                &props,
+                &[
+                    ("transactional.id", id.as_str()),
+                    ("enable.idempotence", "true"),
+                    ("acks", "all"),
+                ],
+            )
+            .create()?;
+            Some(producer)
+        }
+        None => None,
+    };
+    let sinks = config
         .sinks
         .iter()
         .map(|entry| {
-            let sink = build_sink(entry, config, utc_offset_ms)?;
+            let sink = build_sink(entry, config, utc_offset_ms, transactions.as_ref())?;
             let (storm, spool) = entry.delivery();
             Ok(SinkSetup {
                 sink,
@@ -34,13 +62,18 @@ pub fn build_sinks(config: &Config) -> Result<Vec<SinkSetup>, PipelineError> {
                 }),
             })
         })
-        .collect()
+        .collect::<Result<_, PipelineError>>()?;
+    Ok(Destinations {
+        sinks,
+        transactions,
+    })
 }
 
 fn build_sink(
     entry: &SinkConfig,
     config: &Config,
     utc_offset_ms: i64,
+    transactions: Option<&FutureProducer>,
 ) -> Result<Sink, PipelineError> {
     let mut props = config.kafka.properties.clone();
     props.extend(config.kafka.producer_properties.clone());
@@ -71,9 +104,12 @@ fn build_sink(
                     AlertFormat::Cap(from)
                 }
             };
-            KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props)
-                .map(|k| Sink::Kafka(k.with_format(format).with_route(route.clone())))
-                .map_err(|e| PipelineError::Invalid(e.to_string()))
+            match transactions {
+                Some(p) => Ok(KafkaAlertSink::with_producer(p.clone(), topic)),
+                None => KafkaAlertSink::new(&config.kafka.bootstrap_servers, topic, &props),
+            }
+            .map(|k| Sink::Kafka(k.with_format(format).with_route(route.clone())))
+            .map_err(|e| PipelineError::Invalid(e.to_string()))
         }
         SinkConfig::File {
             path,

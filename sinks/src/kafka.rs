@@ -61,6 +61,17 @@ impl KafkaAlertSink {
         })
     }
 
+    /// A sink writing with a producer made elsewhere: in exactly-once mode
+    /// every Kafka sink shares the pipeline's transactional producer.
+    pub fn with_producer(producer: FutureProducer, topic: &str) -> Self {
+        KafkaAlertSink {
+            producer,
+            topic: topic.to_owned(),
+            format: AlertFormat::Json,
+            route: Route::default(),
+        }
+    }
+
     /// Send only the warnings `route` takes.
     pub fn with_route(mut self, route: Route) -> Self {
         self.route = route;

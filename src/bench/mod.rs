@@ -255,6 +255,7 @@ pub async fn pipeline_throughput(
             properties: BTreeMap::new(),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
+            transactional_id: None,
         },
         pipeline: PipelineConfig {
             allowed_delay: Duration::from_secs(5),
@@ -276,6 +277,7 @@ pub async fn pipeline_throughput(
         reloads: None,
         measurements: None,
         state_dir: None,
+        transactions: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

@@ -151,6 +151,12 @@ pub struct KafkaConfig {
     /// librdkafka properties for producers (alerts, dead letters) only.
     #[serde(default)]
     pub producer_properties: BTreeMap<String, String>,
+    /// Exactly-once for the Kafka alert sinks: their alerts and the
+    /// readings' offsets are committed in one Kafka transaction with this
+    /// id. It must be unique per running instance and the same across its
+    /// restarts (e.g. the pod name); unset, delivery is at least once.
+    #[serde(default)]
+    pub transactional_id: Option<String>,
 }
 
 fn default_group() -> String {
@@ -374,6 +380,17 @@ impl Config {
     pub fn validate(&self) -> Result<(), String> {
         for sink in &self.sinks {
             sink.validate()?;
+            if self.kafka.transactional_id.is_some()
+                && let SinkConfig::Kafka {
+                    topic,
+                    spool: Some(_),
+                    ..
+                } = sink
+            {
+                return Err(format!(
+                    "sink topic {topic:?}: no spool in exactly-once mode (kafka.transactional_id): its alerts are committed with the offsets"
+                ));
+            }
         }
         if self.kafka.readings_topics.is_empty() {
             return Err("kafka.readings_topics must name at least one topic".into());

@@ -152,6 +152,7 @@ pub async fn run(
             properties: BTreeMap::new(),
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
+            transactional_id: None,
         },
         pipeline: PipelineConfig {
             allowed_delay: Duration::from_secs(30),
@@ -170,6 +171,7 @@ pub async fn run(
         reloads: None,
         measurements: Some(measurements),
         state_dir: None,
+        transactions: None,
     };
     let stop = async {
         tokio::select! {

@@ -16,14 +16,14 @@ use std::future::Future;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::consumer::{CommitMode, Consumer};
 use rdkafka::producer::FutureProducer;
-use rdkafka::{Offset, TopicPartitionList};
 use yujing_ingest::offsets::OffsetTracker;
 use yujing_ingest::{Clock, Measurements, SensorRegistry, kafka};
 use yujing_rules::{Grade, RuleSet, WarningTransition};
 use yujing_sinks::{AlertMessage, TimeFormat};
 
+mod commit;
 mod dead_letter;
 mod outbox;
 pub mod warning_state;
@@ -37,7 +37,7 @@ use crate::fetch::{FetchItem, Fetched, Fetcher};
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
     DuplicateReadings, LagReporter, LateReadings, Metrics, RevokedPartitions, RulesReloadRefused,
-    RulesReloaded, WarningStateRestored, WarningStateSaved,
+    RulesReloaded, WarningStateRestored,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -79,6 +79,9 @@ pub struct Setup {
     pub clock: Clock,
     /// Where active warnings are saved across restarts (none: not saved).
     pub state_dir: Option<PathBuf>,
+    /// Exactly-once mode: the transactional producer the Kafka alert sinks
+    /// write with; offsets are committed in its transactions.
+    pub transactions: Option<FutureProducer>,
 }
 
 /// What a run did, for the closing summary.
@@ -113,6 +116,7 @@ struct State {
     metrics: Metrics,
     clock: Clock,
     state_dir: Option<PathBuf>,
+    transactions: Option<FutureProducer>,
     /// `clock.now_ms()`, refreshed every [`CLOCK_EVERY`] messages and on
     /// each tick: reading the clock per message is measurable on VMs.
     now_ms: i64,
@@ -202,6 +206,7 @@ pub async fn run(
             .unwrap_or_else(|| k.dead_letter_topic.clone()),
         metrics: setup.metrics,
         state_dir: setup.state_dir,
+        transactions: setup.transactions,
         now_ms: setup.clock.now_ms(),
         clock: setup.clock,
         times: TimeFormat::new(utc_offset_ms),
@@ -211,6 +216,9 @@ pub async fn run(
     };
 
     state.restore_warnings();
+    if let Some(p) = &state.transactions {
+        commit::start_transactions(p)?;
+    }
     let rule_paths = setup.rules.paths.clone();
     let mut reloads = setup.reloads;
     state
@@ -241,7 +249,9 @@ pub async fn run(
                 state.now_ms = state.clock.now_ms();
                 state.update_gauges();
                 state.report_refusals();
-                commit(fetcher.consumer(), &mut state, CommitMode::Async);
+                if let Err(e) = commit::commit(fetcher.consumer(), &mut state, CommitMode::Async) {
+                    break Err(e);
+                }
                 if let Err(e) = state.close_ready().await {
                     break Err(e);
                 }
@@ -254,9 +264,13 @@ pub async fn run(
     for sink in std::mem::take(&mut state.sinks) {
         sink.close().await;
     }
-    if outcome.is_ok() {
-        commit(fetcher.consumer(), &mut state, CommitMode::Sync);
-    }
+    let outcome = match outcome {
+        Ok(()) => commit::commit(fetcher.consumer(), &mut state, CommitMode::Sync),
+        Err(e) => {
+            commit::abort(&state);
+            Err(e)
+        }
+    };
     state.update_gauges();
     state.report_refusals();
     fetcher.consumer().unsubscribe();
@@ -269,42 +283,6 @@ async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadReque
     match reloads {
         Some(rx) => rx.recv().await,
         None => std::future::pending().await,
-    }
-}
-
-/// Save the active warnings, then commit the offsets behind them. If the
-/// warnings cannot be saved, nothing is committed (a restart then re-reads
-/// from the last saved point): the failure is logged and counted.
-fn commit(consumer: &BaseConsumer<LagReporter>, state: &mut State, mode: CommitMode) {
-    if !state.offsets.has_commits() {
-        return;
-    }
-    if let Some(dir) = &state.state_dir {
-        let saved = warning_state::save(dir, state.engine.warning_book());
-        WarningStateSaved {
-            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
-        }
-        .emit(&state.metrics);
-        if saved.is_err() {
-            return;
-        }
-    }
-    let commits = state.offsets.take_commits();
-    if commits.is_empty() {
-        return;
-    }
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in &commits {
-        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-            tracing::warn!("cannot build commit for {topic}/{partition}: {e}");
-        }
-    }
-    match consumer.commit(&tpl, mode) {
-        Ok(()) => state.metrics.commits.inc(),
-        Err(e) => {
-            tracing::warn!("offset commit failed: {e}");
-            state.metrics.commit_failures.inc();
-        }
     }
 }
 

@@ -1,0 +1,106 @@
+//! Committing progress: save the active warnings, then commit the offsets
+//! of the readings whose windows closed and whose alerts were delivered.
+//!
+//! - **At least once** (default): offsets are committed to the consumer
+//!   group. A crash before the commit re-reads those readings, and their
+//!   alerts are produced again as exact copies.
+//! - **Exactly once** (`kafka.transactional_id`): the Kafka alert sinks
+//!   write inside a Kafka transaction, and the offsets are committed in the
+//!   same transaction (`send_offsets_to_transaction`). A `read_committed`
+//!   subscriber sees each alert once: a crash aborts the open transaction,
+//!   its alerts are never visible, and the restart (same transactional id,
+//!   which fences the old producer) makes them again. Other sinks (webhook,
+//!   Alertmanager, file) stay at least once.
+
+use std::time::Duration;
+
+use rdkafka::consumer::{BaseConsumer, CommitMode, Consumer};
+use rdkafka::producer::{FutureProducer, Producer};
+use rdkafka::{Offset, TopicPartitionList};
+
+use super::{PipelineError, State, warning_state};
+use crate::telemetry::{LagReporter, WarningStateSaved};
+
+/// How long transaction calls may take.
+const TXN_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Fence older producers with the same transactional id (aborting their
+/// open transaction) and open the first transaction.
+pub(super) fn start_transactions(producer: &FutureProducer) -> Result<(), PipelineError> {
+    producer.init_transactions(TXN_TIMEOUT)?;
+    producer.begin_transaction()?;
+    tracing::info!("exactly-once: alerts and offsets are committed in Kafka transactions");
+    Ok(())
+}
+
+/// Abort the open transaction (the pipeline is stopping on an error).
+pub(super) fn abort(state: &State) {
+    if let Some(p) = &state.transactions
+        && let Err(e) = p.abort_transaction(TXN_TIMEOUT)
+    {
+        tracing::warn!("cannot abort the open transaction: {e}");
+    }
+}
+
+/// Save the active warnings, then commit the offsets behind them. If the
+/// warnings cannot be saved, nothing is committed (a restart then re-reads
+/// from the last saved point): the failure is logged and counted. In
+/// exactly-once mode a failing transaction stops the pipeline.
+pub(super) fn commit(
+    consumer: &BaseConsumer<LagReporter>,
+    state: &mut State,
+    mode: CommitMode,
+) -> Result<(), PipelineError> {
+    if !state.offsets.has_commits() {
+        return Ok(());
+    }
+    if let Some(dir) = &state.state_dir {
+        let saved = warning_state::save(dir, state.engine.warning_book());
+        WarningStateSaved {
+            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
+        }
+        .emit(&state.metrics);
+        if saved.is_err() {
+            return Ok(());
+        }
+    }
+    let commits = state.offsets.take_commits();
+    if commits.is_empty() {
+        return Ok(());
+    }
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in &commits {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!("cannot build commit for {topic}/{partition}: {e}");
+        }
+    }
+    if let Some(producer) = &state.transactions {
+        let group = consumer.group_metadata().ok_or_else(|| {
+            PipelineError::Invalid("exactly-once needs the consumer group's metadata".into())
+        })?;
+        let committed = producer
+            .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
+            .and_then(|()| producer.commit_transaction(TXN_TIMEOUT))
+            .and_then(|()| producer.begin_transaction());
+        return match committed {
+            Ok(()) => {
+                state.metrics.commits.inc();
+                Ok(())
+            }
+            Err(e) => {
+                state.metrics.commit_failures.inc();
+                // Stop: the restart fences this producer, aborts the open
+                // transaction and re-reads from the last committed one.
+                Err(PipelineError::Kafka(e))
+            }
+        };
+    }
+    match consumer.commit(&tpl, mode) {
+        Ok(()) => state.metrics.commits.inc(),
+        Err(e) => {
+            tracing::warn!("offset commit failed: {e}");
+            state.metrics.commit_failures.inc();
+        }
+    }
+    Ok(())
+}
