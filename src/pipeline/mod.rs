@@ -10,6 +10,14 @@
 //! that fed it committed. A crash at any point re-reads what was not yet
 //! turned into acknowledged warnings (at-least-once; alert messages carry
 //! ids and sequence numbers so a subscriber can drop a repeat).
+//!
+//! # Layout
+//! - this file: setup, the main loop, closing windows, publishing, reloads;
+//! - [`intake`]: each consumed message placed, refused or set aside;
+//! - [`dead_letter`]: copies of refused messages with the reason;
+//! - [`outbox`]: a delivery task per sink, direct or spooled, storm control;
+//! - [`commit`]: offsets committed (or, exactly once, in transactions);
+//! - [`warning_state`]: active warnings saved across restarts.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -25,6 +33,7 @@ use yujing_sinks::{AlertMessage, TimeFormat};
 
 mod commit;
 mod dead_letter;
+mod intake;
 mod outbox;
 pub mod warning_state;
 
@@ -33,11 +42,11 @@ pub use outbox::{Grouping, SinkSetup, SpoolSettings};
 
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;
-use crate::fetch::{FetchItem, Fetched, Fetcher};
+use crate::fetch::Fetcher;
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
-    DuplicateReadings, LagReporter, LateReadings, Metrics, RevokedPartitions, RulesReloadRefused,
-    RulesReloaded, WarningStateRestored,
+    LagReporter, Metrics, RevokedPartitions, RulesReloadRefused, RulesReloaded,
+    WarningStateRestored,
 };
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
@@ -312,129 +321,6 @@ impl State {
                 .emit(&self.metrics);
             }
         }
-    }
-
-    /// Handle a batch from the consumer thread (what librdkafka had ready,
-    /// at most 1 024 messages), closing windows after each message as the
-    /// watermark moves: a reading is late or not the same way whatever the
-    /// batching.
-    async fn on_batch(&mut self, batch: Vec<FetchItem>) -> Result<(), PipelineError> {
-        for item in batch {
-            match item {
-                FetchItem::Message(m) => {
-                    if !self.consumer_up {
-                        self.consumer_up = true;
-                        self.metrics.health.update(CONSUMER, |h| {
-                            h.up = true;
-                            h.last_error = None;
-                        });
-                    }
-                    self.on_message(m).await;
-                    self.close_ready().await?;
-                }
-                FetchItem::Error(e) => {
-                    // librdkafka reconnects by itself; until a message
-                    // arrives again, /health shows the consumer down.
-                    tracing::warn!("kafka consumer error: {e}");
-                    self.metrics.kafka_errors.inc();
-                    self.consumer_up = false;
-                    self.metrics.health.update(CONSUMER, |h| {
-                        h.up = false;
-                        h.last_error = Some(e.clone());
-                    });
-                }
-                FetchItem::Assigned { topic, partition } => {
-                    // Until it delivers (or idles out), an assigned
-                    // partition holds the watermark: its backlog may be
-                    // older than what the others already delivered.
-                    tracing::info!(topic, partition, "partition assigned");
-                    self.engine
-                        .expect_partition(&topic, partition, self.clock.now_ms());
-                }
-                FetchItem::Revoked { topic, partition } => {
-                    // Another instance owns it now: stop committing its
-                    // offsets (they would overwrite the new owner's) and
-                    // stop waiting for its watermark. Offsets not yet
-                    // committed are re-read by the new owner.
-                    tracing::info!(topic, partition, "partition revoked by a rebalance");
-                    self.metrics.partitions_revoked.inc();
-                    self.offsets.remove(&topic, partition);
-                    self.engine.forget_partition(&topic, partition);
-                }
-            }
-        }
-        Ok(())
-    }
-
-    async fn on_message(&mut self, mut fetched: Fetched) {
-        let readings = std::mem::replace(&mut fetched.readings, Ok(Vec::new()));
-        let m = &fetched;
-        let (topic, partition, offset) = (&*m.topic, m.partition, m.offset);
-        self.topic_counters(topic).consumed.inc();
-        self.summary.messages += 1;
-
-        let readings = match readings {
-            Ok(r) => r,
-            Err(e) => return self.refuse(m, e).await,
-        };
-        if self.summary.messages.is_multiple_of(CLOCK_EVERY) {
-            self.now_ms = self.clock.now_ms();
-        }
-        let placed = match self.engine.place(topic, partition, &readings, self.now_ms) {
-            Ok(p) => p,
-            Err(e) => return self.refuse(m, e).await,
-        };
-        self.metrics.readings_unused.inc_by(placed.unused);
-        self.topic_counters(topic).accepted.inc_by(placed.accepted);
-        self.summary.readings += placed.accepted;
-        let done_at = placed.done_at;
-
-        if let Some((e, count)) = placed.duplicates {
-            DuplicateReadings {
-                topic,
-                partition,
-                offset,
-                count,
-            }
-            .emit(&self.metrics);
-            // A copy for the record; the readings were skipped, the
-            // message's new readings (if any) were placed.
-            if !self.dead_letter(m, &e, &self.dead_letter_topic).await {
-                self.offsets
-                    .consumed(topic, partition, offset, Some(i64::MAX));
-                return;
-            }
-        }
-
-        if let Some((e, late_count)) = placed.late {
-            LateReadings {
-                topic,
-                partition,
-                offset,
-                count: late_count,
-            }
-            .emit(&self.metrics);
-            self.summary.late_readings += late_count;
-            if !self.dead_letter(m, &e, &self.late_topic).await {
-                self.offsets
-                    .consumed(topic, partition, offset, Some(i64::MAX));
-                return;
-            }
-        }
-        self.offsets.consumed(topic, partition, offset, done_at);
-    }
-
-    /// Per-topic counters: resolved by label once per topic, then a plain
-    /// map lookup per message (no label hashing, no handle clones).
-    fn topic_counters(&mut self, topic: &str) -> &TopicCounters {
-        if !self.topic_counters.contains_key(topic) {
-            let c = TopicCounters {
-                consumed: self.metrics.messages_consumed.with_label_values(&[topic]),
-                accepted: self.metrics.readings_accepted.with_label_values(&[topic]),
-            };
-            self.topic_counters.insert(topic.to_owned(), c);
-        }
-        &self.topic_counters[topic]
     }
 
     /// Close every window the watermark has passed, grade it, deliver the
