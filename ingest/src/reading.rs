@@ -107,6 +107,11 @@ pub fn decode_readings(payload: &[u8]) -> Result<Vec<Reading>, DecodeError> {
 }
 
 fn expand(raw: RawReading<'_>, out: &mut Vec<Reading>) -> Result<(), DecodeError> {
+    // Found by the fuzzer: an empty id was decoded, and refused later only
+    // as an "unknown sensor".
+    if raw.sensor_id.trim().is_empty() {
+        return Err(DecodeError::Malformed("`sensor_id` is empty".into()));
+    }
     let ts_ms = parse_ts(&raw.sensor_id, raw.ts)?;
     match (raw.metric, raw.value, raw.values) {
         (Some(metric), Some(value), None) => {
@@ -138,6 +143,11 @@ fn push(
     metric: Cow<'_, str>,
     value: f64,
 ) -> Result<(), DecodeError> {
+    if metric.trim().is_empty() {
+        return Err(DecodeError::Malformed(format!(
+            "reading from {sensor_id} has an empty metric name"
+        )));
+    }
     if !value.is_finite() {
         return Err(DecodeError::NonFinite {
             sensor_id: sensor_id.to_owned(),
@@ -299,6 +309,8 @@ mod tests {
             let bytes = std::fs::read(entry.unwrap().path()).unwrap();
             if let Ok(readings) = decode_readings(&bytes) {
                 assert!(readings.iter().all(|r| r.value.is_finite()));
+                assert!(readings.iter().all(|r| !r.sensor_id.is_empty()));
+                assert!(readings.iter().all(|r| !r.metric.is_empty()));
             }
             n += 1;
         }
