@@ -78,39 +78,23 @@ impl Receiver {
     }
 }
 
-/// Where a test's topics live.
-enum Cluster {
+/// Where a test's topics live: librdkafka's mock cluster in the test
+/// process, or a real broker process (tansu) killed when the test ends.
+pub(crate) enum Cluster {
     Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
-    /// A real broker process (tansu), killed when the test ends.
     #[allow(dead_code)]
-    Broker(ExternalProcess),
+    Broker(ExternalProcess, String),
 }
 
-/// A city of `sensors` air sensors in two districts, one 1-minute rule.
-pub(crate) struct City {
-    _cluster: Cluster,
-    bootstrap: String,
-    pub(crate) dir: tempfile::TempDir,
-    metrics_port: u16,
-}
-
-const TOPICS: [&str; 3] = ["readings", "alerts", "dead-letter"];
-
-impl City {
-    /// On librdkafka's in-process mock cluster.
-    pub(crate) fn new(sensors: usize) -> Self {
-        let cluster = MockCluster::new(1).unwrap();
-        for topic in TOPICS {
-            cluster.create_topic(topic, 1, 1).unwrap();
-        }
-        let bootstrap = cluster.bootstrap_servers();
-        Self::with(Cluster::Mock(cluster), bootstrap, sensors)
+impl Cluster {
+    pub(crate) fn mock() -> Self {
+        Cluster::Mock(MockCluster::new(1).unwrap())
     }
 
-    /// On a real Kafka-protocol broker: tansu, started here on loopback
-    /// with in-memory storage. `None` (skipped) only when tansu is not
-    /// installed and `YUJING_SKIP_EXTERNAL` is set.
-    pub(crate) async fn on_tansu(sensors: usize) -> Option<Self> {
+    /// tansu, started here on loopback with in-memory storage. `None`
+    /// (skipped) only when tansu is not installed and
+    /// `YUJING_SKIP_EXTERNAL` is set.
+    pub(crate) async fn tansu() -> Option<Self> {
         let port = free_port();
         let url = format!("tcp://127.0.0.1:{port}");
         let broker = ExternalProcess::start(
@@ -126,26 +110,75 @@ impl City {
             ],
         )?;
         broker.wait_port(port).await;
-        let bootstrap = format!("127.0.0.1:{port}");
-        let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
-            .set("bootstrap.servers", &bootstrap)
-            .create()
-            .unwrap();
-        let topics: Vec<NewTopic> = TOPICS
-            .iter()
-            .map(|t| NewTopic::new(t, 1, TopicReplication::Fixed(1)))
-            .collect();
-        let created = admin
-            .create_topics(
-                &topics,
-                &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
-            )
-            .await
-            .unwrap_or_else(|e| panic!("tansu at {bootstrap}: cannot create topics: {e}"));
-        for r in created {
-            r.unwrap_or_else(|(t, e)| panic!("tansu: cannot create topic {t}: {e}"));
+        Some(Cluster::Broker(broker, format!("127.0.0.1:{port}")))
+    }
+
+    pub(crate) fn bootstrap(&self) -> String {
+        match self {
+            Cluster::Mock(m) => m.bootstrap_servers(),
+            Cluster::Broker(_, b) => b.clone(),
         }
-        Some(Self::with(Cluster::Broker(broker), bootstrap, sensors))
+    }
+
+    /// Create `(topic, partitions)`; on a real broker over the admin API.
+    pub(crate) async fn create_topics(&self, topics: &[(&str, i32)]) {
+        match self {
+            Cluster::Mock(m) => {
+                for (t, p) in topics {
+                    m.create_topic(t, *p, 1).unwrap();
+                }
+            }
+            Cluster::Broker(_, bootstrap) => {
+                let admin: AdminClient<DefaultClientContext> = ClientConfig::new()
+                    .set("bootstrap.servers", bootstrap)
+                    .create()
+                    .unwrap();
+                let new: Vec<NewTopic> = topics
+                    .iter()
+                    .map(|(t, p)| NewTopic::new(t, *p, TopicReplication::Fixed(1)))
+                    .collect();
+                let created = admin
+                    .create_topics(
+                        &new,
+                        &AdminOptions::new().operation_timeout(Some(Duration::from_secs(10))),
+                    )
+                    .await
+                    .unwrap_or_else(|e| panic!("broker at {bootstrap}: cannot create topics: {e}"));
+                for r in created {
+                    r.unwrap_or_else(|(t, e)| panic!("broker: cannot create topic {t}: {e}"));
+                }
+            }
+        }
+    }
+}
+
+/// A city of `sensors` air sensors in two districts, one 1-minute rule.
+pub(crate) struct City {
+    _cluster: Cluster,
+    bootstrap: String,
+    pub(crate) dir: tempfile::TempDir,
+    metrics_port: u16,
+}
+
+const TOPICS: [(&str, i32); 3] = [("readings", 1), ("alerts", 1), ("dead-letter", 1)];
+
+impl City {
+    /// On librdkafka's in-process mock cluster.
+    pub(crate) fn new(sensors: usize) -> Self {
+        let cluster = MockCluster::new(1).unwrap();
+        for (topic, partitions) in TOPICS {
+            cluster.create_topic(topic, partitions, 1).unwrap();
+        }
+        let bootstrap = cluster.bootstrap_servers();
+        Self::with(Cluster::Mock(cluster), bootstrap, sensors)
+    }
+
+    /// On a real Kafka-protocol broker (tansu).
+    pub(crate) async fn on_tansu(sensors: usize) -> Option<Self> {
+        let cluster = Cluster::tansu().await?;
+        cluster.create_topics(&TOPICS).await;
+        let bootstrap = cluster.bootstrap();
+        Some(Self::with(cluster, bootstrap, sensors))
     }
 
     fn with(cluster: Cluster, bootstrap: String, sensors: usize) -> Self {
@@ -257,7 +290,7 @@ metrics:
     ) -> Option<&MockCluster<'static, rdkafka::producer::DefaultProducerContext>> {
         match &self._cluster {
             Cluster::Mock(m) => Some(m),
-            Cluster::Broker(_) => None,
+            Cluster::Broker(..) => None,
         }
     }
 
