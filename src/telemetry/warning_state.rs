@@ -60,6 +60,11 @@ impl WarningStateSaved<'_> {
                 "failure"
             }
         };
+        // Shown in /health beside the sinks while saving fails.
+        m.health.update("warning-state", |h| {
+            h.up = self.error.is_none();
+            h.last_error = self.error.map(str::to_owned);
+        });
         m.warning_state.saves.with_label_values(&[outcome]).inc();
     }
 }

@@ -110,3 +110,66 @@ async fn restart_keeps_warnings(city: City) {
     assert_eq!(metric(&text, "yujing_warning_state_refused"), 1.0);
     assert!(city.dir.path().join("state/warnings.json.bad").exists());
 }
+
+/// `state_dir` unusable (here its parent is a file; as root, permissions
+/// would not stop the writes): warnings still go out, each failed save is
+/// counted, and no offset is committed until saving works again, so a
+/// restart would re-read rather than forget.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_unwritable_state_dir_holds_commits_back_and_says_so() {
+    let city = City::new(1);
+    let blocker = city.dir.path().join("blocker");
+    std::fs::write(&blocker, "a file where a directory should be").unwrap();
+    let config = city.config_with(
+        "state_dir: blocker/state",
+        "  - kind: kafka\n    topic: alerts\n",
+    );
+    let bootstrap = city.bootstrap().to_owned();
+    let committed = move || {
+        let b = bootstrap.clone();
+        tokio::task::spawn_blocking(move || {
+            crate::support::committed_offset(&b, "yujing-delivery", "readings")
+        })
+    };
+    let text = run_until(&city, &config, async {
+        city.produce(&[(0, vec![100.0]), (1, vec![100.0])]).await;
+        assert_eq!(city.alerts(1).await.len(), 1, "warnings still go out");
+        // A few commit ticks pass; none may commit.
+        let mut failures = 0.0;
+        for _ in 0..100 {
+            failures = metric(
+                &city.get("/metrics").await,
+                "yujing_warning_state_saves_total{outcome=\"failure\"}",
+            );
+            if failures >= 2.0 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(failures >= 2.0, "failed saves counted");
+        let health: serde_json::Value = serde_json::from_str(&city.get("/health").await).unwrap();
+        assert_eq!(health["status"], "degraded", "{health}");
+        assert_eq!(health["sinks"]["warning-state"]["up"], false, "{health}");
+        assert_eq!(committed().await.unwrap(), None, "nothing committed");
+
+        // The disk is fixed: saving and committing resume.
+        std::fs::remove_file(&blocker).unwrap();
+        let mut offset = None;
+        for _ in 0..100 {
+            offset = committed().await.unwrap();
+            if offset.is_some() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+        }
+        assert!(offset.is_some(), "commits resume once the state is saved");
+    })
+    .await;
+    assert!(
+        metric(
+            &text,
+            "yujing_warning_state_saves_total{outcome=\"success\"}"
+        ) >= 1.0
+    );
+    assert!(city.dir.path().join("blocker/state/warnings.json").exists());
+}
