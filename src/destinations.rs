@@ -26,7 +26,10 @@ pub fn build_sinks(config: &Config) -> Result<Destinations, PipelineError> {
         .map_err(PipelineError::Invalid)?;
     let transactions = match &config.kafka.transactional_id {
         Some(id) => {
-            let mut props = config.kafka.properties.clone();
+            let mut props = config
+                .kafka
+                .client_properties()
+                .map_err(PipelineError::Invalid)?;
             props.extend(config.kafka.producer_properties.clone());
             let producer: FutureProducer = yujing_ingest::kafka::client_config(
                 &config.kafka.bootstrap_servers,
@@ -75,7 +78,10 @@ fn build_sink(
     utc_offset_ms: i64,
     transactions: Option<&FutureProducer>,
 ) -> Result<Sink, PipelineError> {
-    let mut props = config.kafka.properties.clone();
+    let mut props = config
+        .kafka
+        .client_properties()
+        .map_err(PipelineError::Invalid)?;
     props.extend(config.kafka.producer_properties.clone());
     match entry {
         SinkConfig::Kafka {

@@ -145,6 +145,12 @@ pub struct KafkaConfig {
     /// commit settings the delivery guarantee depends on.
     #[serde(default)]
     pub properties: BTreeMap<String, String>,
+    /// librdkafka properties whose values are secrets (`sasl.password`,
+    /// `ssl.key.password`, …), read from an environment variable or a file
+    /// when the clients are made, never written in the config or logged:
+    /// `sasl.password: { env: KAFKA_PASSWORD }` or `{ file: secrets/pw }`.
+    #[serde(default)]
+    pub secret_properties: BTreeMap<String, SecretSource>,
     /// librdkafka properties for the readings consumer only.
     #[serde(default)]
     pub consumer_properties: BTreeMap<String, String>,
@@ -157,6 +163,48 @@ pub struct KafkaConfig {
     /// restarts (e.g. the pod name); unset, delivery is at least once.
     #[serde(default)]
     pub transactional_id: Option<String>,
+}
+
+/// Where a secret comes from: `{ env: VAR }` or `{ file: path }`.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecretSource {
+    /// An environment variable's value.
+    #[serde(default)]
+    pub env: Option<String>,
+    /// A file's contents, trimmed (relative to the config file).
+    #[serde(default)]
+    pub file: Option<PathBuf>,
+}
+
+impl KafkaConfig {
+    /// `properties` with the secret ones filled in: what every client gets.
+    pub fn client_properties(&self) -> Result<BTreeMap<String, String>, String> {
+        let mut props = self.properties.clone();
+        for (key, source) in &self.secret_properties {
+            let value = match (&source.env, &source.file) {
+                (Some(var), None) => std::env::var(var).map_err(|_| {
+                    format!("kafka.secret_properties.{key}: environment variable {var} is not set")
+                })?,
+                (None, Some(path)) => std::fs::read_to_string(path)
+                    .map_err(|e| {
+                        format!(
+                            "kafka.secret_properties.{key}: cannot read {}: {e}",
+                            path.display()
+                        )
+                    })?
+                    .trim()
+                    .to_owned(),
+                _ => {
+                    return Err(format!(
+                        "kafka.secret_properties.{key}: give `env` or `file`, one of them"
+                    ));
+                }
+            };
+            props.insert(key.clone(), value);
+        }
+        Ok(props)
+    }
 }
 
 fn default_group() -> String {
@@ -364,6 +412,11 @@ impl Config {
         config.sensors = base.join(&config.sensors);
         config.measurements = config.measurements.as_ref().map(|m| base.join(m));
         config.state_dir = config.state_dir.as_ref().map(|d| base.join(d));
+        for source in config.kafka.secret_properties.values_mut() {
+            if let Some(p) = &mut source.file {
+                *p = base.join(&*p);
+            }
+        }
         for sink in &mut config.sinks {
             sink.resolve_paths(base);
         }
@@ -434,6 +487,30 @@ pub fn check(path: &Path) -> Result<String, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn secret_properties_come_from_the_environment_or_a_file() {
+        let dir = tempfile::tempdir().unwrap();
+        std::fs::write(dir.path().join("pw"), "file-secret\n").unwrap();
+        let path = dir.path().join("yujing.yaml");
+        std::fs::write(
+            &path,
+            "kafka:\n  bootstrap_servers: x:9092\n  readings_topics: [r]\n  properties: { sasl.username: yujing }\n  secret_properties:\n    sasl.password: { file: pw }\n    ssl.key.password: { env: YUJING_TEST_KEY_PASSWORD_SET }\nrules: r.yaml\nsensors: s.csv\nsinks: [{kind: terminal}]\n",
+        )
+        .unwrap();
+        let c = Config::load(&path).unwrap();
+        // SAFETY: only this test reads or writes this variable.
+        unsafe { std::env::set_var("YUJING_TEST_KEY_PASSWORD_SET", "env-secret") };
+        let props = c.kafka.client_properties().unwrap();
+        assert_eq!(props["sasl.username"], "yujing");
+        assert_eq!(props["sasl.password"], "file-secret");
+        assert_eq!(props["ssl.key.password"], "env-secret");
+        // SAFETY: as above.
+        unsafe { std::env::remove_var("YUJING_TEST_KEY_PASSWORD_SET") };
+        let e = c.kafka.client_properties().unwrap_err();
+        assert!(e.contains("YUJING_TEST_KEY_PASSWORD_SET is not set"), "{e}");
+        assert!(!format!("{:?}", c.kafka).contains("file-secret"));
+    }
 
     #[test]
     fn time_zones() {

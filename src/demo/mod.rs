@@ -153,6 +153,7 @@ pub async fn run(
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
             transactional_id: None,
+            secret_properties: BTreeMap::new(),
         },
         pipeline: PipelineConfig {
             allowed_delay: Duration::from_secs(30),

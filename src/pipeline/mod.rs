@@ -157,9 +157,10 @@ pub async fn run(
         .utc_offset_ms()
         .map_err(PipelineError::Invalid)?;
     let k = &setup.kafka;
-    let mut consumer_props = k.properties.clone();
+    let client_props = k.client_properties().map_err(PipelineError::Invalid)?;
+    let mut consumer_props = client_props.clone();
     consumer_props.extend(k.consumer_properties.clone());
-    let mut producer_props = k.properties.clone();
+    let mut producer_props = client_props;
     producer_props.extend(k.producer_properties.clone());
 
     let mut engine = Engine::new(&setup.rules, setup.registry.clone(), &setup.pipeline)?;

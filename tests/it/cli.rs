@@ -279,6 +279,8 @@ fn secrets_stay_out_of_logs_and_metrics() {
   bootstrap_servers: \"{}\"
   readings_topics: [readings]
   dead_letter_topic: dead-letter
+  secret_properties:
+    sasl.password: {{ env: TEST_KAFKA_PASSWORD }}
 rules: rules.yaml
 sensors: sensors.csv
 pipeline: {{ max_age: \"off\", allowed_delay: 0s }}
@@ -305,6 +307,7 @@ metrics: {{ listen: \"127.0.0.1:{port}\" }}
         .env("RUST_LOG", "debug")
         .env("TEST_WEBHOOK_SECRET", "HMAC-S3CRET")
         .env("TEST_RELOAD_TOKEN", "TOKEN-S3CRET")
+        .env("TEST_KAFKA_PASSWORD", "KAFKA-S3CRET")
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())
         .spawn()
@@ -380,6 +383,7 @@ metrics: {{ listen: \"127.0.0.1:{port}\" }}
         "HEADER-S3CRET",
         "HMAC-S3CRET",
         "TOKEN-S3CRET",
+        "KAFKA-S3CRET",
     ] {
         assert!(!log.contains(secret), "{secret} in the log:\n{log}");
         assert!(
