@@ -82,8 +82,7 @@ impl Receiver {
 /// process, or a real broker process (tansu) killed when the test ends.
 pub(crate) enum Cluster {
     Mock(MockCluster<'static, rdkafka::producer::DefaultProducerContext>),
-    #[allow(dead_code)]
-    Broker(ExternalProcess, String),
+    Broker(Mutex<ExternalProcess>, String),
 }
 
 impl Cluster {
@@ -95,7 +94,11 @@ impl Cluster {
     /// (skipped) only when tansu is not installed and
     /// `YUJING_SKIP_EXTERNAL` is set.
     pub(crate) async fn tansu() -> Option<Self> {
-        let port = free_port();
+        Self::tansu_at(free_port(), "memory://tansu/").await
+    }
+
+    /// tansu on `port` with `storage` (`sqlite://FILE` survives a restart).
+    pub(crate) async fn tansu_at(port: u16, storage: &str) -> Option<Self> {
         let url = format!("tcp://127.0.0.1:{port}");
         let broker = ExternalProcess::start(
             "tansu",
@@ -106,11 +109,14 @@ impl Cluster {
                 "--advertised-listener-url",
                 &url,
                 "--storage-engine",
-                "memory://tansu/",
+                storage,
             ],
         )?;
         broker.wait_port(port).await;
-        Some(Cluster::Broker(broker, format!("127.0.0.1:{port}")))
+        Some(Cluster::Broker(
+            Mutex::new(broker),
+            format!("127.0.0.1:{port}"),
+        ))
     }
 
     pub(crate) fn bootstrap(&self) -> String {
@@ -175,7 +181,11 @@ impl City {
 
     /// On a real Kafka-protocol broker (tansu).
     pub(crate) async fn on_tansu(sensors: usize) -> Option<Self> {
-        let cluster = Cluster::tansu().await?;
+        Self::on_cluster(Cluster::tansu().await?, sensors).await
+    }
+
+    /// On `cluster`, creating the topics.
+    pub(crate) async fn on_cluster(cluster: Cluster, sensors: usize) -> Option<Self> {
         cluster.create_topics(&TOPICS).await;
         let bootstrap = cluster.bootstrap();
         Some(Self::with(cluster, bootstrap, sensors))
@@ -282,6 +292,13 @@ metrics:
             )
             .await
             .unwrap();
+    }
+
+    /// Kill the real broker process (SIGKILL), as a crash would.
+    pub(crate) fn kill_broker(&self) {
+        if let Cluster::Broker(process, _) = &self._cluster {
+            process.lock().unwrap().kill();
+        }
     }
 
     /// The mock cluster, to take its broker down and up.

@@ -258,6 +258,12 @@ impl ExternalProcess {
         })
     }
 
+    /// Stop it now with SIGKILL (as a crash would).
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
     /// Wait until the program accepts TCP connections on `port`, or fail
     /// with its log.
     pub async fn wait_port(&self, port: u16) {
