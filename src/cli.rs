@@ -9,11 +9,10 @@ use std::process::ExitCode;
 use std::time::Duration;
 
 use clap::{Parser, Subcommand};
-use yujing_ingest::{Clock, Measurements, SensorRegistry};
-use yujing_rules::RuleSet;
+use yujing_ingest::Clock;
 
 use crate::bench::{self, BenchOptions};
-use crate::config::Config;
+use crate::config::Loaded;
 use crate::demo::{self, DemoOptions};
 use crate::destinations::{Destinations, build_sinks};
 use crate::metrics_server::MetricsServer;
@@ -301,14 +300,12 @@ pub async fn run(
     config_path: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, PipelineError> {
-    let config = Config::load(&config_path)?;
-    let measurements = match &config.measurements {
-        Some(p) => Some(Measurements::load(p)?),
-        None => None,
-    };
-    let known = measurements.as_ref().map(Measurements::names);
-    let rules = RuleSet::load_checked(&config.rules, known.as_deref())?;
-    let registry = SensorRegistry::load(&config.sensors)?;
+    let Loaded {
+        config,
+        measurements,
+        rules,
+        registry,
+    } = Loaded::load(&config_path).map_err(PipelineError::Invalid)?;
     let metrics = Metrics::new();
     let Destinations {
         sinks,

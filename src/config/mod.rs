@@ -459,21 +459,49 @@ impl Config {
     }
 }
 
+/// A config and everything it names, loaded and checked.
+pub struct Loaded {
+    pub config: Config,
+    pub measurements: Option<yujing_ingest::Measurements>,
+    pub rules: yujing_rules::RuleSet,
+    pub registry: yujing_ingest::SensorRegistry,
+}
+
+impl Loaded {
+    /// What `yujing run` and `yujing config check` load: the config, its
+    /// measurements, its rules (checked against them) and its registry.
+    /// The first problem, with its file (and line and column where known).
+    pub fn load(path: &Path) -> Result<Self, String> {
+        let config = Config::load(path).map_err(|e| e.to_string())?;
+        let measurements = match &config.measurements {
+            Some(p) => Some(yujing_ingest::Measurements::load(p).map_err(|e| e.to_string())?),
+            None => None,
+        };
+        let known = measurements
+            .as_ref()
+            .map(yujing_ingest::Measurements::names);
+        let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())
+            .map_err(|e| e.to_string())?;
+        let registry =
+            yujing_ingest::SensorRegistry::load(&config.sensors).map_err(|e| e.to_string())?;
+        Ok(Loaded {
+            config,
+            measurements,
+            rules,
+            registry,
+        })
+    }
+}
+
 /// `yujing config check`: the config and everything it names load; a
 /// one-line summary, or the first problem.
 pub fn check(path: &Path) -> Result<String, String> {
-    let config = Config::load(path).map_err(|e| e.to_string())?;
-    let measurements = match &config.measurements {
-        Some(p) => Some(yujing_ingest::Measurements::load(p).map_err(|e| e.to_string())?),
-        None => None,
-    };
-    let known = measurements
-        .as_ref()
-        .map(yujing_ingest::Measurements::names);
-    let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())
-        .map_err(|e| e.to_string())?;
-    let registry =
-        yujing_ingest::SensorRegistry::load(&config.sensors).map_err(|e| e.to_string())?;
+    let Loaded {
+        config,
+        rules,
+        registry,
+        ..
+    } = Loaded::load(path)?;
     Ok(format!(
         "{} rules, {} sensors, {} sinks, readings from {:?} at {}",
         rules.rules.len(),
