@@ -26,11 +26,7 @@ pub fn build_sinks(config: &Config) -> Result<Destinations, PipelineError> {
         .map_err(PipelineError::Invalid)?;
     let transactions = match &config.kafka.transactional_id {
         Some(id) => {
-            let mut props = config
-                .kafka
-                .client_properties()
-                .map_err(PipelineError::Invalid)?;
-            props.extend(config.kafka.producer_properties.clone());
+            let props = producer_properties(config)?;
             let producer: FutureProducer = yujing_ingest::kafka::client_config(
                 &config.kafka.bootstrap_servers,
                 &[("linger.ms", "5"), ("message.timeout.ms", "30000")],
@@ -72,17 +68,26 @@ pub fn build_sinks(config: &Config) -> Result<Destinations, PipelineError> {
     })
 }
 
+/// Properties of every producer: the client ones (secrets filled in), then
+/// the producer-only ones.
+fn producer_properties(
+    config: &Config,
+) -> Result<std::collections::BTreeMap<String, String>, PipelineError> {
+    let mut props = config
+        .kafka
+        .client_properties()
+        .map_err(PipelineError::Invalid)?;
+    props.extend(config.kafka.producer_properties.clone());
+    Ok(props)
+}
+
 fn build_sink(
     entry: &SinkConfig,
     config: &Config,
     utc_offset_ms: i64,
     transactions: Option<&FutureProducer>,
 ) -> Result<Sink, PipelineError> {
-    let mut props = config
-        .kafka
-        .client_properties()
-        .map_err(PipelineError::Invalid)?;
-    props.extend(config.kafka.producer_properties.clone());
+    let props = producer_properties(config)?;
     match entry {
         SinkConfig::Kafka {
             topic,
