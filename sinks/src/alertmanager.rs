@@ -119,7 +119,7 @@ impl AlertmanagerSink {
             .timeout(settings.timeout)
             .user_agent(concat!("yujing/", env!("CARGO_PKG_VERSION")))
             .build()
-            .map_err(|e| SinkError::Webhook {
+            .map_err(|e| SinkError::Alertmanager {
                 url: settings.url.clone(),
                 message: e.to_string(),
             })?;
@@ -236,7 +236,7 @@ impl AlertmanagerSink {
             .body(serde_json::to_vec(alerts)?)
             .send()
             .await
-            .map_err(|e| SinkError::Webhook {
+            .map_err(|e| SinkError::Alertmanager {
                 url: url.clone(),
                 message: e.without_url().to_string(),
             })?;
@@ -252,7 +252,7 @@ impl AlertmanagerSink {
             .take(200)
             .collect();
         if status.is_server_error() || status.as_u16() == 429 {
-            return Err(SinkError::Webhook {
+            return Err(SinkError::Alertmanager {
                 url,
                 message: format!("HTTP {status} {body}"),
             });

@@ -13,9 +13,11 @@ pub enum SinkError {
     Io(#[from] std::io::Error),
     #[error("webhook {url}: {message}")]
     Webhook { url: String, message: String },
-    /// The receiver refused the alert (a 4xx other than 429): retrying the
-    /// same request cannot help.
-    #[error("webhook {url} refused the alert: HTTP {status} {body}")]
+    #[error("alertmanager {url}: {message}")]
+    Alertmanager { url: String, message: String },
+    /// The receiver (a webhook or Alertmanager) refused the alert (a 4xx
+    /// other than 429): retrying the same request cannot help.
+    #[error("{url} refused the alert: HTTP {status} {body}")]
     Rejected {
         url: String,
         status: u16,
