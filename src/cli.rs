@@ -64,8 +64,8 @@ pub enum Command {
         /// Minutes of event time fed through the window engine.
         #[arg(long, default_value_t = 30)]
         engine_minutes: i64,
-        /// Messages the pipeline part consumes from the mock cluster (at most 960 000).
-        #[arg(long, default_value_t = 960_000)]
+        /// Messages the pipeline part consumes from the mock cluster (at most 1 920 000).
+        #[arg(long, default_value_t = 1_920_000)]
         pipeline_messages: usize,
         /// Threshold rules in the rule-evaluation part.
         #[arg(long, default_value_t = 10_000)]
@@ -73,6 +73,10 @@ pub enum Command {
         /// Groups (sensors) each of those rules grades per window.
         #[arg(long, default_value_t = 100)]
         rule_groups: usize,
+        /// A librdkafka property for the readings consumer, `KEY=VALUE`
+        /// (repeatable), e.g. `fetch.queue.backoff.ms=1000`.
+        #[arg(long = "consumer-property", value_name = "KEY=VALUE", value_parser = parse_property)]
+        consumer_properties: Vec<(String, String)>,
         /// Results file.
         #[arg(long, default_value = "bench-results.json")]
         out: PathBuf,
@@ -204,13 +208,22 @@ pub fn main() -> ExitCode {
                 );
                 ExitCode::SUCCESS
             }),
-            Command::Bench { sensors, engine_minutes, pipeline_messages, rules, rule_groups, out } => {
+            Command::Bench {
+                sensors,
+                engine_minutes,
+                pipeline_messages,
+                rules,
+                rule_groups,
+                consumer_properties,
+                out,
+            } => {
                 let opts = BenchOptions {
                     sensors,
                     engine_minutes,
                     pipeline_messages,
                     rules,
                     rule_groups,
+                    consumer_properties: consumer_properties.into_iter().collect(),
                     out,
                 };
                 bench::run(opts).await.map(|_| ExitCode::SUCCESS)
@@ -365,4 +378,12 @@ pub async fn run(
     let _ = stop_tx.send(());
     let _ = server_task.await;
     result
+}
+
+/// `KEY=VALUE` on the command line.
+fn parse_property(s: &str) -> Result<(String, String), String> {
+    match s.split_once('=') {
+        Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
+        _ => Err(format!("expected KEY=VALUE, got {s:?}")),
+    }
 }

@@ -39,6 +39,9 @@ pub struct BenchOptions {
     /// (sensors) each one grades.
     pub rules: usize,
     pub rule_groups: usize,
+    /// librdkafka properties for the readings consumer (and the bare
+    /// consumers measured beside it), e.g. `fetch.queue.backoff.ms=1000`.
+    pub consumer_properties: BTreeMap<String, String>,
     pub out: PathBuf,
 }
 
@@ -222,7 +225,7 @@ pub async fn engine(sensors: usize, minutes: i64) -> Result<EngineResult, Pipeli
 /// Partitions of the bench readings topic: the mock broker keeps only
 /// about 4 MB (≈50 000 small readings) per partition, so the messages are
 /// spread over enough partitions to be produced up front.
-const PARTITIONS: i32 = 24;
+const PARTITIONS: i32 = 48;
 const PER_PARTITION: usize = 40_000;
 
 /// The whole pipeline on the mock cluster. `messages` readings are produced
@@ -231,6 +234,7 @@ const PER_PARTITION: usize = 40_000;
 pub async fn pipeline_throughput(
     sensors: usize,
     messages: usize,
+    consumer_properties: &BTreeMap<String, String>,
 ) -> Result<PipelineResult, PipelineError> {
     let messages = messages.min(PARTITIONS as usize * PER_PARTITION);
     let cluster = MockCluster::new(1)?;
@@ -253,7 +257,7 @@ pub async fn pipeline_throughput(
             dead_letter_topic: "bench.dead-letter".into(),
             late_topic: None,
             properties: BTreeMap::new(),
-            consumer_properties: BTreeMap::new(),
+            consumer_properties: consumer_properties.clone(),
             producer_properties: BTreeMap::new(),
             transactional_id: None,
             secret_properties: BTreeMap::new(),
@@ -321,6 +325,7 @@ pub async fn pipeline_throughput(
 pub async fn consumer_baseline(
     sensors: usize,
     messages: usize,
+    consumer_properties: &BTreeMap<String, String>,
 ) -> Result<ConsumerBaseline, PipelineError> {
     use rdkafka::consumer::{Consumer, StreamConsumer};
     let messages = messages.min(PARTITIONS as usize * PER_PARTITION);
@@ -333,12 +338,8 @@ pub async fn consumer_baseline(
             .await
             .map_err(|e| PipelineError::Invalid(e.to_string()))??;
     }
-    let consumer: StreamConsumer = ClientConfig::new()
-        .set("bootstrap.servers", &bootstrap)
-        .set("group.id", "bench-baseline")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
+    let consumer: StreamConsumer =
+        baseline_config(&bootstrap, "bench-baseline", consumer_properties).create()?;
     consumer.subscribe(&["bench.readings"])?;
     let mut count = 0u64;
     let mut started = None;
@@ -354,7 +355,8 @@ pub async fn consumer_baseline(
     drop(consumer);
     let base = {
         let bootstrap = bootstrap.clone();
-        tokio::task::spawn_blocking(move || base_consumer_rate(&bootstrap, messages as u64))
+        let props = consumer_properties.clone();
+        tokio::task::spawn_blocking(move || base_consumer_rate(&bootstrap, messages as u64, &props))
             .await
             .map_err(|e| PipelineError::Invalid(e.to_string()))??
     };
@@ -367,15 +369,30 @@ pub async fn consumer_baseline(
     })
 }
 
+/// A bare consumer's settings: the readings consumer's defaults (so the
+/// comparison is fair) and the bench's `--consumer-property` values.
+fn baseline_config(
+    bootstrap: &str,
+    group: &str,
+    properties: &BTreeMap<String, String>,
+) -> ClientConfig {
+    yujing_ingest::kafka::client_config(
+        bootstrap,
+        yujing_ingest::kafka::READINGS_CONSUMER_DEFAULTS,
+        properties,
+        &[("group.id", group), ("enable.auto.commit", "false")],
+    )
+}
+
 /// Messages per second a `BaseConsumer` polled in a tight loop reads.
-fn base_consumer_rate(bootstrap: &str, messages: u64) -> Result<f64, PipelineError> {
+fn base_consumer_rate(
+    bootstrap: &str,
+    messages: u64,
+    properties: &BTreeMap<String, String>,
+) -> Result<f64, PipelineError> {
     use rdkafka::consumer::{BaseConsumer, Consumer};
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
-        .set("group.id", "bench-baseline-base")
-        .set("enable.auto.commit", "false")
-        .set("auto.offset.reset", "earliest")
-        .create()?;
+    let consumer: BaseConsumer =
+        baseline_config(bootstrap, "bench-baseline-base", properties).create()?;
     consumer.subscribe(&["bench.readings"])?;
     let (mut count, mut started) = (0u64, None);
     let deadline = Instant::now() + Duration::from_secs(120);
@@ -452,12 +469,22 @@ pub async fn run(opts: BenchOptions) -> Result<BenchResults, PipelineError> {
         "pipeline on the mock cluster: {} sensors, {} messages …",
         opts.sensors, opts.pipeline_messages
     );
-    let pipeline = pipeline_throughput(opts.sensors, opts.pipeline_messages).await?;
+    let pipeline = pipeline_throughput(
+        opts.sensors,
+        opts.pipeline_messages,
+        &opts.consumer_properties,
+    )
+    .await?;
     eprintln!(
         "  {:.0} readings/s ({} readings in {:.1} s), peak RSS {:.0} MB",
         pipeline.readings_per_second, pipeline.readings, pipeline.seconds, pipeline.peak_rss_mb
     );
-    let consumer_baseline = consumer_baseline(opts.sensors, opts.pipeline_messages).await?;
+    let consumer_baseline = consumer_baseline(
+        opts.sensors,
+        opts.pipeline_messages,
+        &opts.consumer_properties,
+    )
+    .await?;
     eprintln!(
         "bare consumer on the same messages: {:.0} messages/s (StreamConsumer), {:.0}/s (BaseConsumer polled on a thread)",
         consumer_baseline.messages_per_second, consumer_baseline.base_consumer_messages_per_second

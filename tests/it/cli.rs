@@ -392,3 +392,60 @@ metrics: {{ listen: \"127.0.0.1:{port}\" }}
         );
     }
 }
+
+/// `yujing bench` runs as BENCHMARKS.md documents (a small workload here:
+/// its figures are not checked, only that every part ran on everything
+/// it was given and the results file says so).
+#[test]
+fn bench_runs_every_part_and_writes_its_results() {
+    let dir = tempfile::tempdir().unwrap();
+    let out = dir.path().join("bench.json");
+    let run = yujing()
+        .args([
+            "bench",
+            "--sensors",
+            "1000",
+            "--engine-minutes",
+            "6",
+            "--pipeline-messages",
+            "20000",
+            "--rules",
+            "20",
+            "--rule-groups",
+            "10",
+            "--consumer-property",
+            "fetch.wait.max.ms=100",
+        ])
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(
+        run.status.success(),
+        "{}",
+        String::from_utf8_lossy(&run.stderr)
+    );
+    let results: serde_json::Value = serde_json::from_slice(&std::fs::read(&out).unwrap()).unwrap();
+    // 1 000 sensors × 360 s of event time; the 5 min windows closed.
+    assert_eq!(results["engine"]["readings"], 360_000);
+    assert!(results["engine"]["windows_closed"].as_u64().unwrap() > 0);
+    assert_eq!(results["pipeline"]["messages"], 20_000);
+    assert_eq!(results["pipeline"]["readings"], 20_000);
+    assert_eq!(results["pipeline"]["refused_messages"], 0);
+    assert_eq!(results["consumer_baseline"]["messages"], 20_000);
+    assert_eq!(results["rules"]["evaluations"], 20 * 10 * 10);
+    for figure in [
+        &results["engine"]["readings_per_second"],
+        &results["pipeline"]["readings_per_second"],
+        &results["consumer_baseline"]["base_consumer_messages_per_second"],
+    ] {
+        assert!(figure.as_f64().unwrap() > 0.0, "{results:#}");
+    }
+
+    let bad = yujing()
+        .args(["bench", "--consumer-property", "no-equals-sign"])
+        .output()
+        .unwrap();
+    assert_eq!(bad.status.code(), Some(2));
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("expected KEY=VALUE"));
+}
