@@ -372,6 +372,7 @@ pub async fn run(
         metrics,
         clock: Clock::Wall,
         state_dir: config.state_dir.clone(),
+        checkpoint_every: Some(config.checkpoint_every),
         transactions,
     };
     let result = pipeline::run(setup, shutdown).await;

@@ -13,6 +13,8 @@
 //!   decode, hand batches to the pipeline.
 //! - [`pipeline`]: the Kafka shell around the engine: consume, dead-letter,
 //!   deliver to sinks, commit; shutdown is passed in as a future.
+//! - [`rebalance`]: partitions assigned and revoked; the first assignment
+//!   starts where a checkpoint left off, if it covers the checkpoint.
 //! - [`reload`]: rules reload requests from SIGHUP, file changes and
 //!   `POST /-/reload`.
 //! - [`backtest`]: `yujing backtest`, history through the engine, scored.
@@ -38,6 +40,7 @@ pub mod engine;
 pub mod fetch;
 pub mod metrics_server;
 pub mod pipeline;
+pub mod rebalance;
 pub mod reload;
 pub mod replay;
 pub mod rules_tool;

@@ -9,6 +9,17 @@
 
 use std::collections::{BTreeMap, HashMap};
 
+/// One partition's progress in a checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct PartitionProgress {
+    pub topic: String,
+    pub partition: i32,
+    /// The next offset to read.
+    pub next: i64,
+    /// (window end, smallest offset whose readings wait for it).
+    pub pending: Vec<(i64, i64)>,
+}
+
 #[derive(Debug, Default)]
 struct Partition {
     /// Offset after the last message consumed.
@@ -91,6 +102,44 @@ impl OffsetTracker {
         out
     }
 
+    /// Per partition: the next offset to read and the pending window ends
+    /// with their smallest offsets, for a checkpoint.
+    pub fn snapshot(&self) -> Vec<PartitionProgress> {
+        let mut out: Vec<PartitionProgress> = self
+            .topics
+            .iter()
+            .flat_map(|(topic, ps)| {
+                ps.iter().map(move |(partition, p)| PartitionProgress {
+                    topic: topic.clone(),
+                    partition: *partition,
+                    next: p.next,
+                    pending: p.pending.iter().map(|(e, o)| (*e, *o)).collect(),
+                })
+            })
+            .collect();
+        out.sort_by(|a, b| (&a.topic, a.partition).cmp(&(&b.topic, b.partition)));
+        out
+    }
+
+    /// Take up a checkpoint's progress: reading resumes at each `next`,
+    /// and commits still wait for the windows the checkpoint's readings
+    /// are in (so the committed offsets stay a safe place to replay from).
+    pub fn restore(&mut self, progress: &[PartitionProgress]) {
+        for p in progress {
+            let partition = self
+                .topics
+                .entry(p.topic.clone())
+                .or_default()
+                .entry(p.partition)
+                .or_default();
+            partition.next = partition.next.max(p.next);
+            for (end, offset) in &p.pending {
+                let min = partition.pending.entry(*end).or_insert(*offset);
+                *min = (*min).min(*offset);
+            }
+        }
+    }
+
     /// Forget a partition (revoked in a rebalance).
     pub fn remove(&mut self, topic: &str, partition: i32) {
         if let Some(t) = self.topics.get_mut(topic) {
@@ -129,6 +178,22 @@ mod tests {
         t.windows_closed(250);
         assert_eq!(t.take_commits(), vec![("r".into(), 0, 14)]);
         assert_eq!(t.uncommitted(), 0);
+    }
+
+    #[test]
+    fn restored_progress_keeps_commits_waiting_for_the_checkpointed_windows() {
+        let mut t = OffsetTracker::new();
+        t.consumed("r", 0, 10, Some(100));
+        t.consumed("r", 0, 11, Some(200));
+        let saved = t.snapshot();
+        assert_eq!(saved[0].next, 12);
+
+        let mut after = OffsetTracker::new();
+        after.restore(&saved);
+        after.consumed("r", 0, 12, None);
+        assert_eq!(after.take_commits(), vec![("r".into(), 0, 10)]);
+        after.windows_closed(200);
+        assert_eq!(after.take_commits(), vec![("r".into(), 0, 13)]);
     }
 
     #[test]

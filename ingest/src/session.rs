@@ -27,8 +27,8 @@ pub struct SessionSpec {
     pub max_ms: i64,
 }
 
-#[derive(Debug)]
-struct Session {
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct Session {
     start_ms: i64,
     last_ms: i64,
     /// Time axis origin of the regression sums (the first reading).
@@ -86,6 +86,13 @@ pub struct ClosedSession {
     pub window: ClosedWindow,
 }
 
+/// A [`SessionStore`]'s open sessions in a checkpoint.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct SessionSnapshot {
+    pub open: Vec<(u32, u16, Vec<Session>)>,
+    pub watermark: i64,
+}
+
 /// Open sessions of one spec and grouping.
 #[derive(Debug)]
 pub struct SessionStore {
@@ -114,6 +121,29 @@ impl SessionStore {
         };
         store.set_metrics(catalog, metrics);
         store
+    }
+
+    /// The open sessions, for a checkpoint: (group index, metric id, its
+    /// sessions) and the watermark they were last closed at.
+    pub fn snapshot(&self) -> SessionSnapshot {
+        SessionSnapshot {
+            open: self
+                .open
+                .iter()
+                .map(|(&(group, metric), s)| (group, metric, s.clone()))
+                .collect(),
+            watermark: self.watermark,
+        }
+    }
+
+    /// Replace the open sessions with a snapshot's.
+    pub fn restore(&mut self, snapshot: SessionSnapshot) {
+        self.open = snapshot
+            .open
+            .into_iter()
+            .map(|(group, metric, s)| ((group, metric), s))
+            .collect();
+        self.watermark = snapshot.watermark;
     }
 
     pub fn spec(&self) -> SessionSpec {

@@ -15,7 +15,7 @@ fn gamma() -> f64 {
 
 /// Bucket counts for positive values, negative values (by magnitude) and
 /// zeros.
-#[derive(Debug, Clone, Default, PartialEq)]
+#[derive(Debug, Clone, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Sketch {
     positive: BTreeMap<i32, u64>,
     negative: BTreeMap<i32, u64>,

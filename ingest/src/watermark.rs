@@ -28,6 +28,14 @@ struct Partition {
     last_seen_ms: i64,
 }
 
+/// [`Watermarks`] in a checkpoint: (topic, partition, latest event time)
+/// and the pipeline watermark.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct WatermarkSnapshot {
+    pub partitions: Vec<(String, i32, i64)>,
+    pub current: Option<i64>,
+}
+
 /// Watermarks per (topic, partition).
 #[derive(Debug, Clone)]
 pub struct Watermarks {
@@ -78,6 +86,31 @@ impl Watermarks {
             max_event_ms: NO_DATA,
             last_seen_ms: now_ms,
         });
+    }
+
+    /// The latest event time per partition, and the watermark, for a
+    /// checkpoint.
+    pub fn snapshot(&self) -> WatermarkSnapshot {
+        let mut partitions: Vec<(String, i32, i64)> = self
+            .topics
+            .iter()
+            .flat_map(|(t, ps)| ps.iter().map(move |(p, s)| (t.clone(), *p, s.max_event_ms)))
+            .filter(|(_, _, max)| *max != NO_DATA)
+            .collect();
+        partitions.sort();
+        WatermarkSnapshot {
+            partitions,
+            current: self.current,
+        }
+    }
+
+    /// Take up a checkpoint's progress, as if its partitions had just
+    /// delivered their latest event times at `now_ms`.
+    pub fn restore(&mut self, snapshot: &WatermarkSnapshot, now_ms: i64) {
+        for (topic, partition, max_event_ms) in &snapshot.partitions {
+            self.observe(topic, *partition, *max_event_ms, now_ms);
+        }
+        self.current = self.current.max(snapshot.current);
     }
 
     /// Forget a partition (revoked in a rebalance).

@@ -64,7 +64,10 @@ pub static WINDOW_SCHEMA: LazyLock<SchemaRef> = LazyLock::new(|| {
 pub(crate) const MS_PER_HOUR: f64 = 3_600_000.0;
 
 /// Mergeable summary of the readings of one sensor and metric in one pane.
-#[derive(Debug, Clone, PartialEq)]
+/// In a checkpoint it is a compact array with the floats as their bits,
+/// so a restored state is exactly the saved one.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "StateRecord", from = "StateRecord")]
 pub struct PartialState {
     pub n: i64,
     pub sum: f64,
@@ -81,6 +84,48 @@ pub struct PartialState {
     pub sxy: f64,
     /// Quantile sketch, when the store's rules need percentiles.
     pub sketch: Option<Box<crate::sketch::Sketch>>,
+}
+
+/// [`PartialState`] on disk: count, first and last times, the nine floats
+/// as IEEE-754 bits (sum, sumsq, min, max, first, last, sx, sxx, sxy), the
+/// sketch.
+#[derive(serde::Serialize, serde::Deserialize)]
+struct StateRecord(i64, i64, i64, [u64; 9], Option<Box<crate::sketch::Sketch>>);
+
+impl From<PartialState> for StateRecord {
+    fn from(s: PartialState) -> Self {
+        let floats = [
+            s.sum, s.sumsq, s.min, s.max, s.first, s.last, s.sx, s.sxx, s.sxy,
+        ];
+        StateRecord(
+            s.n,
+            s.first_ts,
+            s.last_ts,
+            floats.map(f64::to_bits),
+            s.sketch,
+        )
+    }
+}
+
+impl From<StateRecord> for PartialState {
+    fn from(StateRecord(n, first_ts, last_ts, bits, sketch): StateRecord) -> Self {
+        let [sum, sumsq, min, max, first, last, sx, sxx, sxy] = bits.map(f64::from_bits);
+        PartialState {
+            n,
+            sum,
+            sumsq,
+            min,
+            max,
+            first_ts,
+            first,
+            last_ts,
+            last,
+            sx,
+            sxx,
+            sxy,
+            sketch,
+        }
+    }
 }
 
 impl PartialState {
@@ -221,6 +266,21 @@ pub struct ClosedWindow {
     pub correction: bool,
     /// Event time at which the regression sums' `x` (hours) is zero.
     pub x_origin_ms: i64,
+}
+
+/// One sensor's state of one metric in a pane: (sensor index, metric id,
+/// state).
+pub type SensorState = (u32, u16, PartialState);
+
+/// A [`WindowStore`]'s contents in a checkpoint: per pane start, the
+/// (sensor index, metric id, state) triples.
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+pub struct StoreSnapshot {
+    /// (pane start, its states).
+    pub panes: Vec<(i64, Vec<SensorState>)>,
+    pub closed_until: i64,
+    pub dirty: Vec<i64>,
+    pub origin_ms: Option<i64>,
 }
 
 /// The open windows of one size and slide, for the metrics its rules use.
@@ -376,6 +436,53 @@ impl WindowStore {
         self.closed_until = watermark;
         let (size, keep_after) = (self.windows.size_ms, self.final_until());
         self.panes.retain(|p, _| p + size > keep_after);
+    }
+
+    /// Everything the store holds, for a checkpoint (sensor and metric by
+    /// index: a checkpoint is only restored into the same registry and
+    /// metric catalog).
+    pub fn snapshot(&self) -> StoreSnapshot {
+        StoreSnapshot {
+            panes: self
+                .panes
+                .iter()
+                .map(|(start, pane)| {
+                    let states = pane
+                        .states
+                        .iter()
+                        .map(|(&(sensor, metric), s)| (sensor, metric, s.clone()))
+                        .collect();
+                    (*start, states)
+                })
+                .collect(),
+            closed_until: self.closed_until,
+            dirty: self.dirty.iter().copied().collect(),
+            origin_ms: self.origin_ms,
+        }
+    }
+
+    /// Replace what the store holds with a snapshot of the same windows.
+    pub fn restore(&mut self, snapshot: StoreSnapshot) {
+        self.panes = snapshot
+            .panes
+            .into_iter()
+            .map(|(start, states)| {
+                let states = states
+                    .into_iter()
+                    .map(|(sensor, metric, s)| ((sensor, metric), s))
+                    .collect();
+                (start, Pane { states })
+            })
+            .collect();
+        self.pane_hint = self
+            .panes
+            .values()
+            .map(|p| p.states.len())
+            .max()
+            .unwrap_or(0);
+        self.closed_until = snapshot.closed_until;
+        self.dirty = snapshot.dirty.into_iter().collect();
+        self.origin_ms = snapshot.origin_ms;
     }
 
     /// Number of partial states held (one per pane, sensor and metric).
@@ -603,6 +710,40 @@ mod tests {
         // The first hour is closed: a reading for it is late.
         assert_eq!(store.insert(0, 0, T8 + 30, 1.0), Err(T8 + HOUR));
         assert_eq!(store.next_end(), Some(T8 + 2 * HOUR));
+    }
+
+    #[test]
+    fn a_restored_store_closes_the_same_windows_as_the_original() {
+        let (reg, cat) = fixture();
+        let windows = Windows::hopping(HOUR, HOUR / 2, CST);
+        let mut original = WindowStore::new(windows, &cat, &[0]).with_sketches(true);
+        for (sensor, ts, v) in [(0, 10, 80.0), (1, 20, 70.0), (0, HOUR / 2 + 5, 95.0)] {
+            original.insert(sensor, 0, T8 + ts, v).unwrap();
+        }
+        original.close_until(T8 + HOUR / 2, &reg, &cat).unwrap();
+        // Through JSON, as a checkpoint file carries it.
+        let json = serde_json::to_string(&original.snapshot()).unwrap();
+        let mut restored = WindowStore::new(windows, &cat, &[0]).with_sketches(true);
+        restored.restore(serde_json::from_str(&json).unwrap());
+        assert_eq!(restored.snapshot(), original.snapshot());
+        assert_eq!(restored.next_end(), original.next_end());
+        // Both refuse the same late reading and take the same new one.
+        assert_eq!(
+            restored.insert(0, 0, T8 - 1, 1.0),
+            original.insert(0, 0, T8 - 1, 1.0)
+        );
+        let more = (1, 0, T8 + HOUR / 2 + 9, 60.0);
+        assert_eq!(
+            restored.insert(more.0, more.1, more.2, more.3),
+            original.insert(more.0, more.1, more.2, more.3)
+        );
+        let a = original.close_until(T8 + 2 * HOUR, &reg, &cat).unwrap();
+        let b = restored.close_until(T8 + 2 * HOUR, &reg, &cat).unwrap();
+        assert_eq!((a.len(), b.len()), (2, 2));
+        for (a, b) in a.iter().zip(&b) {
+            assert_eq!((a.start_ms, a.end_ms), (b.start_ms, b.end_ms));
+            assert_eq!(a.batch, b.batch);
+        }
     }
 }
 

@@ -117,10 +117,56 @@ pub(crate) fn parse(value: Value, slide_ms: i64) -> Result<Baseline, String> {
     })
 }
 
-/// Past window values per rule and group.
-#[derive(Debug, Default)]
+/// Past window values per rule and group. In a checkpoint the values are
+/// kept as their IEEE-754 bits, so a restored book is exactly the saved one.
+#[derive(Debug, Default, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
+#[serde(into = "BaselineRecord", from = "BaselineRecord")]
 pub struct BaselineBook {
     history: HashMap<String, HashMap<String, BTreeMap<i64, f64>>>,
+}
+
+/// [`BaselineBook`] on disk: rule → group → [(window end, value bits)].
+#[derive(serde::Serialize, serde::Deserialize)]
+struct BaselineRecord(HashMap<String, HashMap<String, Vec<(i64, u64)>>>);
+
+impl From<BaselineBook> for BaselineRecord {
+    fn from(book: BaselineBook) -> Self {
+        let convert = |values: BTreeMap<i64, f64>| {
+            values
+                .into_iter()
+                .map(|(end, v)| (end, v.to_bits()))
+                .collect()
+        };
+        BaselineRecord(
+            book.history
+                .into_iter()
+                .map(|(rule, groups)| {
+                    let groups = groups.into_iter().map(|(g, v)| (g, convert(v))).collect();
+                    (rule, groups)
+                })
+                .collect(),
+        )
+    }
+}
+
+impl From<BaselineRecord> for BaselineBook {
+    fn from(BaselineRecord(history): BaselineRecord) -> Self {
+        let convert = |values: Vec<(i64, u64)>| {
+            values
+                .into_iter()
+                .map(|(end, bits)| (end, f64::from_bits(bits)))
+                .collect()
+        };
+        BaselineBook {
+            history: history
+                .into_iter()
+                .map(|(rule, groups)| {
+                    let groups = groups.into_iter().map(|(g, v)| (g, convert(v))).collect();
+                    (rule, groups)
+                })
+                .collect(),
+        }
+    }
 }
 
 impl BaselineBook {

@@ -282,6 +282,7 @@ pub async fn pipeline_throughput(
         reloads: None,
         measurements: None,
         state_dir: None,
+        checkpoint_every: None,
         transactions: None,
     };
     // Time from the first reading to the last (the group join takes seconds).

@@ -56,6 +56,11 @@ pub struct Config {
     /// active warnings and raises them again.
     #[serde(default)]
     pub state_dir: Option<PathBuf>,
+    /// How often the open windows are checkpointed to `state_dir`, so a
+    /// restart carries on from the checkpoint instead of replaying every
+    /// reading behind them (also written at shutdown). Default 1m.
+    #[serde(default = "default_checkpoint_every", deserialize_with = "duration")]
+    pub checkpoint_every: Duration,
     /// Where warnings go; at least one.
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
@@ -264,6 +269,10 @@ fn default_max_age() -> Option<Duration> {
 
 fn default_idle() -> Option<Duration> {
     Some(Duration::from_secs(120))
+}
+
+fn default_checkpoint_every() -> Duration {
+    Duration::from_secs(60)
 }
 
 fn default_delay() -> Duration {

@@ -172,6 +172,7 @@ pub async fn run(
         reloads: None,
         measurements: Some(measurements),
         state_dir: None,
+        checkpoint_every: None,
         transactions: None,
     };
     let stop = async {

@@ -24,11 +24,13 @@ use yujing_rules::{
 use crate::config::PipelineConfig;
 use crate::pipeline::PipelineError;
 
+mod checkpoint;
 mod close;
 mod reload;
 mod sessions;
 mod silence;
 
+pub use checkpoint::EngineSnapshot;
 pub use reload::Reload;
 
 /// Window size, slide and allowed lateness: rules sharing them share one

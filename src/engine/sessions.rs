@@ -21,7 +21,7 @@ pub(super) struct SessionGroup {
     pub store: SessionStore,
     pub rules: Vec<Rule>,
     /// (rule id, group key) → the last session end (or quiet gap) graded.
-    evaluated: HashMap<(String, String), i64>,
+    pub evaluated: HashMap<(String, String), i64>,
 }
 
 fn metric_ids(rules: &[Rule], catalog: &MetricCatalog) -> Vec<u16> {

@@ -10,7 +10,7 @@ use super::Engine;
 /// When a sensor last read a metric, as of any window end not yet graded:
 /// when many windows close at once (a backlog, a backtest), each one's
 /// silence is measured from the last reading before its end.
-#[derive(Debug, Default)]
+#[derive(Debug, Default, Clone, serde::Serialize, serde::Deserialize)]
 pub(super) struct LastSeen {
     /// The latest reading at or before the last graded window end.
     settled: Option<i64>,

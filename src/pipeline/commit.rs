@@ -85,6 +85,7 @@ pub(super) fn commit(
         return match committed {
             Ok(()) => {
                 state.metrics.commits.inc();
+                state.checkpoint.in_open_transaction = false;
                 Ok(())
             }
             Err(e) => {

@@ -41,6 +41,7 @@ impl State {
                     // partition holds the watermark: its backlog may be
                     // older than what the others already delivered.
                     tracing::info!(topic, partition, "partition assigned");
+                    self.take_up_checkpoint();
                     self.engine
                         .expect_partition(&topic, partition, self.clock.now_ms());
                 }

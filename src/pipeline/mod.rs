@@ -31,6 +31,7 @@ use yujing_ingest::{Clock, Measurements, SensorRegistry, kafka};
 use yujing_rules::{Grade, RuleSet, WarningTransition};
 use yujing_sinks::{AlertMessage, TimeFormat};
 
+mod checkpoint;
 mod commit;
 mod dead_letter;
 mod intake;
@@ -43,6 +44,7 @@ pub use outbox::{Grouping, SinkSetup, SpoolSettings};
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;
 use crate::fetch::Fetcher;
+use crate::rebalance::ResumePlan;
 use crate::reload::{ReloadReceiver, ReloadRequest};
 use crate::telemetry::{
     LagReporter, Metrics, RevokedPartitions, RulesReloadRefused, RulesReloaded,
@@ -88,6 +90,9 @@ pub struct Setup {
     pub clock: Clock,
     /// Where active warnings are saved across restarts (none: not saved).
     pub state_dir: Option<PathBuf>,
+    /// How often the window state is checkpointed to `state_dir` (none:
+    /// never; a restart replays from the committed offsets).
+    pub checkpoint_every: Option<Duration>,
     /// Exactly-once mode: the transactional producer the Kafka alert sinks
     /// write with; offsets are committed in its transactions.
     pub transactions: Option<FutureProducer>,
@@ -125,6 +130,7 @@ struct State {
     metrics: Metrics,
     clock: Clock,
     state_dir: Option<PathBuf>,
+    checkpoint: checkpoint::Checkpointing,
     transactions: Option<FutureProducer>,
     /// `clock.now_ms()`, refreshed every [`CLOCK_EVERY`] messages and on
     /// each tick: reading the clock per message is measurable on VMs.
@@ -176,6 +182,14 @@ pub async fn run(
     )
     .create()?;
     let max_message_bytes = setup.pipeline.max_message_bytes;
+    // A checkpoint is read before the consumer exists: its positions are
+    // applied by the consumer's first assignment.
+    let resume = ResumePlan::default();
+    let checkpoint_every = setup.state_dir.as_ref().and(setup.checkpoint_every);
+    let pending_checkpoint = match (&setup.state_dir, checkpoint_every) {
+        (Some(dir), Some(_)) => checkpoint::load(dir, &engine, &resume, &setup.metrics),
+        _ => None,
+    };
     let mut fetcher = Fetcher::start(
         kafka::readings_consumer(
             &k.bootstrap_servers,
@@ -186,6 +200,7 @@ pub async fn run(
                 metrics: setup.metrics.clone(),
                 revoked: RevokedPartitions::default(),
                 assigned: RevokedPartitions::default(),
+                resume: resume.clone(),
             },
         )?,
         max_message_bytes,
@@ -216,6 +231,13 @@ pub async fn run(
             .unwrap_or_else(|| k.dead_letter_topic.clone()),
         metrics: setup.metrics,
         state_dir: setup.state_dir,
+        checkpoint: checkpoint::Checkpointing {
+            every: checkpoint_every,
+            last: Instant::now(),
+            pending: pending_checkpoint,
+            resume,
+            in_open_transaction: false,
+        },
         transactions: setup.transactions,
         now_ms: setup.clock.now_ms(),
         clock: setup.clock,
@@ -262,6 +284,7 @@ pub async fn run(
                 if let Err(e) = commit::commit(fetcher.consumer(), &mut state, CommitMode::Async) {
                     break Err(e);
                 }
+                state.checkpoint(false);
                 if let Err(e) = state.close_ready().await {
                     break Err(e);
                 }
@@ -275,7 +298,10 @@ pub async fn run(
         sink.close().await;
     }
     let outcome = match outcome {
-        Ok(()) => commit::commit(fetcher.consumer(), &mut state, CommitMode::Sync),
+        Ok(()) => commit::commit(fetcher.consumer(), &mut state, CommitMode::Sync).map(|()| {
+            // Closing down cleanly: the next start carries on from here.
+            state.checkpoint(true);
+        }),
         Err(e) => {
             commit::abort(&state);
             Err(e)
@@ -351,6 +377,9 @@ impl State {
 
     /// Count transitions and deliver them to every sink.
     async fn publish(&mut self, transitions: &[WarningTransition]) -> Result<(), PipelineError> {
+        if self.transactions.is_some() && !transitions.is_empty() {
+            self.checkpoint.in_open_transaction = true;
+        }
         let emitted_at = yujing_ingest::clock::wall_now_ms();
         let mut alerts = Vec::with_capacity(transitions.len());
         for t in transitions {

@@ -46,30 +46,64 @@ fn hex(bytes: &[u8]) -> String {
 
 /// Write `book` to `dir`, atomically.
 pub fn save(dir: &Path, book: &WarningBook) -> Result<(), StateError> {
-    let path = dir.join(FILE);
+    write_file(dir, FILE, FORMAT, book).map(|_| ())
+}
+
+/// The book saved in `dir`; `None` when there is none yet.
+pub fn load(dir: &Path) -> Result<Option<WarningBook>, StateError> {
+    read_file(dir, FILE, FORMAT)
+}
+
+/// Move a file `load` refused out of the way, keeping it for inspection.
+pub fn set_aside(dir: &Path) {
+    set_aside_file(dir, FILE);
+}
+
+/// Write `value` to `dir/file` as a header line (`format`, SHA-256 of the
+/// body) and the JSON body: to a temporary file, synced, then renamed, so
+/// a crash leaves the old file or the new one. Returns the bytes written.
+pub(super) fn write_file<T: serde::Serialize>(
+    dir: &Path,
+    file: &str,
+    format: &str,
+    value: &T,
+) -> Result<u64, StateError> {
+    let path = dir.join(file);
     let io = |source| StateError::Io {
         path: path.clone(),
         source,
     };
     fs::create_dir_all(dir).map_err(io)?;
-    let body = serde_json::to_vec(book).expect("the warning book serializes");
+    let body = serde_json::to_vec(value).expect("state serializes");
     let header = Header {
-        format: FORMAT.to_owned(),
+        format: format.to_owned(),
         sha256: hex(&Sha256::digest(&body)),
     };
-    let tmp = dir.join(format!("{FILE}.tmp"));
-    let mut file = fs::File::create(&tmp).map_err(io)?;
-    serde_json::to_writer(&mut file, &header).expect("header serializes");
-    file.write_all(b"\n")
-        .and_then(|()| file.write_all(&body))
-        .and_then(|()| file.sync_all())
-        .map_err(io)?;
-    fs::rename(&tmp, &path).map_err(io)
+    let tmp = dir.join(format!("{file}.tmp"));
+    let mut out = fs::File::create(&tmp).map_err(io)?;
+    let mut head = serde_json::to_vec(&header).expect("header serializes");
+    head.push(b'\n');
+    let written = out
+        .write_all(&head)
+        .and_then(|()| out.write_all(&body))
+        .and_then(|()| out.sync_all());
+    if let Err(e) = written {
+        // A full disk: leave no half-written temporary file behind.
+        let _ = fs::remove_file(&tmp);
+        return Err(io(e));
+    }
+    fs::rename(&tmp, &path).map_err(io)?;
+    Ok((head.len() + body.len()) as u64)
 }
 
-/// The book saved in `dir`; `None` when there is none yet.
-pub fn load(dir: &Path) -> Result<Option<WarningBook>, StateError> {
-    let path = dir.join(FILE);
+/// What `write_file` wrote to `dir/file`; `None` when there is no file.
+/// A damaged file, or one of another format, is an error.
+pub(super) fn read_file<T: serde::de::DeserializeOwned>(
+    dir: &Path,
+    file: &str,
+    format: &str,
+) -> Result<Option<T>, StateError> {
+    let path = dir.join(file);
     let bytes = match fs::read(&path) {
         Ok(b) => b,
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
@@ -85,9 +119,9 @@ pub fn load(dir: &Path) -> Result<Option<WarningBook>, StateError> {
         .ok_or_else(|| damaged("no header line".into()))?;
     let header: Header =
         serde_json::from_slice(&bytes[..newline]).map_err(|e| damaged(format!("header: {e}")))?;
-    if header.format != FORMAT {
+    if header.format != format {
         return Err(damaged(format!(
-            "format {:?}, this yujing reads {FORMAT:?}",
+            "format {:?}, this yujing reads {format:?}",
             header.format
         )));
     }
@@ -100,9 +134,9 @@ pub fn load(dir: &Path) -> Result<Option<WarningBook>, StateError> {
         .map_err(|e| damaged(format!("body: {e}")))
 }
 
-/// Move a file `load` refused out of the way, keeping it for inspection.
-pub fn set_aside(dir: &Path) {
-    let _ = fs::rename(dir.join(FILE), dir.join(format!("{FILE}.bad")));
+/// Move `dir/file` to `dir/file.bad`, keeping it for inspection.
+pub(super) fn set_aside_file(dir: &Path, file: &str) {
+    let _ = fs::rename(dir.join(file), dir.join(format!("{file}.bad")));
 }
 
 #[cfg(test)]

@@ -11,9 +11,11 @@ use prometheus::{
 };
 use yujing_ingest::DecodeError;
 
+mod checkpoint;
 mod sinks;
 mod warning_state;
 
+pub use checkpoint::{CheckpointMetrics, CheckpointRestored, CheckpointSaved};
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
 };
@@ -58,6 +60,7 @@ pub struct Metrics {
     /// What `/health` reports.
     pub health: Health,
     pub warning_state: WarningStateMetrics,
+    pub checkpoint: CheckpointMetrics,
 }
 
 impl Metrics {
@@ -254,6 +257,7 @@ impl Metrics {
             sinks: SinkMetrics::register(&registry),
             health: Health::default(),
             warning_state: WarningStateMetrics::register(&registry),
+            checkpoint: CheckpointMetrics::register(&registry),
             registry,
         };
         m.rules_last_reload_success.set(1);
@@ -425,6 +429,8 @@ pub struct LagReporter {
     /// Partitions a rebalance assigned (they hold the watermark back until
     /// their first reading or the idle timeout).
     pub assigned: RevokedPartitions,
+    /// Where a checkpoint says reading resumes (first assignment only).
+    pub resume: crate::rebalance::ResumePlan,
 }
 
 impl rdkafka::ClientContext for LagReporter {
@@ -443,34 +449,6 @@ impl rdkafka::ClientContext for LagReporter {
                     .consumer_lag
                     .with_label_values(&[topic, &partition.to_string()])
                     .set((p.hi_offset - p.app_offset).max(0));
-            }
-        }
-    }
-}
-
-impl rdkafka::consumer::ConsumerContext for LagReporter {
-    fn pre_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let rdkafka::consumer::Rebalance::Revoke(list) = rebalance {
-            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-            for e in list.elements() {
-                revoked.push((e.topic().to_owned(), e.partition()));
-            }
-        }
-    }
-
-    fn post_rebalance(
-        &self,
-        _consumer: &rdkafka::consumer::BaseConsumer<Self>,
-        rebalance: &rdkafka::consumer::Rebalance<'_>,
-    ) {
-        if let rdkafka::consumer::Rebalance::Assign(list) = rebalance {
-            let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
-            for e in list.elements() {
-                assigned.push((e.topic().to_owned(), e.partition()));
             }
         }
     }

@@ -7,6 +7,7 @@ mod alertmanager;
 mod aqi;
 mod backtest;
 mod bad_input;
+mod checkpoint;
 mod cli;
 mod delivery;
 mod demo;

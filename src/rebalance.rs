@@ -1,0 +1,215 @@
+//! Rebalances of the readings consumer: note the partitions assigned and
+//! revoked for the pipeline, and start the first assignment where a
+//! checkpoint left off.
+//!
+//! A checkpoint holds the state of every partition this instance read
+//! when it was written. It can only be taken up if the first assignment
+//! after a restart gives this instance all of those partitions again:
+//! then each starts at the checkpoint's position instead of the committed
+//! offset. Otherwise (another instance took some over, or the group
+//! changed) the checkpoint is declined and the committed offsets, which
+//! always trail behind every open window, are replayed.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::types::RDKafkaRespErr;
+use rdkafka::{Offset, TopicPartitionList};
+
+use crate::telemetry::LagReporter;
+
+/// What became of a checkpoint's positions at the first assignment.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Resume {
+    /// No checkpoint to resume from.
+    Nothing,
+    /// Waiting for the first assignment: (topic, partition) → next offset.
+    Pending(HashMap<(String, i32), i64>),
+    /// The assignment covered the checkpoint; reading starts at its
+    /// positions.
+    Accepted,
+    /// These partitions of the checkpoint went to another instance.
+    Declined { missing: Vec<(String, i32)> },
+}
+
+/// Shared between the pipeline (which sets the positions and reads the
+/// outcome) and the consumer context (which applies them).
+#[derive(Clone)]
+pub struct ResumePlan(Arc<Mutex<Resume>>);
+
+impl Default for ResumePlan {
+    fn default() -> Self {
+        ResumePlan(Arc::new(Mutex::new(Resume::Nothing)))
+    }
+}
+
+impl ResumePlan {
+    fn lock(&self) -> std::sync::MutexGuard<'_, Resume> {
+        self.0.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Resume at these positions at the first assignment.
+    pub fn set(&self, positions: HashMap<(String, i32), i64>) {
+        *self.lock() = Resume::Pending(positions);
+    }
+
+    /// The outcome so far.
+    pub fn outcome(&self) -> Resume {
+        self.lock().clone()
+    }
+
+    /// At an assignment: start the checkpoint's partitions at its
+    /// positions if all of them are assigned here; decide only once.
+    fn apply(&self, assignment: &mut TopicPartitionList) {
+        let mut state = self.lock();
+        let Resume::Pending(positions) = &*state else {
+            return;
+        };
+        let assigned: std::collections::HashSet<(String, i32)> = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut missing: Vec<(String, i32)> = positions
+            .keys()
+            .filter(|k| !assigned.contains(*k))
+            .cloned()
+            .collect();
+        if !missing.is_empty() {
+            missing.sort();
+            *state = Resume::Declined { missing };
+            return;
+        }
+        for ((topic, partition), offset) in positions {
+            if let Err(e) =
+                assignment.set_partition_offset(topic, *partition, Offset::Offset(*offset))
+            {
+                tracing::warn!("cannot start {topic}/{partition} at {offset}: {e}");
+            }
+        }
+        *state = Resume::Accepted;
+    }
+}
+
+impl ConsumerContext for LagReporter {
+    /// librdkafka's rebalance, with the checkpoint's positions put into
+    /// the first assignment before it is applied.
+    fn rebalance(
+        &self,
+        consumer: &BaseConsumer<Self>,
+        err: RDKafkaRespErr,
+        tpl: &mut TopicPartitionList,
+    ) {
+        let cooperative = matches!(
+            consumer.rebalance_protocol(),
+            RebalanceProtocol::Cooperative
+        );
+        match err {
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                self.resume.apply(tpl);
+                let applied = if cooperative {
+                    consumer.incremental_assign(tpl)
+                } else {
+                    consumer.assign(tpl)
+                };
+                if let Err(e) = applied {
+                    tracing::error!("cannot take up the assigned partitions: {e}");
+                }
+                self.post_rebalance(consumer, &Rebalance::Assign(tpl));
+            }
+            RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                self.pre_rebalance(consumer, &Rebalance::Revoke(tpl));
+                let released = if cooperative {
+                    consumer.incremental_unassign(tpl)
+                } else {
+                    consumer.unassign()
+                };
+                if let Err(e) = released {
+                    tracing::error!("cannot release the revoked partitions: {e}");
+                }
+            }
+            other => {
+                tracing::error!("rebalance error: {other:?}");
+                if let Err(e) = consumer.unassign() {
+                    tracing::error!("cannot release the partitions: {e}");
+                }
+            }
+        }
+    }
+
+    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Revoke(list) = rebalance {
+            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+            for e in list.elements() {
+                revoked.push((e.topic().to_owned(), e.partition()));
+            }
+        }
+    }
+
+    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
+        if let Rebalance::Assign(list) = rebalance {
+            let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+            for e in list.elements() {
+                assigned.push((e.topic().to_owned(), e.partition()));
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn assignment(partitions: &[i32]) -> TopicPartitionList {
+        let mut tpl = TopicPartitionList::new();
+        for p in partitions {
+            tpl.add_partition("r", *p);
+        }
+        tpl
+    }
+
+    #[test]
+    fn the_first_assignment_resumes_only_if_it_covers_the_checkpoint() {
+        let plan = ResumePlan::default();
+        plan.set(HashMap::from([(("r".into(), 0), 40), (("r".into(), 1), 7)]));
+        let mut partial = assignment(&[0, 2]);
+        plan.apply(&mut partial);
+        assert_eq!(
+            plan.outcome(),
+            Resume::Declined {
+                missing: vec![("r".into(), 1)]
+            }
+        );
+        assert_eq!(
+            partial.find_partition("r", 0).unwrap().offset(),
+            Offset::Invalid
+        );
+
+        let plan = ResumePlan::default();
+        plan.set(HashMap::from([(("r".into(), 0), 40), (("r".into(), 1), 7)]));
+        let mut all = assignment(&[0, 1, 2]);
+        plan.apply(&mut all);
+        assert_eq!(plan.outcome(), Resume::Accepted);
+        assert_eq!(
+            all.find_partition("r", 0).unwrap().offset(),
+            Offset::Offset(40)
+        );
+        assert_eq!(
+            all.find_partition("r", 1).unwrap().offset(),
+            Offset::Offset(7)
+        );
+        // A partition the checkpoint never read starts at its committed offset.
+        assert_eq!(
+            all.find_partition("r", 2).unwrap().offset(),
+            Offset::Invalid
+        );
+        // Later assignments are left alone.
+        let mut later = assignment(&[0]);
+        plan.apply(&mut later);
+        assert_eq!(
+            later.find_partition("r", 0).unwrap().offset(),
+            Offset::Invalid
+        );
+    }
+}
