@@ -39,6 +39,13 @@ impl RecentReadings {
     }
 
     /// (sensor, metric) pairs remembered.
+    /// Forget the sensors `gone` marks: their readings may come again
+    /// later (their partition comes back) and must then count.
+    pub fn forget_sensors(&mut self, gone: &[bool]) {
+        self.seen
+            .retain(|(sensor, _), _| !gone.get(*sensor as usize).copied().unwrap_or(false));
+    }
+
     pub fn len(&self) -> usize {
         self.seen.len()
     }

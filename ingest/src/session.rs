@@ -146,6 +146,19 @@ impl SessionStore {
         self.watermark = snapshot.watermark;
     }
 
+    /// Drop the states of the sensors `gone` marks from every open session
+    /// (and sessions left empty).
+    pub fn forget_sensors(&mut self, gone: &[bool]) {
+        for sessions in self.open.values_mut() {
+            for s in sessions.iter_mut() {
+                s.states
+                    .retain(|sensor, _| !gone.get(*sensor as usize).copied().unwrap_or(false));
+            }
+            sessions.retain(|s| !s.states.is_empty());
+        }
+        self.open.retain(|_, s| !s.is_empty());
+    }
+
     pub fn spec(&self) -> SessionSpec {
         self.spec
     }

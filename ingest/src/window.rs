@@ -485,6 +485,16 @@ impl WindowStore {
         self.origin_ms = snapshot.origin_ms;
     }
 
+    /// Drop the states of the sensors `gone` marks (their partition moved
+    /// to another instance, which rebuilds them).
+    pub fn forget_sensors(&mut self, gone: &[bool]) {
+        for pane in self.panes.values_mut() {
+            pane.states
+                .retain(|(sensor, _), _| !gone.get(*sensor as usize).copied().unwrap_or(false));
+        }
+        self.panes.retain(|_, p| !p.states.is_empty());
+    }
+
     /// Number of partial states held (one per pane, sensor and metric).
     pub fn states(&self) -> usize {
         self.panes.values().map(|p| p.states.len()).sum()

@@ -379,6 +379,18 @@ impl WarningBook {
         gone
     }
 
+    /// Forget rule `rule_id`'s warnings and timers for the groups `gone`
+    /// names, without transitions (another instance took their readings
+    /// over). Returns how many active warnings were forgotten.
+    pub fn forget_groups(&mut self, rule_id: &str, gone: &dyn Fn(&str) -> bool) -> usize {
+        let Some(groups) = self.tracks.get_mut(rule_id) else {
+            return 0;
+        };
+        let before = groups.values().filter(|t| t.active.is_some()).count();
+        groups.retain(|key, _| !gone(key));
+        before - groups.values().filter(|t| t.active.is_some()).count()
+    }
+
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {
         self.tracks.keys().map(String::as_str)
     }

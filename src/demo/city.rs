@@ -237,7 +237,7 @@ impl City {
             if self.bad_every > 0 && self.emitted.is_multiple_of(self.bad_every) {
                 let s = &self.sensors[i];
                 out.push((
-                    s.sensor_id.clone(),
+                    s.district_code.clone(),
                     format!(
                         r#"{{"sensor_id":"{}","ts":{stamp},"metric":"pm25","value":"#,
                         s.sensor_id
@@ -246,7 +246,8 @@ impl City {
                 continue;
             }
             let payload = self.payload(i, ts, stamp);
-            out.push((self.sensors[i].sensor_id.clone(), payload));
+            // Keyed by district: one instance sees whole districts.
+            out.push((self.sensors[i].district_code.clone(), payload));
         }
         out
     }

@@ -26,6 +26,7 @@ use crate::pipeline::PipelineError;
 
 mod checkpoint;
 mod close;
+mod partitions;
 mod reload;
 mod sessions;
 mod silence;
@@ -147,6 +148,8 @@ pub struct Engine {
     sessions_closed_at: i64,
     /// Past window values of baseline rules, per rule and group.
     baselines: BaselineBook,
+    /// The partition each sensor's readings come from.
+    sensor_partitions: partitions::SensorPartitions,
 }
 
 fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
@@ -275,7 +278,6 @@ impl Engine {
         Ok(Engine {
             groups,
             catalog: catalog.clone(),
-            registry,
             watermarks: Watermarks::new(
                 config.allowed_delay.as_millis() as i64,
                 config.idle_timeout.map(|d| d.as_millis() as i64),
@@ -298,6 +300,8 @@ impl Engine {
                 .collect(),
             sessions_closed_at: i64::MIN,
             baselines: BaselineBook::new(),
+            sensor_partitions: partitions::SensorPartitions::new(registry.len()),
+            registry,
         })
     }
 
@@ -362,6 +366,10 @@ impl Engine {
                 });
             }
             ids.push((sensor, metric));
+        }
+        let from = self.sensor_partitions.index(topic, partition);
+        for &(sensor, _) in &ids {
+            self.sensor_partitions.saw(&self.registry, sensor, from);
         }
         // Silence rules need each sensor's last reading time.
         for (r, &(sensor, metric)) in readings.iter().zip(&ids) {
@@ -450,9 +458,55 @@ impl Engine {
         self.watermarks.expect(topic, partition, now_ms);
     }
 
-    /// Stop tracking a partition this instance no longer reads.
-    pub fn forget_partition(&mut self, topic: &str, partition: i32) {
+    /// Stop tracking a partition this instance no longer reads, and drop
+    /// the state of its sensors: open windows and sessions, silence and
+    /// duplicate history, and the warnings of those sensors and of areas
+    /// no sensor heard here belongs to any more (without transitions).
+    /// The new owner rebuilds them from the readings not yet committed.
+    /// Returns the number of active warnings forgotten.
+    pub fn forget_partition(&mut self, topic: &str, partition: i32) -> usize {
         self.watermarks.remove(topic, partition);
+        let gone = self
+            .sensor_partitions
+            .take_sensors(&self.registry, topic, partition);
+        if !gone.contains(&true) {
+            return 0;
+        }
+        for g in &mut self.groups {
+            g.store.forget_sensors(&gone);
+        }
+        for s in &mut self.sessions {
+            s.store.forget_sensors(&gone);
+        }
+        self.recent.forget_sensors(&gone);
+        self.last_seen.retain(|(s, _), _| !gone[*s as usize]);
+        // Warnings of the sensors gone, and of areas none of whose sensors
+        // is heard here any more: the new owner grades them now.
+        let registry = &self.registry;
+        let mut forgotten = 0;
+        let mut areas: HashMap<AreaLevel, std::collections::HashSet<String>> = HashMap::new();
+        for rule in &self.rules.rules {
+            let level = rule.group_by;
+            let keys = areas.entry(level).or_insert_with(|| {
+                let heard: std::collections::HashSet<u32> = (0..registry.len() as u32)
+                    .filter(|s| self.sensor_partitions.is_heard(*s))
+                    .map(|s| registry.group_index(level, s))
+                    .collect();
+                (0..registry.len() as u32)
+                    .filter(|s| gone[*s as usize])
+                    .map(|s| registry.group_index(level, s))
+                    .filter(|g| !heard.contains(g))
+                    .map(|g| registry.group_key(level, g).to_owned())
+                    .collect()
+            });
+            forgotten += self.book.forget_groups(&rule.id, &|key| keys.contains(key));
+        }
+        forgotten
+    }
+
+    /// Districts whose sensors arrived on more than one partition.
+    pub fn split_districts(&self) -> usize {
+        self.sensor_partitions.split_districts()
     }
 
     /// The pipeline watermark as last computed.

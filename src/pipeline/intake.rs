@@ -53,7 +53,16 @@ impl State {
                     tracing::info!(topic, partition, "partition revoked by a rebalance");
                     self.metrics.partitions_revoked.inc();
                     self.offsets.remove(&topic, partition);
-                    self.engine.forget_partition(&topic, partition);
+                    let forgotten = self.engine.forget_partition(&topic, partition);
+                    if forgotten > 0 {
+                        tracing::info!(
+                            topic,
+                            partition,
+                            forgotten,
+                            "per-sensor warnings of the revoked partition forgotten here: its new owner grades those sensors now"
+                        );
+                    }
+                    self.update_active_gauge();
                 }
             }
         }

@@ -510,6 +510,9 @@ impl State {
         self.metrics
             .idle_partitions
             .set(self.engine.idle_partitions(now) as i64);
+        self.metrics
+            .split_districts
+            .set(self.engine.split_districts() as i64);
         if let Some(w) = self.engine.watermark() {
             self.metrics.watermark.set(w as f64 / 1000.0);
             self.metrics.watermark_lag.set((now - w) as f64 / 1000.0);

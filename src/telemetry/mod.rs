@@ -44,6 +44,7 @@ pub struct Metrics {
     pub open_panes: IntGauge,
     pub window_state_bytes: IntGauge,
     pub idle_partitions: IntGauge,
+    pub split_districts: IntGauge,
     pub consumer_lag: IntGaugeVec,
     pub uncommitted_messages: IntGauge,
     pub commits: IntCounter,
@@ -217,6 +218,10 @@ impl Metrics {
             idle_partitions: int_gauge(
                 "yujing_idle_partitions",
                 "Partitions silent longer than the idle timeout (not holding the watermark back).",
+            ),
+            split_districts: int_gauge(
+                "yujing_split_districts",
+                "Districts whose sensors' readings arrive on more than one partition. With several instances in the group, each grades area rules over only its share of such a district: key readings by district code.",
             ),
             consumer_lag,
             uncommitted_messages: int_gauge(

@@ -71,6 +71,12 @@ async fn run_case(dir: &Path) -> Vec<Value> {
         if let Some(tick) = value.get("tick").and_then(Value::as_str) {
             let d = humantime::parse_duration(tick).unwrap().as_millis() as i64;
             now = now.map(|t| t + d);
+        } else if let Some(p) = value.get("revoke").and_then(Value::as_i64) {
+            // A rebalance gave the partition to another instance.
+            let forgotten = engine.forget_partition("readings", p as i32);
+            out.push(
+                serde_json::json!({"line": n + 1, "revoked": p, "forgotten_warnings": forgotten}),
+            );
         } else {
             let (partition, message) = match value.get("message") {
                 Some(m) => (
