@@ -85,20 +85,40 @@ impl OffsetTracker {
             .any(|p| p.committed.is_none_or(|c| c < p.committable()))
     }
 
-    /// Offsets that advanced since the last call, as (topic, partition,
-    /// next offset to read) — Kafka's commit convention.
-    pub fn take_commits(&mut self) -> Vec<(String, i32, i64)> {
+    /// Offsets that advanced since the last commit, as (topic, partition,
+    /// next offset to read) — Kafka's commit convention — without marking
+    /// them committed (see [`mark_committed`](Self::mark_committed)).
+    pub fn commits(&self) -> Vec<(String, i32, i64)> {
         let mut out = Vec::new();
-        for (topic, partitions) in &mut self.topics {
+        for (topic, partitions) in &self.topics {
             for (partition, p) in partitions {
                 let offset = p.committable();
                 if p.committed.is_none_or(|c| c < offset) {
-                    p.committed = Some(offset);
                     out.push((topic.clone(), *partition, offset));
                 }
             }
         }
         out.sort();
+        out
+    }
+
+    /// These offsets were committed.
+    pub fn mark_committed(&mut self, commits: &[(String, i32, i64)]) {
+        for (topic, partition, offset) in commits {
+            if let Some(p) = self
+                .topics
+                .get_mut(topic)
+                .and_then(|t| t.get_mut(partition))
+            {
+                p.committed = Some(p.committed.map_or(*offset, |c| c.max(*offset)));
+            }
+        }
+    }
+
+    /// [`commits`](Self::commits), marked committed.
+    pub fn take_commits(&mut self) -> Vec<(String, i32, i64)> {
+        let out = self.commits();
+        self.mark_committed(&out);
         out
     }
 

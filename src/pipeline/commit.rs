@@ -54,6 +54,9 @@ pub(super) fn commit(
     if !state.offsets.has_commits() {
         return Ok(());
     }
+    if state.transactions.is_some() {
+        return commit_transaction(consumer, state);
+    }
     if let Some(dir) = &state.state_dir {
         let saved = warning_state::save(dir, state.engine.warning_book());
         WarningStateSaved {
@@ -68,35 +71,7 @@ pub(super) fn commit(
     if commits.is_empty() {
         return Ok(());
     }
-    let mut tpl = TopicPartitionList::new();
-    for (topic, partition, offset) in &commits {
-        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
-            tracing::warn!("cannot build commit for {topic}/{partition}: {e}");
-        }
-    }
-    if let Some(producer) = &state.transactions {
-        let group = consumer.group_metadata().ok_or_else(|| {
-            PipelineError::Invalid("exactly-once needs the consumer group's metadata".into())
-        })?;
-        let committed = producer
-            .send_offsets_to_transaction(&tpl, &group, TXN_TIMEOUT)
-            .and_then(|()| producer.commit_transaction(TXN_TIMEOUT))
-            .and_then(|()| producer.begin_transaction());
-        return match committed {
-            Ok(()) => {
-                state.metrics.commits.inc();
-                state.checkpoint.in_open_transaction = false;
-                Ok(())
-            }
-            Err(e) => {
-                state.metrics.commit_failures.inc();
-                // Stop: the restart fences this producer, aborts the open
-                // transaction and re-reads from the last committed one.
-                Err(PipelineError::Kafka(e))
-            }
-        };
-    }
-    match consumer.commit(&tpl, mode) {
+    match consumer.commit(&partition_list(&commits), mode) {
         Ok(()) => state.metrics.commits.inc(),
         Err(e) => {
             tracing::warn!("offset commit failed: {e}");
@@ -104,4 +79,70 @@ pub(super) fn commit(
         }
     }
     Ok(())
+}
+
+/// Exactly-once: the book goes to `warnings.pending.json` with the offsets,
+/// the transaction commits alerts and offsets together, and only then
+/// does the book become the saved one. A crash in between is settled at
+/// the next start by the offsets the group actually committed
+/// ([`warning_state::settle_pending`]), so the saved book never holds
+/// transitions of an aborted transaction.
+fn commit_transaction(
+    consumer: &BaseConsumer<LagReporter>,
+    state: &mut State,
+) -> Result<(), PipelineError> {
+    let commits = state.offsets.commits();
+    if commits.is_empty() {
+        return Ok(());
+    }
+    if let Some(dir) = &state.state_dir {
+        let saved = warning_state::save_pending(dir, state.engine.warning_book(), &commits);
+        WarningStateSaved {
+            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
+        }
+        .emit(&state.metrics);
+        if saved.is_err() {
+            return Ok(());
+        }
+    }
+    let producer = state.transactions.as_ref().expect("exactly-once mode");
+    let group = consumer.group_metadata().ok_or_else(|| {
+        PipelineError::Invalid("exactly-once needs the consumer group's metadata".into())
+    })?;
+    let committed = producer
+        .send_offsets_to_transaction(&partition_list(&commits), &group, TXN_TIMEOUT)
+        .and_then(|()| producer.commit_transaction(TXN_TIMEOUT))
+        .and_then(|()| producer.begin_transaction());
+    if let Err(e) = committed {
+        state.metrics.commit_failures.inc();
+        // Stop: the restart fences this producer, aborts the open
+        // transaction and re-reads from the last committed one.
+        return Err(PipelineError::Kafka(e));
+    }
+    state.offsets.mark_committed(&commits);
+    state.metrics.commits.inc();
+    state.checkpoint.in_open_transaction = false;
+    if let Some(dir) = &state.state_dir {
+        // If this fails, the pending book stays and is adopted at the
+        // next start (its offsets are committed).
+        let saved = warning_state::save(dir, state.engine.warning_book());
+        WarningStateSaved {
+            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
+        }
+        .emit(&state.metrics);
+        if saved.is_ok() {
+            warning_state::clear_pending(dir);
+        }
+    }
+    Ok(())
+}
+
+fn partition_list(commits: &[(String, i32, i64)]) -> TopicPartitionList {
+    let mut tpl = TopicPartitionList::new();
+    for (topic, partition, offset) in commits {
+        if let Err(e) = tpl.add_partition_offset(topic, *partition, Offset::Offset(*offset)) {
+            tracing::warn!("cannot build commit for {topic}/{partition}: {e}");
+        }
+    }
+    tpl
 }

@@ -247,7 +247,7 @@ pub async fn run(
         consumer_up: true,
     };
 
-    state.restore_warnings();
+    state.restore_warnings(fetcher.consumer());
     if let Some(p) = &state.transactions {
         commit::start_transactions(p)?;
     }
@@ -323,9 +323,31 @@ async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadReque
 }
 
 impl State {
-    /// Take up the warnings a previous run saved, if any.
-    fn restore_warnings(&mut self) {
+    /// Take up the warnings a previous run saved, if any (first settling
+    /// a book an exactly-once run left pending at a crash).
+    fn restore_warnings(&mut self, consumer: &rdkafka::consumer::BaseConsumer<LagReporter>) {
         let Some(dir) = &self.state_dir else { return };
+        let committed = |topic: &str, partition: i32| -> Option<i64> {
+            let mut tpl = rdkafka::TopicPartitionList::new();
+            tpl.add_partition(topic, partition);
+            let list = consumer
+                .committed_offsets(tpl, Duration::from_secs(10))
+                .ok()?;
+            match list.find_partition(topic, partition)?.offset() {
+                rdkafka::Offset::Offset(o) => Some(o),
+                _ => None,
+            }
+        };
+        match warning_state::settle_pending(dir, &committed) {
+            Ok(warning_state::Pending::None) => {}
+            Ok(warning_state::Pending::Adopted) => tracing::info!(
+                "the warnings saved before the last transaction are taken up: it had committed"
+            ),
+            Ok(warning_state::Pending::Discarded) => tracing::warn!(
+                "the last transaction before the stop had not committed: its alerts were aborted and will be made again; the warnings saved before it are set aside (warnings.pending.json.aborted)"
+            ),
+            Err(e) => tracing::error!("cannot settle warnings.pending.json: {e}"),
+        }
         match warning_state::load(dir) {
             Ok(None) => {}
             Ok(Some(book)) => {

@@ -59,6 +59,74 @@ pub fn set_aside(dir: &Path) {
     set_aside_file(dir, FILE);
 }
 
+/// Exactly-once mode: the book that goes with a transaction not yet
+/// committed, and the offsets that transaction commits.
+const PENDING: &str = "warnings.pending.json";
+const PENDING_FORMAT: &str = "yujing.warnings-pending/v1";
+
+#[derive(serde::Serialize)]
+struct PendingOut<'a> {
+    offsets: &'a [(String, i32, i64)],
+    book: &'a WarningBook,
+}
+
+#[derive(serde::Deserialize)]
+struct PendingIn {
+    offsets: Vec<(String, i32, i64)>,
+    book: WarningBook,
+}
+
+/// Exactly-once mode, before a transaction commits: write `book` beside
+/// the saved one, with the offsets the transaction commits. After the
+/// commit, [`save`] makes it the saved book and [`clear_pending`] removes
+/// this file. A crash in between leaves it for [`settle_pending`].
+pub fn save_pending(
+    dir: &Path,
+    book: &WarningBook,
+    offsets: &[(String, i32, i64)],
+) -> Result<(), StateError> {
+    write_file(dir, PENDING, PENDING_FORMAT, &PendingOut { offsets, book }).map(|_| ())
+}
+
+pub fn clear_pending(dir: &Path) {
+    let _ = fs::remove_file(dir.join(PENDING));
+}
+
+/// What [`settle_pending`] found.
+#[derive(Debug, PartialEq)]
+pub enum Pending {
+    None,
+    /// Its transaction had committed: it is now the saved book.
+    Adopted,
+    /// Its transaction had not committed (its alerts were aborted): set
+    /// aside as `warnings.pending.json.aborted`; the saved book stands.
+    Discarded,
+}
+
+/// At start in exactly-once mode: a pending book left by a crash is
+/// adopted if the group's committed offsets (`committed`) show its
+/// transaction committed, and discarded otherwise, so the saved book
+/// always matches what subscribers reading committed alerts saw.
+pub fn settle_pending(
+    dir: &Path,
+    committed: &dyn Fn(&str, i32) -> Option<i64>,
+) -> Result<Pending, StateError> {
+    let Some(pending) = read_file::<PendingIn>(dir, PENDING, PENDING_FORMAT)? else {
+        return Ok(Pending::None);
+    };
+    let done = pending.offsets.iter().all(|(topic, partition, offset)| {
+        committed(topic, *partition).is_some_and(|c| c >= *offset)
+    });
+    if done {
+        save(dir, &pending.book)?;
+        clear_pending(dir);
+        Ok(Pending::Adopted)
+    } else {
+        let _ = fs::rename(dir.join(PENDING), dir.join(format!("{PENDING}.aborted")));
+        Ok(Pending::Discarded)
+    }
+}
+
 /// Write `value` to `dir/file` as a header line (`format`, SHA-256 of the
 /// body) and the JSON body: to a temporary file, synced, then renamed, so
 /// a crash leaves the old file or the new one. Returns the bytes written.
@@ -142,6 +210,38 @@ pub(super) fn set_aside_file(dir: &Path, file: &str) {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_pending_book_is_adopted_only_if_its_transaction_committed() {
+        let dir = tempfile::tempdir().unwrap();
+        let old = WarningBook::new();
+        save(dir.path(), &old).unwrap();
+        let offsets = vec![("r".to_owned(), 0, 40), ("r".to_owned(), 1, 7)];
+        let book = WarningBook::new();
+
+        save_pending(dir.path(), &book, &offsets).unwrap();
+        // Partition 1's commit did not happen: the transaction aborted.
+        let partly = |_: &str, p: i32| Some(if p == 0 { 40 } else { 3 });
+        assert_eq!(
+            settle_pending(dir.path(), &partly).unwrap(),
+            Pending::Discarded
+        );
+        assert!(dir.path().join("warnings.pending.json.aborted").exists());
+        assert_eq!(settle_pending(dir.path(), &partly).unwrap(), Pending::None);
+
+        save_pending(dir.path(), &book, &offsets).unwrap();
+        let all = |_: &str, p: i32| Some(if p == 0 { 40 } else { 7 });
+        assert_eq!(settle_pending(dir.path(), &all).unwrap(), Pending::Adopted);
+        assert!(!dir.path().join(PENDING).exists());
+        assert!(load(dir.path()).unwrap().is_some());
+
+        save_pending(dir.path(), &book, &offsets).unwrap();
+        let nothing = |_: &str, _: i32| None;
+        assert_eq!(
+            settle_pending(dir.path(), &nothing).unwrap(),
+            Pending::Discarded
+        );
+    }
 
     #[test]
     fn round_trip_and_damage_is_detected() {
