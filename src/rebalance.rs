@@ -108,6 +108,9 @@ impl ConsumerContext for LagReporter {
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
                 self.resume.apply(tpl);
+                if let Some(h) = &self.handover {
+                    h.take_over(tpl);
+                }
                 let applied = if cooperative {
                     consumer.incremental_assign(tpl)
                 } else {
@@ -119,6 +122,14 @@ impl ConsumerContext for LagReporter {
                 self.post_rebalance(consumer, &Rebalance::Assign(tpl));
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
+                if let Some(h) = &self.handover {
+                    let partitions = tpl
+                        .elements()
+                        .iter()
+                        .map(|e| (e.topic().to_owned(), e.partition()))
+                        .collect();
+                    h.hand_over(partitions);
+                }
                 self.pre_rebalance(consumer, &Rebalance::Revoke(tpl));
                 let released = if cooperative {
                     consumer.incremental_unassign(tpl)

@@ -146,6 +146,32 @@ impl SessionStore {
         self.watermark = snapshot.watermark;
     }
 
+    /// The open sessions holding any sensor `which` marks (one partition's
+    /// sensors, handed to the partition's next owner).
+    pub fn snapshot_sensors(&self, which: &[bool]) -> SessionSnapshot {
+        let picked = |sensor: &u32| which.get(*sensor as usize).copied().unwrap_or(false);
+        let mut snapshot = self.snapshot();
+        snapshot
+            .open
+            .retain(|(_, _, sessions)| sessions.iter().any(|s| s.states.keys().any(picked)));
+        snapshot
+    }
+
+    /// Take over open sessions of groups this store has none open for;
+    /// returns the number of groups skipped because they had.
+    pub fn merge(&mut self, snapshot: SessionSnapshot) -> usize {
+        let mut skipped = 0;
+        for (group, metric, sessions) in snapshot.open {
+            match self.open.entry((group, metric)) {
+                std::collections::hash_map::Entry::Vacant(v) => {
+                    v.insert(sessions);
+                }
+                std::collections::hash_map::Entry::Occupied(_) => skipped += 1,
+            }
+        }
+        skipped
+    }
+
     /// Drop the states of the sensors `gone` marks from every open session
     /// (and sessions left empty).
     pub fn forget_sensors(&mut self, gone: &[bool]) {

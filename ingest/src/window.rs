@@ -485,6 +485,61 @@ impl WindowStore {
         self.origin_ms = snapshot.origin_ms;
     }
 
+    /// The states of the sensors `which` marks only (one partition's
+    /// sensors, handed to the partition's next owner).
+    pub fn snapshot_sensors(&self, which: &[bool]) -> StoreSnapshot {
+        let picked = |sensor: u32| which.get(sensor as usize).copied().unwrap_or(false);
+        let mut snapshot = self.snapshot();
+        for (_, states) in &mut snapshot.panes {
+            states.retain(|(sensor, _, _)| picked(*sensor));
+        }
+        snapshot.panes.retain(|(_, states)| !states.is_empty());
+        snapshot.dirty.clear();
+        snapshot
+    }
+
+    /// Take over states another instance kept for sensors this store has
+    /// none of. States of panes whose every window is already final here
+    /// cannot be graded any more: they are skipped, and their number
+    /// returned.
+    pub fn merge(&mut self, snapshot: StoreSnapshot) -> usize {
+        let mut skipped = 0;
+        let origin = match (self.origin_ms, snapshot.origin_ms) {
+            (Some(o), _) | (None, Some(o)) => o,
+            (None, None) => return 0,
+        };
+        self.origin_ms = Some(origin);
+        // Their regression sums count hours from their origin.
+        let shift = (snapshot.origin_ms.unwrap_or(origin) - origin) as f64 / MS_PER_HOUR;
+        for (start, states) in snapshot.panes {
+            if start + self.windows.size_ms <= self.final_until() {
+                skipped += states.len();
+                continue;
+            }
+            let hint = self.pane_hint;
+            let pane = self.panes.entry(start).or_insert_with(|| Pane {
+                states: FxHashMap::with_capacity_and_hasher(hint, Default::default()),
+            });
+            for (sensor, metric, mut state) in states {
+                state.shift_x(shift);
+                pane.states
+                    .entry((sensor, metric))
+                    .and_modify(|s| s.merge(&state))
+                    .or_insert(state);
+            }
+            if start + self.windows.slide_ms <= self.closed_until {
+                // Windows closed here already, still open to corrections.
+                let (final_until, closed_until) = (self.final_until(), self.closed_until);
+                self.dirty.extend(
+                    self.windows
+                        .ends_of(start)
+                        .filter(|e| *e > final_until && *e <= closed_until),
+                );
+            }
+        }
+        skipped
+    }
+
     /// Drop the states of the sensors `gone` marks (their partition moved
     /// to another instance, which rebuilds them).
     pub fn forget_sensors(&mut self, gone: &[bool]) {
@@ -720,6 +775,49 @@ mod tests {
         // The first hour is closed: a reading for it is late.
         assert_eq!(store.insert(0, 0, T8 + 30, 1.0), Err(T8 + HOUR));
         assert_eq!(store.next_end(), Some(T8 + 2 * HOUR));
+    }
+
+    #[test]
+    fn a_sensor_handed_to_another_store_closes_as_if_it_had_been_there() {
+        let (reg, cat) = fixture();
+        let windows = Windows::tumbling(HOUR, CST);
+        // The old owner saw sensor 1 first (its time axis starts at T8);
+        // the new owner's axis starts an hour earlier.
+        let mut old = WindowStore::new(windows, &cat, &[0]);
+        old.insert(1, 0, T8 + 60_000, 10.0).unwrap();
+        old.insert(1, 0, T8 + 120_000, 20.0).unwrap();
+        let mut new = WindowStore::new(windows, &cat, &[0]);
+        new.insert(0, 0, T8 - HOUR + 5, 50.0).unwrap();
+        new.close_until(T8, &reg, &cat).unwrap();
+        let handed = old.snapshot_sensors(&[false, true]);
+        old.forget_sensors(&[false, true]);
+        assert_eq!(old.states(), 0);
+        assert_eq!(new.merge(handed), 0);
+        new.insert(1, 0, T8 + 180_000, 30.0).unwrap();
+
+        // The same readings in one store from the start.
+        let mut whole = WindowStore::new(windows, &cat, &[0]);
+        whole.insert(0, 0, T8 - HOUR + 5, 50.0).unwrap();
+        whole.close_until(T8, &reg, &cat).unwrap();
+        for (ts, v) in [(60_000, 10.0), (120_000, 20.0), (180_000, 30.0)] {
+            whole.insert(1, 0, T8 + ts, v).unwrap();
+        }
+        let a = new.close_until(T8 + HOUR, &reg, &cat).unwrap();
+        let b = whole.close_until(T8 + HOUR, &reg, &cat).unwrap();
+        assert_eq!((a.len(), b.len()), (1, 1));
+        let column = |w: &ClosedWindow, name: &str| {
+            let c = w.batch.column_by_name(name).unwrap();
+            c.as_any().downcast_ref::<Float64Array>().unwrap().value(0)
+        };
+        for name in ["sum", "sx", "sxx", "sxy"] {
+            let (x, y) = (column(&a[0], name), column(&b[0], name));
+            assert!((x - y).abs() < 1e-9, "{name}: {x} vs {y}");
+        }
+
+        // A state whose windows are all final here is skipped, and counted.
+        let mut late = WindowStore::new(windows, &cat, &[0]);
+        late.insert(1, 0, T8 - 2 * HOUR, 1.0).unwrap();
+        assert_eq!(new.merge(late.snapshot_sensors(&[false, true])), 1);
     }
 
     #[test]

@@ -52,5 +52,5 @@ pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
 pub use load::yaml_error_position;
 pub use model::{Aggregate, Category, Level, Quality, Quorum, Rule, RuleSet, WindowSpec};
-pub use state::{ResolveReason, Transition, WarningBook, WarningTransition};
+pub use state::{GroupState, ResolveReason, Transition, WarningBook, WarningTransition};
 pub use window_set::{PerWindow, WindowSet};

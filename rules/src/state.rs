@@ -130,6 +130,17 @@ struct Active {
 }
 
 /// What the book knows about one group of one rule.
+/// One group's warning and timers, as handed between instances (opaque).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct GroupState(Track);
+
+impl GroupState {
+    /// Whether the group has an active warning.
+    pub fn is_active(&self) -> bool {
+        self.0.active.is_some()
+    }
+}
+
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
 struct Track {
     /// Per grade (indexed by `Grade as usize`): the window end since which
@@ -379,16 +390,48 @@ impl WarningBook {
         gone
     }
 
-    /// Forget rule `rule_id`'s warnings and timers for the groups `gone`
-    /// names, without transitions (another instance took their readings
-    /// over). Returns how many active warnings were forgotten.
-    pub fn forget_groups(&mut self, rule_id: &str, gone: &dyn Fn(&str) -> bool) -> usize {
+    /// Take rule `rule_id`'s warnings and timers for the groups `which`
+    /// names out of the book (to hand them to another instance).
+    pub fn take_groups(
+        &mut self,
+        rule_id: &str,
+        which: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, GroupState)> {
         let Some(groups) = self.tracks.get_mut(rule_id) else {
-            return 0;
+            return Vec::new();
         };
-        let before = groups.values().filter(|t| t.active.is_some()).count();
-        groups.retain(|key, _| !gone(key));
-        before - groups.values().filter(|t| t.active.is_some()).count()
+        let keys: Vec<String> = groups.keys().filter(|k| which(k)).cloned().collect();
+        keys.into_iter()
+            .filter_map(|k| groups.remove(&k).map(|t| (k, GroupState(t))))
+            .collect()
+    }
+
+    /// A copy of rule `rule_id`'s warnings and timers for the groups
+    /// `which` names (for a checkpoint).
+    pub fn copy_groups(
+        &self,
+        rule_id: &str,
+        which: &dyn Fn(&str) -> bool,
+    ) -> Vec<(String, GroupState)> {
+        self.tracks.get(rule_id).map_or_else(Vec::new, |groups| {
+            groups
+                .iter()
+                .filter(|(k, _)| which(k))
+                .map(|(k, t)| (k.clone(), GroupState(t.clone())))
+                .collect()
+        })
+    }
+
+    /// Put groups another instance handed over into rule `rule_id`'s
+    /// warnings; returns how many of them are active.
+    pub fn put_groups(&mut self, rule_id: &str, groups: Vec<(String, GroupState)>) -> usize {
+        let tracks = self.tracks.entry(rule_id.to_owned()).or_default();
+        let mut active = 0;
+        for (key, GroupState(track)) in groups {
+            active += usize::from(track.active.is_some());
+            tracks.insert(key, track);
+        }
+        active
     }
 
     pub fn rule_ids(&self) -> impl Iterator<Item = &str> {

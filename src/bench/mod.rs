@@ -260,6 +260,7 @@ pub async fn pipeline_throughput(
             consumer_properties: consumer_properties.clone(),
             producer_properties: BTreeMap::new(),
             transactional_id: None,
+            state_topic: None,
             secret_properties: BTreeMap::new(),
         },
         pipeline: PipelineConfig {

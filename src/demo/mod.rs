@@ -153,6 +153,7 @@ pub async fn run(
             consumer_properties: BTreeMap::new(),
             producer_properties: BTreeMap::new(),
             transactional_id: None,
+            state_topic: None,
             secret_properties: BTreeMap::new(),
         },
         pipeline: PipelineConfig {

@@ -26,12 +26,14 @@ use crate::pipeline::PipelineError;
 
 mod checkpoint;
 mod close;
+mod handover;
 mod partitions;
 mod reload;
 mod sessions;
 mod silence;
 
 pub use checkpoint::EngineSnapshot;
+pub use handover::PartitionState;
 pub use reload::Reload;
 
 /// Window size, slide and allowed lateness: rules sharing them share one
@@ -456,52 +458,6 @@ impl Engine {
     /// first reading, or until it has been idle for the idle timeout.
     pub fn expect_partition(&mut self, topic: &str, partition: i32, now_ms: i64) {
         self.watermarks.expect(topic, partition, now_ms);
-    }
-
-    /// Stop tracking a partition this instance no longer reads, and drop
-    /// the state of its sensors: open windows and sessions, silence and
-    /// duplicate history, and the warnings of those sensors and of areas
-    /// no sensor heard here belongs to any more (without transitions).
-    /// The new owner rebuilds them from the readings not yet committed.
-    /// Returns the number of active warnings forgotten.
-    pub fn forget_partition(&mut self, topic: &str, partition: i32) -> usize {
-        self.watermarks.remove(topic, partition);
-        let gone = self
-            .sensor_partitions
-            .take_sensors(&self.registry, topic, partition);
-        if !gone.contains(&true) {
-            return 0;
-        }
-        for g in &mut self.groups {
-            g.store.forget_sensors(&gone);
-        }
-        for s in &mut self.sessions {
-            s.store.forget_sensors(&gone);
-        }
-        self.recent.forget_sensors(&gone);
-        self.last_seen.retain(|(s, _), _| !gone[*s as usize]);
-        // Warnings of the sensors gone, and of areas none of whose sensors
-        // is heard here any more: the new owner grades them now.
-        let registry = &self.registry;
-        let mut forgotten = 0;
-        let mut areas: HashMap<AreaLevel, std::collections::HashSet<String>> = HashMap::new();
-        for rule in &self.rules.rules {
-            let level = rule.group_by;
-            let keys = areas.entry(level).or_insert_with(|| {
-                let heard: std::collections::HashSet<u32> = (0..registry.len() as u32)
-                    .filter(|s| self.sensor_partitions.is_heard(*s))
-                    .map(|s| registry.group_index(level, s))
-                    .collect();
-                (0..registry.len() as u32)
-                    .filter(|s| gone[*s as usize])
-                    .map(|s| registry.group_index(level, s))
-                    .filter(|g| !heard.contains(g))
-                    .map(|g| registry.group_key(level, g).to_owned())
-                    .collect()
-            });
-            forgotten += self.book.forget_groups(&rule.id, &|key| keys.contains(key));
-        }
-        forgotten
     }
 
     /// Districts whose sensors arrived on more than one partition.

@@ -64,6 +64,21 @@ impl SensorPartitions {
         *counts.entry(index).or_default() += 1;
     }
 
+    /// The sensors last heard from on (topic, partition), marked; `None`
+    /// if nothing was heard from it.
+    pub(super) fn sensors_of(&self, topic: &str, partition: i32) -> Option<Vec<bool>> {
+        let index = self
+            .partitions
+            .iter()
+            .position(|(t, p)| *p == partition && t == topic)?;
+        Some(
+            self.of_sensor
+                .iter()
+                .map(|slot| *slot == index as u32 + 1)
+                .collect(),
+        )
+    }
+
     /// Whether readings of `sensor` arrive here (on a partition still
     /// assigned).
     pub(super) fn is_heard(&self, sensor: u32) -> bool {

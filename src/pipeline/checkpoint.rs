@@ -126,7 +126,21 @@ impl State {
 
     /// Write a checkpoint if one is due (or `now`, at shutdown) and
     /// everything behind it is delivered.
-    pub(super) fn checkpoint(&mut self, now: bool) {
+    pub(super) async fn checkpoint(&mut self, now: bool) {
+        if self.handover.is_some() {
+            // Partition states to the state topic instead of a file.
+            let Some(every) = self.checkpoint.every else {
+                return;
+            };
+            if (!now && self.checkpoint.last.elapsed() < every)
+                || self.checkpoint.in_open_transaction
+            {
+                return;
+            }
+            self.checkpoint.last = Instant::now();
+            self.write_all_partition_states().await;
+            return;
+        }
         let (Some(dir), Some(every)) = (&self.state_dir, self.checkpoint.every) else {
             return;
         };

@@ -15,6 +15,11 @@ impl State {
         for item in batch {
             match item {
                 FetchItem::Message(m) => {
+                    if self.handed_over(&m.topic, m.partition) {
+                        // Fetched before its partition was handed over:
+                        // the new owner reads it.
+                        continue;
+                    }
                     if !self.consumer_up {
                         self.consumer_up = true;
                         self.metrics.health.update(CONSUMER, |h| {
@@ -42,6 +47,7 @@ impl State {
                     // older than what the others already delivered.
                     tracing::info!(topic, partition, "partition assigned");
                     self.take_up_checkpoint();
+                    self.take_over(&topic, partition);
                     self.engine
                         .expect_partition(&topic, partition, self.clock.now_ms());
                 }

@@ -33,6 +33,9 @@ use yujing_sinks::{AlertMessage, TimeFormat};
 
 mod checkpoint;
 mod commit;
+mod handover;
+
+pub use handover::{HandoverLink, StateReader};
 mod dead_letter;
 mod intake;
 mod outbox;
@@ -131,6 +134,8 @@ struct State {
     clock: Clock,
     state_dir: Option<PathBuf>,
     checkpoint: checkpoint::Checkpointing,
+    /// With `kafka.state_topic`: partitions handed over at rebalances.
+    handover: Option<handover::Handover>,
     transactions: Option<FutureProducer>,
     /// `clock.now_ms()`, refreshed every [`CLOCK_EVERY`] messages and on
     /// each tick: reading the clock per message is measurable on VMs.
@@ -185,10 +190,56 @@ pub async fn run(
     // A checkpoint is read before the consumer exists: its positions are
     // applied by the consumer's first assignment.
     let resume = ResumePlan::default();
-    let checkpoint_every = setup.state_dir.as_ref().and(setup.checkpoint_every);
-    let pending_checkpoint = match (&setup.state_dir, checkpoint_every) {
+    // With a state topic, partition states there replace the local
+    // checkpoint and warnings.json.
+    let state_topic = k.state_topic.clone();
+    let state_dir = if state_topic.is_some() {
+        None
+    } else {
+        setup.state_dir.clone()
+    };
+    let checkpoint_every = if state_topic.is_some() {
+        setup.checkpoint_every
+    } else {
+        state_dir.as_ref().and(setup.checkpoint_every)
+    };
+    let pending_checkpoint = match (&state_dir, checkpoint_every) {
         (Some(dir), Some(_)) => checkpoint::load(dir, &engine, &resume, &setup.metrics),
         _ => None,
+    };
+    let (mut handover_requests, handover_link, handover) = match &state_topic {
+        None => (None, None, None),
+        Some(topic) => {
+            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
+            let arrivals = handover::Arrivals::default();
+            let fingerprint = std::sync::Arc::new(std::sync::Mutex::new(engine.fingerprint()));
+            let reader = StateReader {
+                config: kafka::client_config(
+                    &k.bootstrap_servers,
+                    &[("enable.partition.eof", "false")],
+                    &consumer_props,
+                    &[
+                        ("group.id", &format!("{}.state-reader", k.group_id)),
+                        ("enable.auto.commit", "false"),
+                    ],
+                ),
+                topic: topic.clone(),
+            };
+            let link = HandoverLink {
+                requests: tx,
+                reader: std::sync::Arc::new(reader),
+                arrivals: arrivals.clone(),
+                fingerprint: fingerprint.clone(),
+            };
+            let pipeline_side = handover::Handover {
+                topic: topic.clone(),
+                producer: dead_letter.clone(),
+                arrivals,
+                fingerprint,
+                handed_over: Default::default(),
+            };
+            (Some(rx), Some(link), Some(pipeline_side))
+        }
     };
     let mut fetcher = Fetcher::start(
         kafka::readings_consumer(
@@ -201,6 +252,7 @@ pub async fn run(
                 revoked: RevokedPartitions::default(),
                 assigned: RevokedPartitions::default(),
                 resume: resume.clone(),
+                handover: handover_link,
             },
         )?,
         max_message_bytes,
@@ -230,7 +282,8 @@ pub async fn run(
             .clone()
             .unwrap_or_else(|| k.dead_letter_topic.clone()),
         metrics: setup.metrics,
-        state_dir: setup.state_dir,
+        state_dir,
+        handover,
         checkpoint: checkpoint::Checkpointing {
             every: checkpoint_every,
             last: Instant::now(),
@@ -272,6 +325,9 @@ pub async fn run(
                     break Err(e);
                 }
             },
+            Some(req) = handover::next_request(&mut handover_requests) => {
+                state.hand_over(req).await;
+            }
             Some(req) = next_reload(&mut reloads) => {
                 if let Err(e) = state.reload(&rule_paths, known_metrics.as_deref(), req).await {
                     break Err(e);
@@ -284,7 +340,7 @@ pub async fn run(
                 if let Err(e) = commit::commit(fetcher.consumer(), &mut state, CommitMode::Async) {
                     break Err(e);
                 }
-                state.checkpoint(false);
+                state.checkpoint(false).await;
                 if let Err(e) = state.close_ready().await {
                     break Err(e);
                 }
@@ -293,20 +349,25 @@ pub async fn run(
     };
     // Stop consuming; deliver what the watermark already closed; commit.
     tracing::info!("shutting down: flushing sinks and committing offsets");
+    // Revocations from here on (leaving the group) do not wait for this
+    // task: the states are written below, before the group is left.
+    drop(handover_requests.take());
     fetcher.stop();
     for sink in std::mem::take(&mut state.sinks) {
         sink.close().await;
     }
     let outcome = match outcome {
-        Ok(()) => commit::commit(fetcher.consumer(), &mut state, CommitMode::Sync).map(|()| {
-            // Closing down cleanly: the next start carries on from here.
-            state.checkpoint(true);
-        }),
+        Ok(()) => commit::commit(fetcher.consumer(), &mut state, CommitMode::Sync),
         Err(e) => {
             commit::abort(&state);
             Err(e)
         }
     };
+    if outcome.is_ok() {
+        // Closing down cleanly: the next start (or the partitions' next
+        // owners) carry on from here.
+        state.checkpoint(true).await;
+    }
     state.update_gauges();
     state.report_refusals();
     fetcher.consumer().unsubscribe();
@@ -441,6 +502,12 @@ impl State {
         let outcome = match RuleSet::load_checked(paths, known_metrics) {
             Ok(rules) => {
                 let r = self.engine.reload(&rules);
+                if let Some(h) = &self.handover {
+                    // Partitions assigned from now on take only states
+                    // that fit the new windows.
+                    *h.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) =
+                        self.engine.fingerprint();
+                }
                 let summary = format!(
                     "{} rules: {} added, {} changed, {} removed, {} unchanged",
                     rules.rules.len(),

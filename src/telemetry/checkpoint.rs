@@ -153,3 +153,93 @@ impl CheckpointRestored<'_> {
         m.checkpoint.restores.with_label_values(&[outcome]).inc();
     }
 }
+
+/// Partition states written to and taken from `kafka.state_topic`.
+#[derive(Clone)]
+pub struct HandoverMetrics {
+    pub written: IntCounterVec,
+    pub taken: prometheus::IntCounter,
+}
+
+impl HandoverMetrics {
+    pub fn register(registry: &Registry) -> Self {
+        let written = IntCounterVec::new(
+            Opts::new(
+                "yujing_partition_states_written_total",
+                "Partition states written to the state topic (at a handover, a checkpoint or shutdown), by outcome.",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let taken = prometheus::IntCounter::new(
+            "yujing_partition_states_taken_total",
+            "Partition states taken over from the state topic at an assignment (instead of replaying the partition).",
+        )
+        .expect("valid metric");
+        registry
+            .register(Box::new(written.clone()))
+            .expect("unique metric");
+        registry
+            .register(Box::new(taken.clone()))
+            .expect("unique metric");
+        for outcome in ["success", "failure"] {
+            written.with_label_values(&[outcome]);
+        }
+        HandoverMetrics { written, taken }
+    }
+}
+
+/// A partition's state was written to the state topic, or could not be.
+pub struct HandoverWritten<'a> {
+    pub partition: &'a str,
+    pub bytes: usize,
+    pub seconds: f64,
+    pub error: Option<&'a str>,
+}
+
+impl HandoverWritten<'_> {
+    pub fn emit(&self, m: &super::Metrics) {
+        let outcome = match self.error {
+            None => {
+                tracing::debug!(
+                    partition = self.partition,
+                    bytes = self.bytes,
+                    seconds = self.seconds,
+                    "partition state written"
+                );
+                "success"
+            }
+            Some(e) => {
+                tracing::error!(
+                    partition = self.partition,
+                    "cannot write the partition's state; its next owner replays it from an older state or the committed offset: {e}"
+                );
+                "failure"
+            }
+        };
+        m.handover.written.with_label_values(&[outcome]).inc();
+    }
+}
+
+/// The state topic was read at an assignment.
+pub struct HandoverRead {
+    pub found: usize,
+    pub unfit: usize,
+    pub seconds: f64,
+}
+
+impl HandoverRead {
+    pub fn log(&self) {
+        if self.unfit > 0 {
+            tracing::warn!(
+                unfit = self.unfit,
+                "partition states written for other sensors, metrics or windows are not used; those partitions are replayed"
+            );
+        }
+        tracing::info!(
+            found = self.found,
+            seconds = self.seconds,
+            "read the partitions' states from the state topic"
+        );
+    }
+}

@@ -15,7 +15,10 @@ mod checkpoint;
 mod sinks;
 mod warning_state;
 
-pub use checkpoint::{CheckpointMetrics, CheckpointRestored, CheckpointSaved};
+pub use checkpoint::{
+    CheckpointMetrics, CheckpointRestored, CheckpointSaved, HandoverMetrics, HandoverRead,
+    HandoverWritten,
+};
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
 };
@@ -62,6 +65,7 @@ pub struct Metrics {
     pub health: Health,
     pub warning_state: WarningStateMetrics,
     pub checkpoint: CheckpointMetrics,
+    pub handover: HandoverMetrics,
 }
 
 impl Metrics {
@@ -263,6 +267,7 @@ impl Metrics {
             health: Health::default(),
             warning_state: WarningStateMetrics::register(&registry),
             checkpoint: CheckpointMetrics::register(&registry),
+            handover: HandoverMetrics::register(&registry),
             registry,
         };
         m.rules_last_reload_success.set(1);
@@ -436,6 +441,8 @@ pub struct LagReporter {
     pub assigned: RevokedPartitions,
     /// Where a checkpoint says reading resumes (first assignment only).
     pub resume: crate::rebalance::ResumePlan,
+    /// With `kafka.state_topic`: hand partitions over at rebalances.
+    pub handover: Option<crate::pipeline::HandoverLink>,
 }
 
 impl rdkafka::ClientContext for LagReporter {

@@ -31,7 +31,19 @@ b1,air,Yuzhong,500103,Jiefangbei,g2,29.55,106.57
 ";
 
 fn config(dir: &Path, name: &str, bootstrap: &str, port: u16) -> std::path::PathBuf {
-    std::fs::write(dir.join("rules.yaml"), RULES).unwrap();
+    config_with(dir, name, bootstrap, port, RULES, "")
+}
+
+/// The same with other rules and extra `kafka:` settings.
+fn config_with(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    port: u16,
+    rules: &str,
+    kafka: &str,
+) -> std::path::PathBuf {
+    std::fs::write(dir.join("rules.yaml"), rules).unwrap();
     std::fs::write(dir.join("sensors.csv"), SENSORS).unwrap();
     let path = dir.join(format!("{name}.yaml"));
     std::fs::write(
@@ -45,6 +57,7 @@ fn config(dir: &Path, name: &str, bootstrap: &str, port: u16) -> std::path::Path
   consumer_properties:
     session.timeout.ms: \"6000\"
     heartbeat.interval.ms: \"500\"
+{kafka}
 rules: rules.yaml
 sensors: sensors.csv
 pipeline:
@@ -191,4 +204,141 @@ async fn a_second_instance_takes_partitions_over_without_loss() {
     // At least once: re-reads after the handover are allowed, losses not.
     assert!(a.messages + b.messages >= total as u64);
     assert_eq!(a.bad_messages + b.bad_messages, 0);
+}
+
+/// With `kafka.state_topic`, a rebalance hands the partitions' open
+/// windows and warnings to their next owners: half of a 10-minute window
+/// is read by A alone, B joins, the second half is read after the
+/// handover. Each sensor's window covers both halves (160: orange), each
+/// warning is raised once, and no message is read twice (without the
+/// handover both partitions would be re-read from their committed
+/// offsets, the start of the open window).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_rebalance_hands_the_open_windows_to_the_next_owner() {
+    let cluster = MockCluster::new(1).unwrap();
+    cluster.create_topic("readings", 2, 1).unwrap();
+    cluster.create_topic("alerts", 1, 1).unwrap();
+    cluster.create_topic("dead-letter", 1, 1).unwrap();
+    cluster.create_topic("yujing-state", 1, 1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    let (port_a, port_b) = (free_port(), free_port());
+    let rules = "rules:\n  - id: pm25-avg\n    metric: pm25\n    window: 10m\n    above: { blue: 75, orange: 150 }\n";
+    let kafka = "  state_topic: yujing-state";
+    let config_a = config_with(dir.path(), "a", &bootstrap, port_a, rules, kafka);
+    let config_b = config_with(dir.path(), "b", &bootstrap, port_b, rules, kafka);
+
+    let producer: FutureProducer = ClientConfig::new()
+        .set("bootstrap.servers", &bootstrap)
+        .create()
+        .unwrap();
+    // 2026-07-15 08:00 +08:00, minute by minute; a1 on partition 0, b1 on 1.
+    let produce = async |minutes: std::ops::Range<i64>, value: f64| {
+        for m in minutes {
+            for (sensor, partition) in [("a1", 0), ("b1", 1)] {
+                let body = format!(
+                    r#"{{"sensor_id":"{sensor}","ts":{},"metric":"pm25","value":{value}}}"#,
+                    1_784_073_600_000_i64 + m * 60_000 + 1_000
+                );
+                producer
+                    .send(
+                        FutureRecord::to("readings")
+                            .partition(partition)
+                            .key(sensor)
+                            .payload(&body),
+                        Duration::from_secs(5),
+                    )
+                    .await
+                    .expect("produce");
+            }
+        }
+    };
+
+    let (stop_a, rx_a) = tokio::sync::oneshot::channel::<()>();
+    let (stop_b, rx_b) = tokio::sync::oneshot::channel::<()>();
+    let (start_b, go_b) = tokio::sync::oneshot::channel::<()>();
+    let run_a = yujing::cli::run(config_a, async {
+        let _ = rx_a.await;
+    });
+    let run_b = async {
+        if go_b.await.is_err() {
+            return None;
+        }
+        Some(
+            yujing::cli::run(config_b, async {
+                let _ = rx_b.await;
+            })
+            .await,
+        )
+    };
+    let consumed = async || {
+        metric(port_a, "yujing_messages_consumed_total").await
+            + metric(port_b, "yujing_messages_consumed_total").await
+    };
+    let driver = async {
+        produce(0..5, 220.0).await;
+        wait_until("instance A to read the first half", async || {
+            metric(port_a, "yujing_messages_consumed_total").await >= 10.0
+        })
+        .await;
+        let _ = start_b.send(());
+        wait_until(
+            "both instances to take a partition's state over",
+            async || {
+                metric(port_a, "yujing_partition_states_taken_total").await >= 1.0
+                    && metric(port_b, "yujing_partition_states_taken_total").await >= 1.0
+            },
+        )
+        .await;
+        produce(5..11, 100.0).await;
+        wait_until("every message to be read", async || {
+            consumed().await >= 22.0
+        })
+        .await;
+        wait_until("the windows to close", async || {
+            metric(port_a, "yujing_warnings_total").await
+                + metric(port_b, "yujing_warnings_total").await
+                >= 2.0
+        })
+        .await;
+        // Nothing more arrives (a repeat or a partial window would).
+        tokio::time::sleep(Duration::from_secs(2)).await;
+        let bootstrap = bootstrap.clone();
+        let alerts = tokio::task::spawn_blocking(move || {
+            crate::support::read_topic(&bootstrap, "alerts", 3, Duration::from_secs(3))
+        })
+        .await
+        .unwrap();
+        let alerts: Vec<serde_json::Value> = alerts
+            .iter()
+            .map(|r| serde_json::from_slice(&r.payload).unwrap())
+            .collect();
+        let read = consumed().await;
+        let _ = stop_a.send(());
+        let _ = stop_b.send(());
+        (alerts, read)
+    };
+    let (a, b, (alerts, read)) = tokio::join!(run_a, run_b, driver);
+    a.expect("instance A stopped cleanly");
+    b.expect("instance B started")
+        .expect("instance B stopped cleanly");
+    assert_eq!(read, 22.0, "no message read twice");
+    let mut seen: Vec<(String, String, f64)> = alerts
+        .iter()
+        .map(|a| {
+            (
+                a["group"]["key"].as_str().unwrap().to_owned(),
+                a["grade"].as_str().unwrap().to_owned(),
+                a["value"].as_f64().unwrap(),
+            )
+        })
+        .collect();
+    seen.sort_by(|x, y| x.0.cmp(&y.0));
+    assert_eq!(
+        seen,
+        vec![
+            ("a1".to_owned(), "orange".to_owned(), 160.0),
+            ("b1".to_owned(), "orange".to_owned(), 160.0)
+        ]
+    );
 }

@@ -1,0 +1,321 @@
+//! Handing partitions over between instances through `kafka.state_topic`,
+//! a compacted topic keyed `<topic>/<partition>`.
+//!
+//! - A rebalance takes a partition away: the consumer context asks the
+//!   pipeline (and waits) to write the partition's state there, with the
+//!   next offset to read, and to drop it; messages of that partition still
+//!   on their way are then ignored.
+//! - A rebalance gives a partition: the consumer context reads its latest
+//!   state from the topic, starts reading at its offset, and the pipeline
+//!   merges it into its engine before the partition's first message.
+//! - Every `checkpoint_every` and at shutdown, the state of every owned
+//!   partition is written too, so a crash costs a replay since the last
+//!   write, not since the oldest open window.
+//!
+//! A state written for other sensors, metrics or windows is not used: the
+//! partition is then read from its committed offset, which trails every
+//! open window, as without handover.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::message::Message;
+use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::{ClientConfig, Offset, TopicPartitionList};
+use tokio::sync::mpsc;
+
+use super::State;
+use crate::engine::PartitionState;
+use crate::telemetry::{HandoverRead, HandoverWritten};
+
+/// How long a rebalance waits for the pipeline to write what it hands over.
+pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(30);
+
+/// Partitions being taken away; `done` is told once their state is written.
+pub struct HandoverRequest {
+    pub partitions: Vec<(String, i32)>,
+    pub done: std::sync::mpsc::Sender<()>,
+}
+
+/// States read at an assignment, waiting for the pipeline.
+pub type Arrivals = Arc<Mutex<HashMap<(String, i32), PartitionState>>>;
+
+/// The consumer context's side.
+#[derive(Clone)]
+pub struct HandoverLink {
+    pub requests: mpsc::UnboundedSender<HandoverRequest>,
+    pub reader: Arc<StateReader>,
+    pub arrivals: Arrivals,
+    /// The engine's fingerprint: only states that fit it are taken up.
+    pub fingerprint: Arc<Mutex<String>>,
+}
+
+impl HandoverLink {
+    /// At a revocation: have the pipeline write and drop these partitions'
+    /// state; wait for it (bounded), unless the pipeline is stopping.
+    pub fn hand_over(&self, partitions: Vec<(String, i32)>) {
+        let (done, wait) = std::sync::mpsc::channel();
+        if self
+            .requests
+            .send(HandoverRequest { partitions, done })
+            .is_err()
+        {
+            return;
+        }
+        if wait.recv_timeout(HANDOVER_TIMEOUT).is_err() {
+            tracing::error!(
+                "the partitions' state was not written in {HANDOVER_TIMEOUT:?}; their next owner replays them from the committed offsets"
+            );
+        }
+    }
+
+    /// At an assignment: read the partitions' latest states, start each
+    /// at its state's offset, and leave the states for the pipeline.
+    pub fn take_over(&self, assignment: &mut TopicPartitionList) {
+        let wanted: HashSet<(String, i32)> = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let started = Instant::now();
+        let states = self.reader.read(&wanted);
+        let fingerprint = self
+            .fingerprint
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone();
+        let mut arrivals = self.arrivals.lock().unwrap_or_else(|e| e.into_inner());
+        let mut unfit = 0;
+        for ((topic, partition), state) in states {
+            let Some(next) = state.progress.as_ref().map(|p| p.next) else {
+                continue;
+            };
+            if state.fingerprint != fingerprint {
+                unfit += 1;
+                continue;
+            }
+            if let Err(e) = assignment.set_partition_offset(&topic, partition, Offset::Offset(next))
+            {
+                tracing::warn!("cannot start {topic}/{partition} at {next}: {e}");
+                continue;
+            }
+            arrivals.insert((topic, partition), state);
+        }
+        HandoverRead {
+            found: arrivals.len(),
+            unfit,
+            seconds: started.elapsed().as_secs_f64(),
+        }
+        .log();
+    }
+}
+
+/// Reads the latest state per partition from the state topic.
+pub struct StateReader {
+    pub config: ClientConfig,
+    pub topic: String,
+}
+
+impl StateReader {
+    pub fn read(&self, wanted: &HashSet<(String, i32)>) -> HashMap<(String, i32), PartitionState> {
+        let mut out = HashMap::new();
+        if let Err(e) = self.read_into(wanted, &mut out) {
+            tracing::error!(
+                topic = %self.topic,
+                "cannot read the state topic; partitions are replayed from their committed offsets: {e}"
+            );
+            out.clear();
+        }
+        out
+    }
+
+    fn read_into(
+        &self,
+        wanted: &HashSet<(String, i32)>,
+        out: &mut HashMap<(String, i32), PartitionState>,
+    ) -> Result<(), rdkafka::error::KafkaError> {
+        let consumer: BaseConsumer = self.config.create()?;
+        let timeout = Duration::from_secs(10);
+        let metadata = consumer.fetch_metadata(Some(&self.topic), timeout)?;
+        let mut tpl = TopicPartitionList::new();
+        let mut ends: HashMap<i32, i64> = HashMap::new();
+        for t in metadata.topics() {
+            for p in t.partitions() {
+                let (low, high) = consumer.fetch_watermarks(&self.topic, p.id(), timeout)?;
+                if high > low {
+                    tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)?;
+                    ends.insert(p.id(), high);
+                }
+            }
+        }
+        if ends.is_empty() {
+            return Ok(());
+        }
+        consumer.assign(&tpl)?;
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while !ends.is_empty() && Instant::now() < deadline {
+            let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+                continue;
+            };
+            let m = m?;
+            if ends
+                .get(&m.partition())
+                .is_some_and(|end| m.offset() + 1 >= *end)
+            {
+                ends.remove(&m.partition());
+            }
+            let Some(key) = m
+                .key()
+                .and_then(|k| std::str::from_utf8(k).ok())
+                .and_then(|k| k.rsplit_once('/'))
+                .and_then(|(t, p)| Some((t.to_owned(), p.parse::<i32>().ok()?)))
+            else {
+                continue;
+            };
+            if !wanted.contains(&key) {
+                continue;
+            }
+            match m.payload().map(serde_json::from_slice::<PartitionState>) {
+                Some(Ok(state)) => {
+                    out.insert(key, state);
+                }
+                // A tombstone, or a state this yujing cannot read.
+                _ => {
+                    out.remove(&key);
+                }
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The pipeline's side.
+pub(super) struct Handover {
+    pub topic: String,
+    pub producer: FutureProducer,
+    pub arrivals: Arrivals,
+    pub fingerprint: Arc<Mutex<String>>,
+    /// Partitions handed over whose messages may still be on their way.
+    pub handed_over: HashSet<(String, i32)>,
+}
+
+impl State {
+    /// Whether a message of (topic, partition) belongs to a partition
+    /// already handed over (it is ignored: the new owner reads it).
+    pub(super) fn handed_over(&self, topic: &str, partition: i32) -> bool {
+        self.handover.as_ref().is_some_and(|h| {
+            !h.handed_over.is_empty() && h.handed_over.contains(&(topic.to_owned(), partition))
+        })
+    }
+
+    /// A rebalance takes these partitions away: write their state to the
+    /// state topic and drop it here.
+    pub(super) async fn hand_over(&mut self, request: HandoverRequest) {
+        for (topic, partition) in &request.partitions {
+            let mut state = self.engine.partition_state(topic, *partition, true);
+            state.progress = self
+                .offsets
+                .snapshot()
+                .into_iter()
+                .find(|p| p.topic == *topic && p.partition == *partition);
+            self.offsets.remove(topic, *partition);
+            if state.progress.is_some() {
+                self.write_partition_state(&state).await;
+            }
+            if let Some(h) = &mut self.handover {
+                h.handed_over.insert((topic.clone(), *partition));
+            }
+        }
+        self.update_active_gauge();
+        let _ = request.done.send(());
+    }
+
+    /// Every owned partition's state to the state topic (a checkpoint).
+    pub(super) async fn write_all_partition_states(&mut self) {
+        for progress in self.offsets.snapshot() {
+            let mut state = self
+                .engine
+                .partition_state(&progress.topic, progress.partition, false);
+            state.progress = Some(progress);
+            self.write_partition_state(&state).await;
+        }
+    }
+
+    async fn write_partition_state(&self, state: &PartitionState) {
+        let Some(h) = &self.handover else { return };
+        let started = Instant::now();
+        let key = format!("{}/{}", state.topic, state.partition);
+        let body = serde_json::to_vec(state).expect("partition state serializes");
+        let sent = h
+            .producer
+            .send(
+                FutureRecord::to(&h.topic).key(&key).payload(&body),
+                Duration::from_secs(20),
+            )
+            .await;
+        HandoverWritten {
+            partition: &key,
+            bytes: body.len(),
+            seconds: started.elapsed().as_secs_f64(),
+            error: sent.err().map(|(e, _)| e.to_string()).as_deref(),
+        }
+        .emit(&self.metrics);
+    }
+
+    /// A partition was assigned: merge the state its last owner handed
+    /// over, if any, before its first message.
+    pub(super) fn take_over(&mut self, topic: &str, partition: i32) {
+        let Some(h) = &mut self.handover else { return };
+        h.handed_over.remove(&(topic.to_owned(), partition));
+        let arrived = h
+            .arrivals
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&(topic.to_owned(), partition));
+        let Some(mut state) = arrived else { return };
+        let progress = state.progress.take();
+        match self
+            .engine
+            .merge_partition_state(state, self.clock.now_ms())
+        {
+            Ok(merged) => {
+                if let Some(p) = progress {
+                    self.offsets.restore(std::slice::from_ref(&p));
+                }
+                tracing::info!(
+                    topic,
+                    partition,
+                    sensors = merged.sensors,
+                    active_warnings = merged.active_warnings,
+                    skipped = merged.skipped,
+                    "took over the partition's state from the state topic"
+                );
+                self.metrics.handover.taken.inc();
+                self.update_active_gauge();
+            }
+            Err(e) => {
+                // Not expected: the consumer context checked the
+                // fingerprint. Reading started at the state's offset, so
+                // say so loudly.
+                tracing::error!(
+                    topic,
+                    partition,
+                    "the partition's handed-over state does not fit ({e}); its open windows miss the readings before it"
+                );
+            }
+        }
+    }
+}
+
+/// The next handover request; never, without a state topic or once the
+/// pipeline stops.
+pub(super) async fn next_request(
+    requests: &mut Option<mpsc::UnboundedReceiver<HandoverRequest>>,
+) -> Option<HandoverRequest> {
+    match requests {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
+    }
+}
