@@ -2,6 +2,14 @@
 //! revoked for the pipeline, and start the first assignment where a
 //! checkpoint left off.
 //!
+//! An eager rebalance (librdkafka's default assignors) revokes every
+//! partition and then assigns the new set, in which an instance usually
+//! keeps most of what it had. Partitions it keeps are not reported as
+//! revoked: their state stays, and reading goes on from where the consumer
+//! thread got to (not from the committed offset, which trails the open
+//! windows: re-reading from there would count readings twice). Only the
+//! partitions it lost are reported once the new assignment is known.
+//!
 //! A checkpoint holds the state of every partition this instance read
 //! when it was written. It can only be taken up if the first assignment
 //! after a restart gives this instance all of those partitions again:
@@ -10,10 +18,10 @@
 //! changed) the checkpoint is declined and the committed offsets, which
 //! always trail behind every open window, are replayed.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 
-use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, Rebalance, RebalanceProtocol};
+use rdkafka::consumer::{BaseConsumer, Consumer, ConsumerContext, RebalanceProtocol};
 use rdkafka::types::RDKafkaRespErr;
 use rdkafka::{Offset, TopicPartitionList};
 
@@ -92,6 +100,79 @@ impl ResumePlan {
     }
 }
 
+/// How far the consumer thread got in each partition, and the partitions
+/// an eager rebalance revoked until the assignment that follows it.
+#[derive(Default)]
+pub struct Positions {
+    /// Topic → partition → next offset to fetch.
+    fetched: Mutex<HashMap<Arc<str>, HashMap<i32, i64>>>,
+    revoking: Mutex<Vec<(String, i32)>>,
+}
+
+impl Positions {
+    /// The consumer thread took the message at `offset`.
+    pub fn fetched(&self, topic: &Arc<str>, partition: i32, offset: i64) {
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = fetched.get_mut(&**topic) {
+            t.insert(partition, offset + 1);
+        } else {
+            fetched.insert(topic.clone(), HashMap::from([(partition, offset + 1)]));
+        }
+    }
+
+    fn next(&self, topic: &str, partition: i32) -> Option<i64> {
+        let fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        fetched.get(topic).and_then(|t| t.get(&partition)).copied()
+    }
+
+    fn forget(&self, topic: &str, partition: i32) {
+        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
+        if let Some(t) = fetched.get_mut(topic) {
+            t.remove(&partition);
+        }
+    }
+}
+
+impl LagReporter {
+    /// After an eager revocation, at the next assignment: report the
+    /// partitions lost, and start the ones kept where the consumer thread
+    /// got to. Returns the kept ones (not reported as newly assigned).
+    fn settle_revoked(&self, assignment: &mut TopicPartitionList) -> HashSet<(String, i32)> {
+        let revoking = std::mem::take(
+            &mut *self
+                .positions
+                .revoking
+                .lock()
+                .unwrap_or_else(|e| e.into_inner()),
+        );
+        if revoking.is_empty() {
+            return HashSet::new();
+        }
+        let assigned: HashSet<(String, i32)> = assignment
+            .elements()
+            .iter()
+            .map(|e| (e.topic().to_owned(), e.partition()))
+            .collect();
+        let mut kept = HashSet::new();
+        let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
+        for (topic, partition) in revoking {
+            if !assigned.contains(&(topic.clone(), partition)) {
+                self.positions.forget(&topic, partition);
+                revoked.push((topic, partition));
+                continue;
+            }
+            if let Some(next) = self.positions.next(&topic, partition)
+                && let Err(e) =
+                    assignment.set_partition_offset(&topic, partition, Offset::Offset(next))
+            {
+                tracing::warn!("cannot resume {topic}/{partition} at {next}: {e}");
+            }
+            kept.insert((topic, partition));
+        }
+        kept
+    }
+}
+
 impl ConsumerContext for LagReporter {
     /// librdkafka's rebalance, with the checkpoint's positions put into
     /// the first assignment before it is applied.
@@ -107,6 +188,7 @@ impl ConsumerContext for LagReporter {
         );
         match err {
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS => {
+                let kept = self.settle_revoked(tpl);
                 self.resume.apply(tpl);
                 if let Some(h) = &self.handover {
                     h.take_over(tpl);
@@ -119,7 +201,13 @@ impl ConsumerContext for LagReporter {
                 if let Err(e) = applied {
                     tracing::error!("cannot take up the assigned partitions: {e}");
                 }
-                self.post_rebalance(consumer, &Rebalance::Assign(tpl));
+                let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
+                for e in tpl.elements() {
+                    let key = (e.topic().to_owned(), e.partition());
+                    if !kept.contains(&key) {
+                        assigned.push(key);
+                    }
+                }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
                 if let Some(h) = &self.handover {
@@ -130,7 +218,28 @@ impl ConsumerContext for LagReporter {
                         .collect();
                     h.hand_over(partitions);
                 }
-                self.pre_rebalance(consumer, &Rebalance::Revoke(tpl));
+                let partitions = tpl
+                    .elements()
+                    .iter()
+                    .map(|e| (e.topic().to_owned(), e.partition()))
+                    .collect::<Vec<_>>();
+                if cooperative || self.handover.is_some() {
+                    // Lost for sure (cooperative), or already handed over.
+                    for (topic, partition) in &partitions {
+                        self.positions.forget(topic, *partition);
+                    }
+                    self.revoked
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .extend(partitions);
+                } else {
+                    // Eager: which of them stay is known at the assignment.
+                    *self
+                        .positions
+                        .revoking
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner()) = partitions;
+                }
                 let released = if cooperative {
                     consumer.incremental_unassign(tpl)
                 } else {
@@ -148,24 +257,6 @@ impl ConsumerContext for LagReporter {
             }
         }
     }
-
-    fn pre_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Revoke(list) = rebalance {
-            let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-            for e in list.elements() {
-                revoked.push((e.topic().to_owned(), e.partition()));
-            }
-        }
-    }
-
-    fn post_rebalance(&self, _consumer: &BaseConsumer<Self>, rebalance: &Rebalance<'_>) {
-        if let Rebalance::Assign(list) = rebalance {
-            let mut assigned = self.assigned.lock().unwrap_or_else(|e| e.into_inner());
-            for e in list.elements() {
-                assigned.push((e.topic().to_owned(), e.partition()));
-            }
-        }
-    }
 }
 
 #[cfg(test)]
@@ -178,6 +269,36 @@ mod tests {
             tpl.add_partition("r", *p);
         }
         tpl
+    }
+
+    #[test]
+    fn an_eager_rebalance_reports_only_lost_partitions_and_resumes_kept_ones() {
+        let context = LagReporter {
+            metrics: crate::telemetry::Metrics::new(),
+            revoked: Default::default(),
+            assigned: Default::default(),
+            resume: ResumePlan::default(),
+            handover: None,
+            positions: Positions::default(),
+        };
+        context.positions.fetched(&Arc::from("r"), 0, 41);
+        context.positions.fetched(&Arc::from("r"), 1, 9);
+        *context.positions.revoking.lock().unwrap() = vec![("r".into(), 0), ("r".into(), 1)];
+        let mut tpl = assignment(&[0, 2]);
+        let kept = context.settle_revoked(&mut tpl);
+        assert_eq!(kept, HashSet::from([("r".to_owned(), 0)]));
+        // Partition 0 goes on after the last message fetched, not from
+        // the committed offset; partition 2 is new.
+        assert_eq!(
+            tpl.find_partition("r", 0).unwrap().offset(),
+            Offset::Offset(42)
+        );
+        assert_eq!(
+            tpl.find_partition("r", 2).unwrap().offset(),
+            Offset::Invalid
+        );
+        assert_eq!(*context.revoked.lock().unwrap(), vec![("r".to_owned(), 1)]);
+        assert_eq!(context.positions.next("r", 1), None);
     }
 
     #[test]

@@ -253,6 +253,7 @@ pub async fn run(
                 assigned: RevokedPartitions::default(),
                 resume: resume.clone(),
                 handover: handover_link,
+                positions: Default::default(),
             },
         )?,
         max_message_bytes,

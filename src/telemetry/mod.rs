@@ -443,6 +443,8 @@ pub struct LagReporter {
     pub resume: crate::rebalance::ResumePlan,
     /// With `kafka.state_topic`: hand partitions over at rebalances.
     pub handover: Option<crate::pipeline::HandoverLink>,
+    /// How far the consumer thread got in each partition.
+    pub positions: crate::rebalance::Positions,
 }
 
 impl rdkafka::ClientContext for LagReporter {
