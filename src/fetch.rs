@@ -91,6 +91,24 @@ impl Fetcher {
         self.batches.recv().await
     }
 
+    /// Leave the consumer group, once the thread has stopped and the last
+    /// offsets are committed: the revocation is served here by a plain
+    /// poll (bounded), so that dropping the consumer afterwards has nothing
+    /// left to revoke. Revoking inside librdkafka's close could hang when
+    /// the group was rebalancing at the same time (seen with two instances
+    /// stopping together).
+    pub fn leave_group(&mut self) {
+        self.stop();
+        self.consumer.unsubscribe();
+        let deadline = std::time::Instant::now() + Duration::from_secs(10);
+        while std::time::Instant::now() < deadline
+            && self.consumer.assignment().is_ok_and(|a| a.count() > 0)
+        {
+            // Messages still handed out are not committed: read again later.
+            let _ = self.consumer.poll(Duration::from_millis(100));
+        }
+    }
+
     /// Stop polling and wait for the thread.
     pub fn stop(&mut self) {
         self.stop.store(true, Ordering::Relaxed);

@@ -76,10 +76,7 @@ pub(super) fn load(
 /// Write the active warnings, then the checkpoint.
 fn save(dir: &Path, state: &State) -> Result<(u64, usize), StateError> {
     let saved = warning_state::save(dir, state.engine.warning_book());
-    WarningStateSaved {
-        error: saved.as_ref().err().map(ToString::to_string).as_deref(),
-    }
-    .emit(&state.metrics);
+    WarningStateSaved::report(&saved, &state.metrics);
     saved?;
     let checkpoint = Checkpoint {
         written_at_ms: yujing_ingest::clock::wall_now_ms(),

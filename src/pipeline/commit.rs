@@ -59,11 +59,7 @@ pub(super) fn commit(
     }
     if let Some(dir) = &state.state_dir {
         let saved = warning_state::save(dir, state.engine.warning_book());
-        WarningStateSaved {
-            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
-        }
-        .emit(&state.metrics);
-        if saved.is_err() {
+        if !WarningStateSaved::report(&saved, &state.metrics) {
             return Ok(());
         }
     }
@@ -97,11 +93,7 @@ fn commit_transaction(
     }
     if let Some(dir) = &state.state_dir {
         let saved = warning_state::save_pending(dir, state.engine.warning_book(), &commits);
-        WarningStateSaved {
-            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
-        }
-        .emit(&state.metrics);
-        if saved.is_err() {
+        if !WarningStateSaved::report(&saved, &state.metrics) {
             return Ok(());
         }
     }
@@ -126,11 +118,7 @@ fn commit_transaction(
         // If this fails, the pending book stays and is adopted at the
         // next start (its offsets are committed).
         let saved = warning_state::save(dir, state.engine.warning_book());
-        WarningStateSaved {
-            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
-        }
-        .emit(&state.metrics);
-        if saved.is_ok() {
+        if WarningStateSaved::report(&saved, &state.metrics) {
             warning_state::clear_pending(dir);
         }
     }

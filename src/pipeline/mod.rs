@@ -371,10 +371,27 @@ pub async fn run(
     }
     state.update_gauges();
     state.report_refusals();
-    fetcher.consumer().unsubscribe();
+    // Leaving the group and closing the consumer talk to the broker;
+    // bounded, so a close stuck in the group protocol cannot keep the
+    // process from stopping (everything is committed by now).
+    let closing = tokio::task::spawn_blocking(move || {
+        fetcher.leave_group();
+        drop(fetcher);
+    });
+    if tokio::time::timeout(CONSUMER_CLOSE_TIMEOUT, closing)
+        .await
+        .is_err()
+    {
+        tracing::warn!(
+            "the readings consumer did not close within {CONSUMER_CLOSE_TIMEOUT:?}; stopping without it"
+        );
+    }
     state.summary.active_at_end = state.engine.active_count();
     outcome.map(|()| state.summary)
 }
+
+/// How long leaving the consumer group and closing the consumer may take.
+const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
 
 /// The next reload request; never, when reloading is not wired up.
 async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadRequest> {

@@ -50,6 +50,15 @@ pub struct WarningStateSaved<'a> {
 }
 
 impl WarningStateSaved<'_> {
+    /// Report how a save went; whether it worked.
+    pub fn report<E: std::fmt::Display>(saved: &Result<(), E>, m: &super::Metrics) -> bool {
+        WarningStateSaved {
+            error: saved.as_ref().err().map(ToString::to_string).as_deref(),
+        }
+        .emit(m);
+        saved.is_ok()
+    }
+
     pub fn emit(&self, m: &super::Metrics) {
         let outcome = match self.error {
             None => "success",

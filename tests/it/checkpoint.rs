@@ -7,38 +7,9 @@
 use std::time::Duration;
 
 use crate::harness::City;
-use crate::support::parse_prometheus_text;
-
-fn metric(text: &str, name: &str) -> f64 {
-    parse_prometheus_text(text)
-        .unwrap()
-        .get(name)
-        .copied()
-        .unwrap_or(0.0)
-}
+use crate::restart::{metric, run_until};
 
 const CONSUMED: &str = "yujing_messages_consumed_total{topic=\"readings\"}";
-
-/// Run `yujing run` until `until` returns; the metrics text at the end.
-async fn run_until<F: std::future::Future<Output = ()>>(
-    city: &City,
-    config: &std::path::Path,
-    until: F,
-) -> String {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config.to_owned(), async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
-        until.await;
-        let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
-        text
-    };
-    let (result, text) = tokio::join!(pipeline, driver);
-    result.expect("the pipeline stops cleanly");
-    text
-}
 
 /// Wait (up to 30 s) until the metric `name` reaches `want`.
 async fn wait_for(city: &City, name: &str, want: f64) {

@@ -4,7 +4,7 @@
 //! message is read.
 
 use std::collections::HashMap;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::{Duration, Instant};
@@ -71,6 +71,49 @@ metrics: {{ listen: \"127.0.0.1:{port}\" }}
     )
     .unwrap();
     path
+}
+
+/// Starts B and stops each instance of a [`pair`].
+struct Pair {
+    start_b: tokio::sync::oneshot::Sender<()>,
+    stop_a: tokio::sync::oneshot::Sender<()>,
+    stop_b: tokio::sync::oneshot::Sender<()>,
+}
+
+type Run = Result<yujing::pipeline::RunSummary, yujing::pipeline::PipelineError>;
+
+/// Instances A (running at once) and B (once `start_b` is sent) in one
+/// group. The pipelines are not `Send` (DataFusion sessions): the future
+/// runs them on the caller's task, side by side with its driver.
+fn pair(config_a: PathBuf, config_b: PathBuf) -> (impl Future<Output = (Run, Option<Run>)>, Pair) {
+    let (stop_a, rx_a) = tokio::sync::oneshot::channel::<()>();
+    let (stop_b, rx_b) = tokio::sync::oneshot::channel::<()>();
+    let (start_b, go_b) = tokio::sync::oneshot::channel::<()>();
+    let runs = async move {
+        let run_a = yujing::cli::run(config_a, async {
+            let _ = rx_a.await;
+        });
+        let run_b = async {
+            if go_b.await.is_err() {
+                return None;
+            }
+            Some(
+                yujing::cli::run(config_b, async {
+                    let _ = rx_b.await;
+                })
+                .await,
+            )
+        };
+        tokio::join!(run_a, run_b)
+    };
+    (
+        runs,
+        Pair {
+            start_b,
+            stop_a,
+            stop_b,
+        },
+    )
 }
 
 async fn metric(port: u16, name: &str) -> f64 {
@@ -141,25 +184,14 @@ async fn a_second_instance_takes_partitions_over_without_loss() {
         })
     };
 
-    let (stop_a, rx_a) = tokio::sync::oneshot::channel::<()>();
-    let (stop_b, rx_b) = tokio::sync::oneshot::channel::<()>();
-    let (start_b, go_b) = tokio::sync::oneshot::channel::<()>();
-    // The pipelines are not `Send` (DataFusion sessions): run them on this
-    // task, side by side with the driver.
-    let run_a = yujing::cli::run(config_a, async {
-        let _ = rx_a.await;
-    });
-    let run_b = async {
-        if go_b.await.is_err() {
-            return None;
-        }
-        Some(
-            yujing::cli::run(config_b, async {
-                let _ = rx_b.await;
-            })
-            .await,
-        )
-    };
+    let (
+        runs,
+        Pair {
+            start_b,
+            stop_a,
+            stop_b,
+        },
+    ) = pair(config_a, config_b);
     let driver = async {
         wait_until("instance A to read", async || {
             metric(port_a, "yujing_messages_consumed_total").await > 0.0
@@ -192,7 +224,7 @@ async fn a_second_instance_takes_partitions_over_without_loss() {
         let _ = stop_b.send(());
         (read, total)
     };
-    let (a, b, ((a_read, b_read), total)) = tokio::join!(run_a, run_b, driver);
+    let ((a, b), ((a_read, b_read), total)) = tokio::join!(runs, driver);
     let a = a.expect("instance A stopped cleanly");
     let b = b
         .expect("instance B started")
@@ -254,23 +286,14 @@ async fn a_rebalance_hands_the_open_windows_to_the_next_owner() {
         }
     };
 
-    let (stop_a, rx_a) = tokio::sync::oneshot::channel::<()>();
-    let (stop_b, rx_b) = tokio::sync::oneshot::channel::<()>();
-    let (start_b, go_b) = tokio::sync::oneshot::channel::<()>();
-    let run_a = yujing::cli::run(config_a, async {
-        let _ = rx_a.await;
-    });
-    let run_b = async {
-        if go_b.await.is_err() {
-            return None;
-        }
-        Some(
-            yujing::cli::run(config_b, async {
-                let _ = rx_b.await;
-            })
-            .await,
-        )
-    };
+    let (
+        runs,
+        Pair {
+            start_b,
+            stop_a,
+            stop_b,
+        },
+    ) = pair(config_a, config_b);
     let consumed = async || {
         metric(port_a, "yujing_messages_consumed_total").await
             + metric(port_b, "yujing_messages_consumed_total").await
@@ -318,7 +341,7 @@ async fn a_rebalance_hands_the_open_windows_to_the_next_owner() {
         let _ = stop_b.send(());
         (alerts, read)
     };
-    let (a, b, (alerts, read)) = tokio::join!(run_a, run_b, driver);
+    let ((a, b), (alerts, read)) = tokio::join!(runs, driver);
     a.expect("instance A stopped cleanly");
     b.expect("instance B started")
         .expect("instance B stopped cleanly");

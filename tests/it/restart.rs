@@ -11,7 +11,7 @@ use crate::harness::City;
 use crate::support::parse_prometheus_text;
 
 /// Run `yujing run` until `until` returns; the metrics text at the end.
-async fn run_until<F: std::future::Future<Output = ()>>(
+pub(crate) async fn run_until<F: std::future::Future<Output = ()>>(
     city: &City,
     config: &std::path::Path,
     until: F,
@@ -31,7 +31,7 @@ async fn run_until<F: std::future::Future<Output = ()>>(
     text
 }
 
-fn metric(text: &str, name: &str) -> f64 {
+pub(crate) fn metric(text: &str, name: &str) -> f64 {
     parse_prometheus_text(text)
         .unwrap()
         .get(name)
