@@ -141,6 +141,17 @@ impl OffsetTracker {
         out
     }
 
+    /// One partition's progress (see [`snapshot`](Self::snapshot)).
+    pub fn progress(&self, topic: &str, partition: i32) -> Option<PartitionProgress> {
+        let p = self.topics.get(topic)?.get(&partition)?;
+        Some(PartitionProgress {
+            topic: topic.to_owned(),
+            partition,
+            next: p.next,
+            pending: p.pending.iter().map(|(e, o)| (*e, *o)).collect(),
+        })
+    }
+
     /// Take up a checkpoint's progress: reading resumes at each `next`,
     /// and commits still wait for the windows the checkpoint's readings
     /// are in (so the committed offsets stay a safe place to replay from).

@@ -215,11 +215,7 @@ impl State {
     pub(super) async fn hand_over(&mut self, request: HandoverRequest) {
         for (topic, partition) in &request.partitions {
             let mut state = self.engine.partition_state(topic, *partition, true);
-            state.progress = self
-                .offsets
-                .snapshot()
-                .into_iter()
-                .find(|p| p.topic == *topic && p.partition == *partition);
+            state.progress = self.offsets.progress(topic, *partition);
             self.offsets.remove(topic, *partition);
             if state.progress.is_some() {
                 self.write_partition_state(&state).await;
