@@ -17,6 +17,7 @@ use std::time::Duration;
 
 use rdkafka::Message;
 use rdkafka::consumer::{BaseConsumer, Consumer};
+use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 use yujing_ingest::{DecodeError, Reading, decode_readings};
 
@@ -38,7 +39,12 @@ pub struct Fetched {
 pub enum FetchItem {
     Message(Fetched),
     /// A consumer error librdkafka reported (it recovers by itself).
-    Error(String),
+    Error {
+        message: String,
+        /// "All broker connections are down": the consequence of another
+        /// error (refused authentication, TLS, network), rarely the cause.
+        all_brokers_down: bool,
+    },
     /// A rebalance took this partition away.
     Revoked {
         topic: String,
@@ -168,7 +174,10 @@ fn poll_loop(
                     payload: payload.to_vec(),
                 })
             }
-            Err(e) => FetchItem::Error(e.to_string()),
+            Err(e) => FetchItem::Error {
+                all_brokers_down: e.rdkafka_error_code() == Some(RDKafkaErrorCode::AllBrokersDown),
+                message: e.to_string(),
+            },
         };
     // Revocations arrive inside `poll` (the consumer context queues them):
     // hand them over after the messages polled before them.

@@ -173,7 +173,8 @@ pub struct KafkaConfig {
     /// partition away (and every `checkpoint_every`, and at shutdown), read
     /// by the partition's next owner, which carries on from there instead
     /// of re-reading the readings behind the open windows. Replaces the
-    /// local checkpoint and `warnings.json` of `state_dir`.
+    /// local checkpoint and `warnings.json` of `state_dir`. With
+    /// `transactional_id`, the states are written in its transactions.
     #[serde(default)]
     pub state_topic: Option<String>,
 }
@@ -464,12 +465,6 @@ impl Config {
         }
         if self.kafka.readings_topics.is_empty() {
             return Err("kafka.readings_topics must name at least one topic".into());
-        }
-        if self.kafka.state_topic.is_some() && self.kafka.transactional_id.is_some() {
-            return Err(
-                "kafka.state_topic and kafka.transactional_id cannot be used together yet: a handover would have to commit the open transaction in the middle of a rebalance"
-                    .into(),
-            );
         }
         if self.kafka.bootstrap_servers.trim().is_empty() {
             return Err("kafka.bootstrap_servers must not be empty".into());

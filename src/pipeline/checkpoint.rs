@@ -18,13 +18,16 @@ use std::collections::HashMap;
 use std::path::Path;
 use std::time::Instant;
 
+use rdkafka::consumer::BaseConsumer;
 use yujing_ingest::PartitionProgress;
 
-use super::State;
 use super::warning_state::{self, StateError};
+use super::{PipelineError, State, commit};
 use crate::engine::{Engine, EngineSnapshot};
 use crate::rebalance::{Resume, ResumePlan};
-use crate::telemetry::{CheckpointRestored, CheckpointSaved, Metrics, WarningStateSaved};
+use crate::telemetry::{
+    CheckpointRestored, CheckpointSaved, LagReporter, Metrics, WarningStateSaved,
+};
 
 pub const FORMAT: &str = "yujing.checkpoint/v1";
 const FILE: &str = "checkpoint.json";
@@ -123,33 +126,39 @@ impl State {
 
     /// Write a checkpoint if one is due (or `now`, at shutdown) and
     /// everything behind it is delivered.
-    pub(super) async fn checkpoint(&mut self, now: bool) {
+    pub(super) async fn checkpoint(
+        &mut self,
+        consumer: &BaseConsumer<LagReporter>,
+        now: bool,
+    ) -> Result<(), PipelineError> {
         if self.handover.is_some() {
-            // Partition states to the state topic instead of a file.
+            // Partition states to the state topic instead of a file;
+            // exactly once, inside the transaction, committed at once.
             let Some(every) = self.checkpoint.every else {
-                return;
+                return Ok(());
             };
-            if (!now && self.checkpoint.last.elapsed() < every)
-                || self.checkpoint.in_open_transaction
-            {
-                return;
+            if !now && self.checkpoint.last.elapsed() < every {
+                return Ok(());
             }
             self.checkpoint.last = Instant::now();
             self.write_all_partition_states().await;
-            return;
+            if self.transactions.is_some() {
+                return commit::commit_with_states(consumer, self);
+            }
+            return Ok(());
         }
         let (Some(dir), Some(every)) = (&self.state_dir, self.checkpoint.every) else {
-            return;
+            return Ok(());
         };
         if self.checkpoint.pending.is_some() {
             // Not taken up yet: writing now would replace it with less.
-            return;
+            return Ok(());
         }
         if !now && self.checkpoint.last.elapsed() < every {
-            return;
+            return Ok(());
         }
         if self.checkpoint.in_open_transaction {
-            return;
+            return Ok(());
         }
         self.checkpoint.last = Instant::now();
         let dir = dir.clone();
@@ -161,6 +170,7 @@ impl State {
             error: saved.as_ref().err().map(ToString::to_string).as_deref(),
         }
         .emit(&self.metrics);
+        Ok(())
     }
 }
 

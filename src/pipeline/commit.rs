@@ -10,7 +10,10 @@
 //!   subscriber sees each alert once: a crash aborts the open transaction,
 //!   its alerts are never visible, and the restart (same transactional id,
 //!   which fences the old producer) makes them again. Other sinks (webhook,
-//!   Alertmanager, file) stay at least once.
+//!   Alertmanager, file) stay at least once. With `kafka.state_topic`, the
+//!   partition states are written inside the transaction too
+//!   ([`commit_with_states`]): a state, the alerts made from the readings
+//!   before its offset and the committed offsets become visible together.
 
 use std::time::Duration;
 
@@ -55,7 +58,7 @@ pub(super) fn commit(
         return Ok(());
     }
     if state.transactions.is_some() {
-        return commit_transaction(consumer, state);
+        return commit_transaction(consumer, state, false);
     }
     if let Some(dir) = &state.state_dir {
         let saved = warning_state::save(dir, state.engine.warning_book());
@@ -86,9 +89,10 @@ pub(super) fn commit(
 fn commit_transaction(
     consumer: &BaseConsumer<LagReporter>,
     state: &mut State,
+    with_states: bool,
 ) -> Result<(), PipelineError> {
     let commits = state.offsets.commits();
-    if commits.is_empty() {
+    if commits.is_empty() && !with_states {
         return Ok(());
     }
     if let Some(dir) = &state.state_dir {
@@ -101,8 +105,12 @@ fn commit_transaction(
     let group = consumer.group_metadata().ok_or_else(|| {
         PipelineError::Invalid("exactly-once needs the consumer group's metadata".into())
     })?;
-    let committed = producer
-        .send_offsets_to_transaction(&partition_list(&commits), &group, TXN_TIMEOUT)
+    let offsets_sent = if commits.is_empty() {
+        Ok(())
+    } else {
+        producer.send_offsets_to_transaction(&partition_list(&commits), &group, TXN_TIMEOUT)
+    };
+    let committed = offsets_sent
         .and_then(|()| producer.commit_transaction(TXN_TIMEOUT))
         .and_then(|()| producer.begin_transaction());
     if let Err(e) = committed {
@@ -123,6 +131,16 @@ fn commit_transaction(
         }
     }
     Ok(())
+}
+
+/// Exactly-once with a state topic: commit the open transaction now, with
+/// the partition states just written into it (and any offsets due), so
+/// that the states become visible to the partitions' next owners.
+pub(super) fn commit_with_states(
+    consumer: &BaseConsumer<LagReporter>,
+    state: &mut State,
+) -> Result<(), PipelineError> {
+    commit_transaction(consumer, state, true)
 }
 
 fn partition_list(commits: &[(String, i32, i64)]) -> TopicPartitionList {

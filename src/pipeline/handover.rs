@@ -26,9 +26,9 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::State;
+use super::{PipelineError, State, commit};
 use crate::engine::PartitionState;
-use crate::telemetry::{HandoverRead, HandoverWritten};
+use crate::telemetry::{HandoverRead, HandoverWritten, LagReporter};
 
 /// How long a rebalance waits for the pipeline to write what it hands over.
 pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(30);
@@ -211,12 +211,17 @@ impl State {
     }
 
     /// A rebalance takes these partitions away: write their state to the
-    /// state topic and drop it here.
-    pub(super) async fn hand_over(&mut self, request: HandoverRequest) {
+    /// state topic and drop it here. Exactly once, the states are written
+    /// in the open transaction, which is committed before the rebalance
+    /// goes on (its failure stops the pipeline, as any failed commit).
+    pub(super) async fn hand_over(
+        &mut self,
+        consumer: &BaseConsumer<LagReporter>,
+        request: HandoverRequest,
+    ) -> Result<(), PipelineError> {
         for (topic, partition) in &request.partitions {
             let mut state = self.engine.partition_state(topic, *partition, true);
             state.progress = self.offsets.progress(topic, *partition);
-            self.offsets.remove(topic, *partition);
             if state.progress.is_some() {
                 self.write_partition_state(&state).await;
             }
@@ -224,8 +229,17 @@ impl State {
                 h.handed_over.insert((topic.clone(), *partition));
             }
         }
+        let committed = if self.transactions.is_some() {
+            commit::commit_with_states(consumer, self)
+        } else {
+            Ok(())
+        };
+        for (topic, partition) in &request.partitions {
+            self.offsets.remove(topic, *partition);
+        }
         self.update_active_gauge();
         let _ = request.done.send(());
+        committed
     }
 
     /// Every owned partition's state to the state topic (a checkpoint).

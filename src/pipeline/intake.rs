@@ -30,15 +30,29 @@ impl State {
                     self.on_message(m).await;
                     self.close_ready().await?;
                 }
-                FetchItem::Error(e) => {
+                FetchItem::Error {
+                    message,
+                    all_brokers_down,
+                } => {
                     // librdkafka reconnects by itself; until a message
                     // arrives again, /health shows the consumer down.
-                    tracing::warn!("kafka consumer error: {e}");
+                    tracing::warn!("kafka consumer error: {message}");
                     self.metrics.kafka_errors.inc();
-                    self.consumer_up = false;
+                    let was_up = std::mem::replace(&mut self.consumer_up, false);
                     self.metrics.health.update(CONSUMER, |h| {
                         h.up = false;
-                        h.last_error = Some(e.clone());
+                        h.last_error = Some(match &h.last_error {
+                            // Keep what cut the connections (a refused
+                            // password, a certificate) in sight.
+                            Some(cause) if all_brokers_down && !was_up => {
+                                if cause.starts_with(&message) {
+                                    cause.clone()
+                                } else {
+                                    format!("{message} (after: {cause})")
+                                }
+                            }
+                            _ => message,
+                        });
                     });
                 }
                 FetchItem::Assigned { topic, partition } => {

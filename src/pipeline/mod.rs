@@ -233,7 +233,11 @@ pub async fn run(
             };
             let pipeline_side = handover::Handover {
                 topic: topic.clone(),
-                producer: dead_letter.clone(),
+                // Exactly once, states go in the alerts' transactions.
+                producer: setup
+                    .transactions
+                    .clone()
+                    .unwrap_or_else(|| dead_letter.clone()),
                 arrivals,
                 fingerprint,
                 handed_over: Default::default(),
@@ -327,7 +331,9 @@ pub async fn run(
                 }
             },
             Some(req) = handover::next_request(&mut handover_requests) => {
-                state.hand_over(req).await;
+                if let Err(e) = state.hand_over(fetcher.consumer(), req).await {
+                    break Err(e);
+                }
             }
             Some(req) = next_reload(&mut reloads) => {
                 if let Err(e) = state.reload(&rule_paths, known_metrics.as_deref(), req).await {
@@ -341,7 +347,9 @@ pub async fn run(
                 if let Err(e) = commit::commit(fetcher.consumer(), &mut state, CommitMode::Async) {
                     break Err(e);
                 }
-                state.checkpoint(false).await;
+                if let Err(e) = state.checkpoint(fetcher.consumer(), false).await {
+                    break Err(e);
+                }
                 if let Err(e) = state.close_ready().await {
                     break Err(e);
                 }
@@ -364,11 +372,12 @@ pub async fn run(
             Err(e)
         }
     };
-    if outcome.is_ok() {
+    let outcome = match outcome {
         // Closing down cleanly: the next start (or the partitions' next
         // owners) carry on from here.
-        state.checkpoint(true).await;
-    }
+        Ok(()) => state.checkpoint(fetcher.consumer(), true).await,
+        Err(e) => Err(e),
+    };
     state.update_gauges();
     state.report_refusals();
     // Leaving the group and closing the consumer talk to the broker;

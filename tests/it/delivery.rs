@@ -34,7 +34,7 @@ fn spool_files(dir: &Path) -> usize {
 }
 
 /// Three sensors: raised blue, escalated orange, resolved = 9 alerts.
-fn three_transitions() -> Vec<(i64, Vec<f64>)> {
+pub(crate) fn three_transitions() -> Vec<(i64, Vec<f64>)> {
     vec![
         (0, vec![100.0; 3]),
         (1, vec![200.0; 3]),

@@ -17,7 +17,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::support::{ExternalProcess, free_port, read_topic};
+use crate::support::{ExternalProcess, free_port, read_topic_with};
 
 /// 2026-07-15 08:00 +08:00.
 pub(crate) const T0: i64 = 1_784_073_600_000;
@@ -100,18 +100,29 @@ impl Cluster {
     /// tansu on `port` with `storage` (`sqlite://FILE` survives a restart).
     pub(crate) async fn tansu_at(port: u16, storage: &str) -> Option<Self> {
         let url = format!("tcp://127.0.0.1:{port}");
-        let broker = ExternalProcess::start(
-            "tansu",
-            &[
-                "broker",
-                "--listener-url",
-                &url,
-                "--advertised-listener-url",
-                &url,
-                "--storage-engine",
-                storage,
-            ],
-        )?;
+        Self::tansu_serving(port, storage, &url, &[]).await
+    }
+
+    /// tansu listening on `port`, telling clients to connect to
+    /// `advertised`, with `extra` arguments (`--authentication`).
+    pub(crate) async fn tansu_serving(
+        port: u16,
+        storage: &str,
+        advertised: &str,
+        extra: &[&str],
+    ) -> Option<Self> {
+        let url = format!("tcp://127.0.0.1:{port}");
+        let mut args = vec![
+            "broker",
+            "--listener-url",
+            &url,
+            "--advertised-listener-url",
+            advertised,
+            "--storage-engine",
+            storage,
+        ];
+        args.extend_from_slice(extra);
+        let broker = ExternalProcess::start("tansu", &args)?;
         broker.wait_port(port).await;
         Some(Cluster::Broker(
             Mutex::new(broker),
@@ -164,9 +175,13 @@ pub(crate) struct City {
     bootstrap: String,
     pub(crate) dir: tempfile::TempDir,
     metrics_port: u16,
+    /// Settings the test's own Kafka clients add (TLS, SASL).
+    client_properties: Vec<(String, String)>,
+    /// Lines added to the `kafka:` section of the config.
+    kafka_extra: String,
 }
 
-const TOPICS: [(&str, i32); 3] = [("readings", 1), ("alerts", 1), ("dead-letter", 1)];
+pub(crate) const TOPICS: [(&str, i32); 3] = [("readings", 1), ("alerts", 1), ("dead-letter", 1)];
 
 impl City {
     /// On librdkafka's in-process mock cluster.
@@ -191,7 +206,7 @@ impl City {
         Some(Self::with(cluster, bootstrap, sensors))
     }
 
-    fn with(cluster: Cluster, bootstrap: String, sensors: usize) -> Self {
+    pub(crate) fn with(cluster: Cluster, bootstrap: String, sensors: usize) -> Self {
         let dir = tempfile::tempdir().unwrap();
         std::fs::write(
             dir.path().join("rules.yaml"),
@@ -215,7 +230,31 @@ impl City {
             bootstrap,
             dir,
             metrics_port: free_port(),
+            client_properties: Vec::new(),
+            kafka_extra: String::new(),
         }
+    }
+
+    /// The same city behind a secured broker: the test's clients use
+    /// `client_properties`, yujing's config gets `kafka_extra` (indented
+    /// lines of the `kafka:` section).
+    pub(crate) fn secured(mut self, client_properties: &[(&str, &str)], kafka_extra: &str) -> Self {
+        self.client_properties = client_properties
+            .iter()
+            .map(|(k, v)| ((*k).to_owned(), (*v).to_owned()))
+            .collect();
+        self.kafka_extra = kafka_extra.to_owned();
+        self
+    }
+
+    /// A client config for the test's own producers and readers.
+    pub(crate) fn client(&self) -> ClientConfig {
+        let mut client = ClientConfig::new();
+        client.set("bootstrap.servers", &self.bootstrap);
+        for (k, v) in &self.client_properties {
+            client.set(k, v);
+        }
+        client
     }
 
     /// Write `yujing.yaml` with these sinks (YAML list items).
@@ -239,6 +278,7 @@ impl City {
   consumer_properties:
     session.timeout.ms: \"6000\"
     statistics.interval.ms: \"1000\"
+{}
 rules: rules.yaml
 sensors: sensors.csv
 pipeline:
@@ -250,7 +290,7 @@ sinks:
 metrics:
   listen: \"127.0.0.1:{}\"
 ",
-                self.bootstrap, self.metrics_port
+                self.bootstrap, self.kafka_extra, self.metrics_port
             ),
         )
         .unwrap();
@@ -259,10 +299,7 @@ metrics:
 
     /// One reading per sensor and minute: `values[m][s]` at minute `m`.
     pub(crate) async fn produce(&self, minutes: &[(i64, Vec<f64>)]) {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .unwrap();
+        let producer: FutureProducer = self.client().create().unwrap();
         for (minute, values) in minutes {
             for (s, v) in values.iter().enumerate() {
                 let ts = T0 + minute * MINUTE + 1_000;
@@ -281,10 +318,7 @@ metrics:
 
     /// One message on the readings topic, as given.
     pub(crate) async fn produce_raw(&self, payload: &str) {
-        let producer: FutureProducer = ClientConfig::new()
-            .set("bootstrap.servers", &self.bootstrap)
-            .create()
-            .unwrap();
+        let producer: FutureProducer = self.client().create().unwrap();
         producer
             .send(
                 FutureRecord::to("readings").key("k").payload(payload),
@@ -333,8 +367,8 @@ metrics:
     }
 
     pub(crate) async fn alerts_within(&self, n: usize, timeout: Duration) -> Vec<Value> {
-        let b = self.bootstrap.clone();
-        tokio::task::spawn_blocking(move || read_topic(&b, "alerts", n, timeout))
+        let client = self.client();
+        tokio::task::spawn_blocking(move || read_topic_with(client, "alerts", n, timeout))
             .await
             .unwrap()
             .into_iter()

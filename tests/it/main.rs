@@ -20,6 +20,7 @@ mod prometheus;
 mod rebalance;
 mod reload;
 mod restart;
+mod security;
 mod support;
 mod webhook;
 mod windows;

@@ -25,8 +25,19 @@ pub struct Record {
 /// Read partition 0 of `topic` from the start until `n` messages arrived or
 /// `timeout` passed.
 pub fn read_topic(bootstrap: &str, topic: &str, n: usize, timeout: Duration) -> Vec<Record> {
-    let consumer: BaseConsumer = ClientConfig::new()
-        .set("bootstrap.servers", bootstrap)
+    let mut client = ClientConfig::new();
+    client.set("bootstrap.servers", bootstrap);
+    read_topic_with(client, topic, n, timeout)
+}
+
+/// The same through `client` (bootstrap servers and any security settings).
+pub fn read_topic_with(
+    mut client: ClientConfig,
+    topic: &str,
+    n: usize,
+    timeout: Duration,
+) -> Vec<Record> {
+    let consumer: BaseConsumer = client
         .set("group.id", format!("test-reader-{topic}"))
         .set("enable.auto.commit", "false")
         .create()
@@ -302,5 +313,49 @@ impl Drop for ExternalProcess {
     fn drop(&mut self) {
         let _ = self.child.kill();
         let _ = self.child.wait();
+    }
+}
+
+/// A certificate authority made for one test, and a server certificate it
+/// signed for `localhost` and `127.0.0.1`.
+pub struct TestCa {
+    /// The CA certificate, PEM: what a client is told to trust.
+    pub ca_pem: String,
+    /// Accepts TLS with the server certificate.
+    pub acceptor: tokio_rustls::TlsAcceptor,
+}
+
+impl TestCa {
+    pub fn new() -> Self {
+        use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
+        use tokio_rustls::rustls;
+
+        let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        ca_params
+            .distinguished_name
+            .push(DnType::CommonName, "yujing test CA");
+        let ca_key = KeyPair::generate().unwrap();
+        let ca = ca_params.self_signed(&ca_key).unwrap();
+        let leaf_key = KeyPair::generate().unwrap();
+        let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
+            .unwrap()
+            .signed_by(&leaf_key, &ca, &ca_key)
+            .unwrap();
+        let config = rustls::ServerConfig::builder_with_provider(std::sync::Arc::new(
+            rustls::crypto::ring::default_provider(),
+        ))
+        .with_safe_default_protocol_versions()
+        .unwrap()
+        .with_no_client_auth()
+        .with_single_cert(
+            vec![leaf.der().clone()],
+            rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
+        )
+        .unwrap();
+        TestCa {
+            ca_pem: ca.pem(),
+            acceptor: tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config)),
+        }
     }
 }

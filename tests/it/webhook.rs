@@ -10,6 +10,8 @@ use axum::routing::post;
 use yujing_sinks::webhook::signature;
 use yujing_sinks::{AlertMessage, WebhookSettings, WebhookSink};
 
+use crate::support::TestCa;
+
 /// What the receiver saw: (headers, body) per request.
 type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
 
@@ -220,34 +222,9 @@ metrics:
 /// An HTTPS receiver with a certificate from a CA made here; returns its
 /// URL, the CA certificate (PEM), and the requests it read.
 async fn tls_receiver() -> (String, String, Arc<Mutex<Vec<String>>>) {
-    use rcgen::{BasicConstraints, CertificateParams, DnType, IsCa, KeyPair};
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    use tokio_rustls::rustls;
 
-    let mut ca_params = CertificateParams::new(Vec::<String>::new()).unwrap();
-    ca_params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-    ca_params
-        .distinguished_name
-        .push(DnType::CommonName, "yujing test CA");
-    let ca_key = KeyPair::generate().unwrap();
-    let ca = ca_params.self_signed(&ca_key).unwrap();
-    let leaf_key = KeyPair::generate().unwrap();
-    let leaf = CertificateParams::new(vec!["localhost".to_owned(), "127.0.0.1".to_owned()])
-        .unwrap()
-        .signed_by(&leaf_key, &ca, &ca_key)
-        .unwrap();
-    let config = rustls::ServerConfig::builder_with_provider(Arc::new(
-        rustls::crypto::ring::default_provider(),
-    ))
-    .with_safe_default_protocol_versions()
-    .unwrap()
-    .with_no_client_auth()
-    .with_single_cert(
-        vec![leaf.der().clone()],
-        rustls::pki_types::PrivateKeyDer::Pkcs8(leaf_key.serialize_der().into()),
-    )
-    .unwrap();
-    let acceptor = tokio_rustls::TlsAcceptor::from(Arc::new(config));
+    let TestCa { ca_pem, acceptor } = TestCa::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://127.0.0.1:{}/hook",
@@ -296,7 +273,7 @@ async fn tls_receiver() -> (String, String, Arc<Mutex<Vec<String>>>) {
             });
         }
     });
-    (url, ca.pem(), seen)
+    (url, ca_pem, seen)
 }
 
 #[tokio::test]
