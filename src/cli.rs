@@ -181,6 +181,13 @@ pub fn main() -> ExitCode {
                         "{} messages ({} readings) to {} in {:.1} s",
                         r.messages, r.readings, args.topic, r.seconds
                     );
+                    if r.unknown_sensors > 0 {
+                        eprintln!(
+                            "warning: {} messages are of sensors not in {}: keyed by sensor id; the pipeline refuses them as unknown sensors",
+                            r.unknown_sensors,
+                            args.sensors.as_deref().unwrap_or(std::path::Path::new("")).display()
+                        );
+                    }
                     ExitCode::SUCCESS
                 })
                 .map_err(PipelineError::Invalid),

@@ -554,4 +554,37 @@ async fn replay_publishes_history_as_reading_messages() {
         assert!(readings[0].ts_ms >= last);
         last = readings[0].ts_ms;
     }
+
+    // With the city's registry: keyed by district code, so a district's
+    // readings share a partition.
+    let dir = tempfile::tempdir().unwrap();
+    let sensors = dir.path().join("sensors.csv");
+    std::fs::write(
+        &sensors,
+        "sensor_id,kind,district,district_code,street,grid,lat,lon\nspeed_7578,traffic,Yubei,500112,Longxi,g1,29.6,106.5\n",
+    )
+    .unwrap();
+    cluster.create_topic("by-district", 1, 1).unwrap();
+    let cli = Cli::parse_from([
+        "replay",
+        series.to_str().unwrap(),
+        "--brokers",
+        &bootstrap,
+        "--topic",
+        "by-district",
+        "--time-zone",
+        "+00:00",
+        "--sensors",
+        sensors.to_str().unwrap(),
+    ]);
+    let sent = yujing::replay::run(&cli.args).await.unwrap();
+    assert_eq!((sent.messages as usize, sent.unknown_sensors), (n, 0));
+    let b = bootstrap.clone();
+    let got = tokio::task::spawn_blocking(move || {
+        read_topic(&b, "by-district", n, Duration::from_secs(30))
+    })
+    .await
+    .unwrap();
+    assert_eq!(got.len(), n);
+    assert!(got.iter().all(|r| r.key.as_deref() == Some("500112")));
 }

@@ -13,6 +13,7 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
+use crate::harness::Cluster;
 use crate::support::{free_port, parse_prometheus_text};
 
 const RULES: &str = "\
@@ -248,7 +249,16 @@ async fn a_second_instance_takes_partitions_over_without_loss() {
 /// offsets, the start of the open window).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_rebalance_hands_the_open_windows_to_the_next_owner() {
-    hand_over_half_a_window(["", ""]).await;
+    hand_over_half_a_window(Cluster::mock(), ["", ""]).await;
+}
+
+/// The same on a real broker process (tansu): its group coordinator, not
+/// the mock's, runs the rebalance.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_real_broker_a_rebalance_hands_the_open_windows_over() {
+    if let Some(cluster) = Cluster::tansu().await {
+        hand_over_half_a_window(cluster, ["", ""]).await;
+    }
 }
 
 /// The same in exactly-once mode: the states are written inside each
@@ -257,21 +267,27 @@ async fn a_rebalance_hands_the_open_windows_to_the_next_owner() {
 /// only the committed path is exercised here).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn in_exactly_once_mode_the_handover_is_committed_with_the_alerts() {
-    hand_over_half_a_window([
-        "  transactional_id: yujing-pair-a",
-        "  transactional_id: yujing-pair-b",
-    ])
+    hand_over_half_a_window(
+        Cluster::mock(),
+        [
+            "  transactional_id: yujing-pair-a",
+            "  transactional_id: yujing-pair-b",
+        ],
+    )
     .await;
 }
 
 /// Two instances, each with its `kafka:` settings besides the state topic.
-async fn hand_over_half_a_window(kafka: [&str; 2]) {
-    let cluster = MockCluster::new(1).unwrap();
-    cluster.create_topic("readings", 2, 1).unwrap();
-    cluster.create_topic("alerts", 1, 1).unwrap();
-    cluster.create_topic("dead-letter", 1, 1).unwrap();
-    cluster.create_topic("yujing-state", 1, 1).unwrap();
-    let bootstrap = cluster.bootstrap_servers();
+async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
+    cluster
+        .create_topics(&[
+            ("readings", 2),
+            ("alerts", 1),
+            ("dead-letter", 1),
+            ("yujing-state", 1),
+        ])
+        .await;
+    let bootstrap = cluster.bootstrap();
     let dir = tempfile::tempdir().unwrap();
     let (port_a, port_b) = (free_port(), free_port());
     let rules = "rules:\n  - id: pm25-avg\n    metric: pm25\n    window: 10m\n    above: { blue: 75, orange: 150 }\n";
