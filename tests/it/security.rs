@@ -1,12 +1,13 @@
-//! yujing against a broker that requires SASL/SCRAM over TLS: the settings
-//! of docs/operations.md ("Security") on a real Kafka-protocol broker
-//! (tansu) behind a TLS listener made for the test.
+//! yujing against a broker that requires SASL/SCRAM over mutual TLS: the
+//! settings of docs/operations.md ("Security") on a real Kafka-protocol
+//! broker (tansu) behind a TLS listener made for the test.
 //!
 //! tansu 0.6 authenticates SASL itself (SCRAM credentials in its store) but
 //! does not terminate TLS (its `--cert`/`--key` are not wired to its
 //! listener), so a proxy here terminates TLS with a certificate from a CA
-//! made in the test, and the broker advertises the proxy: every connection
-//! a client makes, bootstrap or not, goes through TLS.
+//! made in the test and asks clients for one of that CA, and the broker
+//! advertises the proxy: every connection a client makes, bootstrap or
+//! not, goes through it.
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -76,7 +77,7 @@ async fn can_read_metadata(client: rdkafka::ClientConfig) -> Result<(), String> 
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn readings_and_warnings_flow_over_tls_with_scram_authentication() {
+async fn readings_and_warnings_flow_over_mutual_tls_with_scram_authentication() {
     if !external_program("tansu") {
         return;
     }
@@ -86,74 +87,97 @@ async fn readings_and_warnings_flow_over_tls_with_scram_authentication() {
     let port = free_port();
 
     // An administrator sets the broker up while it is still open: the
-    // topics, and a SCRAM-SHA-256 user for yujing.
+    // topics, a SCRAM-SHA-256 user for yujing and a SCRAM-SHA-512 one.
     {
         let open = Cluster::tansu_at(port, &storage).await.unwrap();
         open.create_topics(&TOPICS).await;
-        let out = std::process::Command::new("tansu")
-            .args(["user", "create", "--broker"])
-            .arg(format!("tcp://127.0.0.1:{port}"))
-            .args(["--mechanism", "scram256", "yujing", PASSWORD])
-            .output()
-            .unwrap();
-        assert!(
-            out.status.success(),
-            "tansu user create: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        for (user, mechanism) in [("yujing", "scram256"), ("bureau", "scram512")] {
+            let out = std::process::Command::new("tansu")
+                .args(["user", "create", "--broker"])
+                .arg(format!("tcp://127.0.0.1:{port}"))
+                .args(["--mechanism", mechanism, user, PASSWORD])
+                .output()
+                .unwrap();
+            assert!(
+                out.status.success(),
+                "tansu user create: {}",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
     }
 
-    // Then it requires SASL, behind TLS.
+    // Then it requires SASL, behind mutual TLS (clients show a certificate
+    // of the city's CA too).
     let ca = TestCa::new();
-    let (tls_port, tls_sessions) = tls_proxy(ca.acceptor.clone(), port).await;
+    let (tls_port, tls_sessions) = tls_proxy(ca.mutual_acceptor(), port).await;
     let advertised = format!("tcp://127.0.0.1:{tls_port}");
     let cluster = Cluster::tansu_serving(port, &storage, &advertised, &["--authentication"])
         .await
         .unwrap();
     let city = City::with(cluster, format!("127.0.0.1:{tls_port}"), 3);
-    let ca_file = city.dir.path().join("ca.pem");
-    std::fs::write(&ca_file, &ca.ca_pem).unwrap();
-    let ca_file = ca_file.display().to_string();
-    std::fs::write(city.dir.path().join("kafka-password"), PASSWORD).unwrap();
-    let secured = [
+    let file = |name: &str, content: &str| {
+        let path = city.dir.path().join(name);
+        std::fs::write(&path, content).unwrap();
+        path.display().to_string()
+    };
+    let ca_file = file("ca.pem", &ca.ca_pem);
+    let (cert, key) = ca.client_certificate("yujing");
+    let (cert_file, key_file) = (file("client.pem", &cert), file("client.key", &key));
+    file("kafka-password", PASSWORD);
+    let tls = [
         ("security.protocol", "SASL_SSL"),
-        ("sasl.mechanisms", "SCRAM-SHA-256"),
-        ("sasl.username", "yujing"),
         ("ssl.ca.location", ca_file.as_str()),
+        ("ssl.certificate.location", cert_file.as_str()),
+        ("ssl.key.location", key_file.as_str()),
     ];
-    let with_password = |password: &str| {
+    let client = |mechanism: &str, user: &str, password: &str| {
         let mut client = city.client();
-        for (k, v) in secured {
+        for (k, v) in tls {
             client.set(k, v);
         }
-        client.set("sasl.password", password);
+        client
+            .set("sasl.mechanisms", mechanism)
+            .set("sasl.username", user)
+            .set("sasl.password", password);
         client
     };
 
-    // The broker really checks: a wrong password, or no TLS, gets nothing.
-    let refused = can_read_metadata(with_password("not-the-password"))
+    // The broker and the listener really check: a wrong password, no TLS
+    // or no client certificate gets nothing.
+    can_read_metadata(client("SCRAM-SHA-256", "yujing", "not-the-password"))
         .await
         .unwrap_err();
-    assert!(!refused.is_empty());
-    let mut plaintext = with_password(PASSWORD);
+    let mut plaintext = client("SCRAM-SHA-256", "yujing", PASSWORD);
     plaintext.set("security.protocol", "SASL_PLAINTEXT");
     can_read_metadata(plaintext).await.unwrap_err();
-    can_read_metadata(with_password(PASSWORD)).await.unwrap();
+    let mut no_certificate = client("SCRAM-SHA-256", "yujing", PASSWORD);
+    no_certificate
+        .remove("ssl.certificate.location")
+        .remove("ssl.key.location");
+    can_read_metadata(no_certificate).await.unwrap_err();
+    can_read_metadata(client("SCRAM-SHA-256", "yujing", PASSWORD))
+        .await
+        .unwrap();
+    can_read_metadata(client("SCRAM-SHA-512", "bureau", PASSWORD))
+        .await
+        .unwrap();
 
+    let mut test_clients: Vec<(&str, &str)> = tls.to_vec();
+    test_clients.extend([
+        ("sasl.mechanisms", "SCRAM-SHA-256"),
+        ("sasl.username", "yujing"),
+        ("sasl.password", PASSWORD),
+    ]);
     let city = city.secured(
-        &[
-            ("security.protocol", "SASL_SSL"),
-            ("sasl.mechanisms", "SCRAM-SHA-256"),
-            ("sasl.username", "yujing"),
-            ("sasl.password", PASSWORD),
-            ("ssl.ca.location", ca_file.as_str()),
-        ],
+        &test_clients,
         &format!(
             "  properties:
     security.protocol: SASL_SSL
     sasl.mechanisms: SCRAM-SHA-256
     sasl.username: yujing
     ssl.ca.location: \"{ca_file}\"
+    ssl.certificate.location: \"{cert_file}\"
+    ssl.key.location: \"{key_file}\"
   secret_properties:
     sasl.password: {{ file: kafka-password }}"
         ),

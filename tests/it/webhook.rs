@@ -224,7 +224,9 @@ metrics:
 async fn tls_receiver() -> (String, String, Arc<Mutex<Vec<String>>>) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
-    let TestCa { ca_pem, acceptor } = TestCa::new();
+    let TestCa {
+        ca_pem, acceptor, ..
+    } = TestCa::new();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let url = format!(
         "https://127.0.0.1:{}/hook",
