@@ -1,15 +1,18 @@
 //! The Prometheus endpoint: `GET /metrics` (text exposition format),
 //! `GET /healthz` (the process answers), `GET /health` (JSON: each sink up
 //! or failing, and its spool); with `yujing run`, also `POST /-/reload`
-//! (rules reload, bearer token required).
+//! (rules reload, bearer token required). No endpoint takes a body: one
+//! declared larger than [`MAX_REQUEST_BODY`], or sent chunked, is refused
+//! (413) before any handler runs; hyper bounds the request head.
 
 use std::future::Future;
 use std::net::SocketAddr;
 
 use axum::Router;
-use axum::extract::State;
+use axum::extract::{Request, State};
 use axum::http::{HeaderMap, StatusCode, header};
-use axum::response::IntoResponse;
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post};
 use tokio::net::TcpListener;
 use tokio::sync::oneshot;
@@ -65,11 +68,33 @@ impl MetricsServer {
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/health", get(health))
             .route("/-/reload", post(reload))
+            .layer(axum::middleware::from_fn(limit_body))
             .with_state(self.state);
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }
+}
+
+/// The largest request body accepted (none is read).
+pub const MAX_REQUEST_BODY: u64 = 1024;
+
+async fn limit_body(request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let declared = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<u64>().ok());
+    if headers.contains_key(header::TRANSFER_ENCODING)
+        || declared.is_some_and(|n| n > MAX_REQUEST_BODY)
+    {
+        return (
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("request body over {MAX_REQUEST_BODY} bytes: these endpoints take none\n"),
+        )
+            .into_response();
+    }
+    next.run(request).await
 }
 
 async fn metrics(State(s): State<AppState>) -> impl IntoResponse {

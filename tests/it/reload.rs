@@ -214,6 +214,16 @@ async fn rules_swap_under_load_without_loss_or_storm() {
         assert_eq!(post_reload(port, Some("guess")).await.0, 401);
 
         std::fs::write(&rules_path, V2).unwrap();
+        // An oversized request, even with the token: refused before the
+        // handler (the reload below still finds V2 new).
+        let oversized = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{port}/-/reload"))
+            .header("authorization", format!("Bearer {TOKEN}"))
+            .body(vec![b'x'; 64 * 1024])
+            .send()
+            .await
+            .unwrap();
+        assert_eq!(oversized.status().as_u16(), 413);
         let (status, body) = post_reload(port, Some(TOKEN)).await;
         assert_eq!(status, 200, "{body}");
         assert!(
