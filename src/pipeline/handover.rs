@@ -16,7 +16,7 @@
 //! partition is then read from its committed offset, which trails every
 //! open window, as without handover.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -27,6 +27,7 @@ use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
 use super::{PipelineError, State, commit};
+use crate::config::KafkaConfig;
 use crate::engine::PartitionState;
 use crate::telemetry::{HandoverRead, HandoverWritten, LagReporter};
 
@@ -189,6 +190,54 @@ impl StateReader {
         }
         Ok(())
     }
+}
+
+/// The two sides of a handover through `topic`: the consumer context's
+/// link (requests to the pipeline, the state reader) and the pipeline's
+/// side, which writes states with `producer`.
+pub(super) fn wire(
+    topic: &str,
+    kafka: &KafkaConfig,
+    consumer_properties: &BTreeMap<String, String>,
+    fingerprint: String,
+    producer: FutureProducer,
+) -> (
+    mpsc::UnboundedReceiver<HandoverRequest>,
+    HandoverLink,
+    Handover,
+) {
+    let (tx, rx) = mpsc::unbounded_channel();
+    let arrivals = Arrivals::default();
+    let fingerprint = Arc::new(Mutex::new(fingerprint));
+    let reader = StateReader {
+        config: yujing_ingest::kafka::client_config(
+            &kafka.bootstrap_servers,
+            &[("enable.partition.eof", "false")],
+            consumer_properties,
+            &[
+                ("group.id", &format!("{}.state-reader", kafka.group_id)),
+                ("enable.auto.commit", "false"),
+                // Exactly once, a state of an aborted transaction is
+                // never taken up, whatever the readings consumer uses.
+                ("isolation.level", "read_committed"),
+            ],
+        ),
+        topic: topic.to_owned(),
+    };
+    let link = HandoverLink {
+        requests: tx,
+        reader: Arc::new(reader),
+        arrivals: arrivals.clone(),
+        fingerprint: fingerprint.clone(),
+    };
+    let side = Handover {
+        topic: topic.to_owned(),
+        producer,
+        arrivals,
+        fingerprint,
+        handed_over: HashSet::new(),
+    };
+    (rx, link, side)
 }
 
 /// The pipeline's side.

@@ -12,12 +12,16 @@
 //! ids and sequence numbers so a subscriber can drop a repeat).
 //!
 //! # Layout
-//! - this file: setup, the main loop, closing windows, publishing, reloads;
+//! - this file: setup, the main loop and shutdown, closing windows,
+//!   publishing;
 //! - [`intake`]: each consumed message placed, refused or set aside;
 //! - [`dead_letter`]: copies of refused messages with the reason;
 //! - [`outbox`]: a delivery task per sink, direct or spooled, storm control;
 //! - [`commit`]: offsets committed (or, exactly once, in transactions);
-//! - [`warning_state`]: active warnings saved across restarts.
+//! - [`warning_state`]: active warnings saved across restarts;
+//! - [`checkpoint`]: the open windows saved to `state_dir` and taken up;
+//! - [`handover`]: partition states through `kafka.state_topic`;
+//! - [`rules_reload`]: rules swapped in while running, or refused.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -39,6 +43,7 @@ pub use handover::{HandoverLink, StateReader};
 mod dead_letter;
 mod intake;
 mod outbox;
+mod rules_reload;
 pub mod warning_state;
 
 use outbox::Outbox;
@@ -48,11 +53,8 @@ use crate::config::{KafkaConfig, PipelineConfig};
 use crate::engine::Engine;
 use crate::fetch::Fetcher;
 use crate::rebalance::ResumePlan;
-use crate::reload::{ReloadReceiver, ReloadRequest};
-use crate::telemetry::{
-    LagReporter, Metrics, RevokedPartitions, RulesReloadRefused, RulesReloaded,
-    WarningStateRestored,
-};
+use crate::reload::ReloadReceiver;
+use crate::telemetry::{LagReporter, Metrics, RevokedPartitions, WarningStateRestored};
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
 /// committed, so a restart resumes without loss.
@@ -210,39 +212,14 @@ pub async fn run(
     let (mut handover_requests, handover_link, handover) = match &state_topic {
         None => (None, None, None),
         Some(topic) => {
-            let (tx, rx) = tokio::sync::mpsc::unbounded_channel();
-            let arrivals = handover::Arrivals::default();
-            let fingerprint = std::sync::Arc::new(std::sync::Mutex::new(engine.fingerprint()));
-            let reader = StateReader {
-                config: kafka::client_config(
-                    &k.bootstrap_servers,
-                    &[("enable.partition.eof", "false")],
-                    &consumer_props,
-                    &[
-                        ("group.id", &format!("{}.state-reader", k.group_id)),
-                        ("enable.auto.commit", "false"),
-                    ],
-                ),
-                topic: topic.clone(),
-            };
-            let link = HandoverLink {
-                requests: tx,
-                reader: std::sync::Arc::new(reader),
-                arrivals: arrivals.clone(),
-                fingerprint: fingerprint.clone(),
-            };
-            let pipeline_side = handover::Handover {
-                topic: topic.clone(),
-                // Exactly once, states go in the alerts' transactions.
-                producer: setup
-                    .transactions
-                    .clone()
-                    .unwrap_or_else(|| dead_letter.clone()),
-                arrivals,
-                fingerprint,
-                handed_over: Default::default(),
-            };
-            (Some(rx), Some(link), Some(pipeline_side))
+            // Exactly once, states go in the alerts' transactions.
+            let producer = setup
+                .transactions
+                .clone()
+                .unwrap_or_else(|| dead_letter.clone());
+            let (rx, link, side) =
+                handover::wire(topic, k, &consumer_props, engine.fingerprint(), producer);
+            (Some(rx), Some(link), Some(side))
         }
     };
     let mut fetcher = Fetcher::start(
@@ -335,7 +312,7 @@ pub async fn run(
                     break Err(e);
                 }
             }
-            Some(req) = next_reload(&mut reloads) => {
+            Some(req) = rules_reload::next(&mut reloads) => {
                 if let Err(e) = state.reload(&rule_paths, known_metrics.as_deref(), req).await {
                     break Err(e);
                 }
@@ -361,6 +338,20 @@ pub async fn run(
     // Revocations from here on (leaving the group) do not wait for this
     // task: the states are written below, before the group is left.
     drop(handover_requests.take());
+    shut_down(state, fetcher, outcome).await
+}
+
+/// How long leaving the consumer group and closing the consumer may take.
+const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
+
+/// After the main loop: stop consuming, deliver what the watermark already
+/// closed, commit (or abort after an error), write the last checkpoint,
+/// and leave the group.
+async fn shut_down(
+    mut state: State,
+    mut fetcher: Fetcher,
+    outcome: Result<(), PipelineError>,
+) -> Result<RunSummary, PipelineError> {
     fetcher.stop();
     for sink in std::mem::take(&mut state.sinks) {
         sink.close().await;
@@ -397,17 +388,6 @@ pub async fn run(
     }
     state.summary.active_at_end = state.engine.active_count();
     outcome.map(|()| state.summary)
-}
-
-/// How long leaving the consumer group and closing the consumer may take.
-const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// The next reload request; never, when reloading is not wired up.
-async fn next_reload(reloads: &mut Option<ReloadReceiver>) -> Option<ReloadRequest> {
-    match reloads {
-        Some(rx) => rx.recv().await,
-        None => std::future::pending().await,
-    }
 }
 
 impl State {
@@ -512,61 +492,6 @@ impl State {
         }
         if !alerts.is_empty() {
             self.deliver(&alerts).await?;
-        }
-        Ok(())
-    }
-
-    /// Read the rules again and swap them in, or refuse them and keep the
-    /// running ones. Only a failing sink (for the removed rules'
-    /// resolutions) is an error.
-    async fn reload(
-        &mut self,
-        paths: &[PathBuf],
-        known_metrics: Option<&[String]>,
-        req: ReloadRequest,
-    ) -> Result<(), PipelineError> {
-        let trigger = req.trigger.as_str();
-        let outcome = match RuleSet::load_checked(paths, known_metrics) {
-            Ok(rules) => {
-                let r = self.engine.reload(&rules);
-                if let Some(h) = &self.handover {
-                    // Partitions assigned from now on take only states
-                    // that fit the new windows.
-                    *h.fingerprint.lock().unwrap_or_else(|e| e.into_inner()) =
-                        self.engine.fingerprint();
-                }
-                let summary = format!(
-                    "{} rules: {} added, {} changed, {} removed, {} unchanged",
-                    rules.rules.len(),
-                    r.added.len(),
-                    r.changed.len(),
-                    r.removed.len(),
-                    r.unchanged
-                );
-                RulesReloaded {
-                    trigger,
-                    summary: &summary,
-                    rules: rules.rules.len(),
-                }
-                .emit(&self.metrics);
-                self.publish(&r.transitions).await?;
-                // Removed rules' gauges would otherwise keep their last value.
-                self.metrics.active_warnings.reset();
-                self.update_active_gauge();
-                Ok(summary)
-            }
-            Err(e) => {
-                let problems = e.to_string();
-                RulesReloadRefused {
-                    trigger,
-                    problems: &problems,
-                }
-                .emit(&self.metrics);
-                Err(problems)
-            }
-        };
-        if let Some(reply) = req.reply {
-            let _ = reply.send(outcome);
         }
         Ok(())
     }
