@@ -22,13 +22,18 @@
 //! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
 //! - [`telemetry`]: every Prometheus metric, and typed events that log and
 //!   count.
-//! - [`metrics_server`]: the `/metrics` HTTP endpoint.
+//! - [`metrics_server`]: the HTTP endpoints `/metrics`, `/health` and
+//!   `/-/reload`.
 //! - [`demo`]: the in-process demo: mock Kafka cluster and a synthetic city.
-//! - [`bench`]: the `yujing bench` throughput, latency and memory benchmark.
+//! - [`bench`](mod@bench): the `yujing bench` throughput, latency and memory benchmark.
 //!
 //! The work itself lives in the member crates: `yujing-ingest` (decoding,
 //! windows, watermarks), `yujing-rules` (rules, DataFusion aggregates,
 //! warning state) and `yujing-sinks` (alert messages and destinations).
+
+// The layout sections above (and in module docs) name private modules
+// for readers of the source: `cargo doc --document-private-items` links them.
+#![allow(rustdoc::private_intra_doc_links)]
 
 pub mod backtest;
 pub mod bench;

@@ -9,7 +9,7 @@
 //! - [`terminal`]: one readable, coloured line per warning.
 //! - [`kafka`]: the alert topic producer (key = fingerprint, headers with
 //!   grade, rule, district), which waits for the broker's acknowledgement.
-//! - [`file`]: alerts appended to a JSONL file, rotated by size.
+//! - [`file`](mod@file): alerts appended to a JSONL file, rotated by size.
 //! - [`webhook`]: one signed HTTP POST per alert, retried with backoff.
 //! - [`alertmanager`]: warnings as Alertmanager alerts, re-sent while
 //!   active and resolved with `endsAt`.

@@ -25,7 +25,7 @@ pub struct HistoryArgs {
     /// Sensor id for a one-sensor CSV (default: the file's name).
     #[arg(long)]
     pub sensor_id: Option<String>,
-    /// CSV value columns as COLUMN=metric[*factor], comma separated
+    /// CSV value columns as `COLUMN=metric[*factor]`, comma separated
     /// (default: `value`).
     #[arg(long, default_value = "")]
     pub metrics: String,
