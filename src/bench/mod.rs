@@ -261,6 +261,7 @@ pub async fn pipeline_throughput(
             producer_properties: BTreeMap::new(),
             transactional_id: None,
             state_topic: None,
+            state_chunk_bytes: crate::config::default_state_chunk_bytes(),
             secret_properties: BTreeMap::new(),
         },
         pipeline: PipelineConfig {

@@ -177,6 +177,17 @@ pub struct KafkaConfig {
     /// `transactional_id`, the states are written in its transactions.
     #[serde(default)]
     pub state_topic: Option<String>,
+    /// Largest record written to `state_topic`, in bytes; a larger
+    /// partition state is written in chunks of this size and a manifest.
+    /// Keep it under the topic's `max.message.bytes` (broker default
+    /// about 1 MB) and the producer's `message.max.bytes`.
+    #[serde(default = "default_state_chunk_bytes")]
+    pub state_chunk_bytes: usize,
+}
+
+/// 900 kB: under the brokers' default message size limit of about 1 MB.
+pub fn default_state_chunk_bytes() -> usize {
+    900_000
 }
 
 /// Where a secret comes from: `{ env: VAR }` or `{ file: path }`.
@@ -462,6 +473,12 @@ impl Config {
                     "sink topic {topic:?}: no spool in exactly-once mode (kafka.transactional_id): its alerts are committed with the offsets"
                 ));
             }
+        }
+        if self.kafka.state_chunk_bytes < 100 {
+            return Err(format!(
+                "kafka.state_chunk_bytes {} is too small: at least 100",
+                self.kafka.state_chunk_bytes
+            ));
         }
         if self.kafka.readings_topics.is_empty() {
             return Err("kafka.readings_topics must name at least one topic".into());

@@ -154,6 +154,7 @@ pub async fn run(
             producer_properties: BTreeMap::new(),
             transactional_id: None,
             state_topic: None,
+            state_chunk_bytes: crate::config::default_state_chunk_bytes(),
             secret_properties: BTreeMap::new(),
         },
         pipeline: PipelineConfig {

@@ -26,7 +26,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
-use super::{PipelineError, State, commit};
+use super::{PipelineError, State, commit, state_chunks};
 use crate::config::KafkaConfig;
 use crate::engine::PartitionState;
 use crate::telemetry::{HandoverRead, HandoverWritten, LagReporter};
@@ -155,6 +155,7 @@ impl StateReader {
             return Ok(());
         }
         consumer.assign(&tpl)?;
+        let mut states = state_chunks::Assembler::default();
         let deadline = Instant::now() + Duration::from_secs(20);
         while !ends.is_empty() && Instant::now() < deadline {
             let Some(m) = consumer.poll(Duration::from_millis(100)) else {
@@ -167,27 +168,22 @@ impl StateReader {
             {
                 ends.remove(&m.partition());
             }
-            let Some(key) = m
-                .key()
-                .and_then(|k| std::str::from_utf8(k).ok())
-                .and_then(|k| k.rsplit_once('/'))
-                .and_then(|(t, p)| Some((t.to_owned(), p.parse::<i32>().ok()?)))
-            else {
+            let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
                 continue;
             };
-            if !wanted.contains(&key) {
-                continue;
-            }
-            match m.payload().map(serde_json::from_slice::<PartitionState>) {
-                Some(Ok(state)) => {
-                    out.insert(key, state);
-                }
-                // A tombstone, or a state this yujing cannot read.
-                _ => {
-                    out.remove(&key);
-                }
+            if state_chunks::partition_of(key).is_some_and(|p| wanted.contains(&p)) {
+                states.add(key, m.payload());
             }
         }
+        let (found, incomplete) = states.finish();
+        if incomplete > 0 {
+            tracing::warn!(
+                topic = %self.topic,
+                incomplete,
+                "partition states in chunks with chunks missing; those partitions are replayed from their committed offsets"
+            );
+        }
+        out.extend(found);
         Ok(())
     }
 }
@@ -236,6 +232,7 @@ pub(super) fn wire(
         arrivals,
         fingerprint,
         handed_over: HashSet::new(),
+        chunk_bytes: kafka.state_chunk_bytes,
     };
     (rx, link, side)
 }
@@ -248,6 +245,8 @@ pub(super) struct Handover {
     pub fingerprint: Arc<Mutex<String>>,
     /// Partitions handed over whose messages may still be on their way.
     pub handed_over: HashSet<(String, i32)>,
+    /// Largest record written; a larger state goes in chunks.
+    pub chunk_bytes: usize,
 }
 
 impl State {
@@ -307,18 +306,29 @@ impl State {
         let started = Instant::now();
         let key = format!("{}/{}", state.topic, state.partition);
         let body = serde_json::to_vec(state).expect("partition state serializes");
-        let sent = h
-            .producer
-            .send(
-                FutureRecord::to(&h.topic).key(&key).payload(&body),
-                Duration::from_secs(20),
-            )
-            .await;
+        let bytes = body.len();
+        let records =
+            state_chunks::records(&key, body, h.chunk_bytes, state_chunks::next_generation());
+        // One at a time: a manifest goes out only once its chunks are in.
+        let mut error = None;
+        for (record_key, record) in &records {
+            let sent = h
+                .producer
+                .send(
+                    FutureRecord::to(&h.topic).key(record_key).payload(record),
+                    Duration::from_secs(20),
+                )
+                .await;
+            if let Err((e, _)) = sent {
+                error = Some(e.to_string());
+                break;
+            }
+        }
         HandoverWritten {
             partition: &key,
-            bytes: body.len(),
+            bytes,
             seconds: started.elapsed().as_secs_f64(),
-            error: sent.err().map(|(e, _)| e.to_string()).as_deref(),
+            error: error.as_deref(),
         }
         .emit(&self.metrics);
     }

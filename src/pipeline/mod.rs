@@ -44,6 +44,7 @@ mod dead_letter;
 mod intake;
 mod outbox;
 mod rules_reload;
+mod state_chunks;
 pub mod warning_state;
 
 use outbox::Outbox;

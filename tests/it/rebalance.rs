@@ -253,13 +253,17 @@ async fn a_rebalance_hands_the_open_windows_to_the_next_owner() {
 }
 
 /// The same on a real broker process (tansu): its group coordinator, not
-/// the mock's, runs the rebalance.
+/// the mock's, runs the rebalance. The states are cut into 200-byte
+/// chunks, as a city's large partitions are into records under the
+/// broker's message size.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn on_a_real_broker_a_rebalance_hands_the_open_windows_over() {
+async fn on_a_real_broker_a_rebalance_hands_the_open_windows_over_in_chunks() {
     if let Some(cluster) = Cluster::tansu().await {
-        hand_over_half_a_window(cluster, ["", ""]).await;
+        hand_over_half_a_window(cluster, [CHUNKED, CHUNKED]).await;
     }
 }
+
+const CHUNKED: &str = "  state_chunk_bytes: 200";
 
 /// The same in exactly-once mode: the states are written inside each
 /// instance's transaction, which the old owner commits before the
@@ -270,8 +274,8 @@ async fn in_exactly_once_mode_the_handover_is_committed_with_the_alerts() {
     hand_over_half_a_window(
         Cluster::mock(),
         [
-            "  transactional_id: yujing-pair-a",
-            "  transactional_id: yujing-pair-b",
+            "  transactional_id: yujing-pair-a\n  state_chunk_bytes: 200",
+            "  transactional_id: yujing-pair-b\n  state_chunk_bytes: 200",
         ],
     )
     .await;
@@ -361,9 +365,9 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
         .await;
         // Nothing more arrives (a repeat or a partial window would).
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let bootstrap = bootstrap.clone();
+        let b = bootstrap.clone();
         let alerts = tokio::task::spawn_blocking(move || {
-            crate::support::read_topic(&bootstrap, "alerts", 3, Duration::from_secs(3))
+            crate::support::read_topic(&b, "alerts", 3, Duration::from_secs(3))
         })
         .await
         .unwrap();
@@ -375,6 +379,20 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
         // A wrote the state of the partition it gave up.
         let written = r#"yujing_partition_states_written_total{outcome="success"}"#;
         assert!(metric(port_a, written).await >= 1.0);
+        // Chunked when asked to: no record over the limit, chunk keys there.
+        let b = bootstrap.clone();
+        let records = tokio::task::spawn_blocking(move || {
+            crate::support::read_topic(&b, "yujing-state", 1000, Duration::from_secs(3))
+        })
+        .await
+        .unwrap();
+        let chunked = records
+            .iter()
+            .any(|r| r.key.as_deref().is_some_and(|k| k.contains('#')));
+        assert_eq!(chunked, kafka[0].contains("state_chunk_bytes"));
+        if chunked {
+            assert!(records.iter().all(|r| r.payload.len() <= 200));
+        }
         let _ = stop_a.send(());
         let _ = stop_b.send(());
         (alerts, read)
