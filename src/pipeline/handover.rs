@@ -22,7 +22,7 @@ use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::producer::{FutureProducer, FutureRecord};
+use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use rdkafka::{ClientConfig, Offset, TopicPartitionList};
 use tokio::sync::mpsc;
 
@@ -143,7 +143,12 @@ impl StateReader {
         let mut tpl = TopicPartitionList::new();
         let mut ends: HashMap<i32, i64> = HashMap::new();
         for t in metadata.topics() {
-            for p in t.partitions() {
+            let count = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
+            let needed: HashSet<i32> = wanted
+                .iter()
+                .map(|(_, p)| state_chunks::state_partition(*p, count))
+                .collect();
+            for p in t.partitions().iter().filter(|p| needed.contains(&p.id())) {
                 let (low, high) = consumer.fetch_watermarks(&self.topic, p.id(), timeout)?;
                 if high > low {
                     tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)?;
@@ -174,6 +179,12 @@ impl StateReader {
             if state_chunks::partition_of(key).is_some_and(|p| wanted.contains(&p)) {
                 states.add(key, m.payload());
             }
+        }
+        if !ends.is_empty() {
+            tracing::warn!(
+                topic = %self.topic,
+                "the state topic was not read to its end within 20 s; partitions whose states were not reached are replayed from their committed offsets"
+            );
         }
         let (found, incomplete) = states.finish();
         if incomplete > 0 {
@@ -226,9 +237,31 @@ pub(super) fn wire(
         arrivals: arrivals.clone(),
         fingerprint: fingerprint.clone(),
     };
+    let state_partitions = match producer
+        .client()
+        .fetch_metadata(Some(topic), Duration::from_secs(10))
+    {
+        Ok(m) => m
+            .topics()
+            .first()
+            .map(|t| t.partitions().len())
+            .filter(|n| *n > 0)
+            .and_then(|n| i32::try_from(n).ok()),
+        Err(e) => {
+            tracing::warn!(topic, "cannot read the state topic's partitions: {e}");
+            None
+        }
+    };
+    if state_partitions.is_none() {
+        tracing::warn!(
+            topic,
+            "the state topic's partitions are not known (does it exist?): states are written by key, and their next owners may not find them"
+        );
+    }
     let side = Handover {
         topic: topic.to_owned(),
         producer,
+        state_partitions,
         arrivals,
         fingerprint,
         handed_over: HashSet::new(),
@@ -247,6 +280,11 @@ pub(super) struct Handover {
     pub handed_over: HashSet<(String, i32)>,
     /// Largest record written; a larger state goes in chunks.
     pub chunk_bytes: usize,
+    /// The state topic's partition count, when known at start: states
+    /// then go to [`state_chunks::state_partition`] (else by key hash, and
+    /// their next owner reads them only if the mapping happens to agree;
+    /// otherwise the partition is replayed).
+    pub state_partitions: Option<i32>,
 }
 
 impl State {
@@ -312,13 +350,11 @@ impl State {
         // One at a time: a manifest goes out only once its chunks are in.
         let mut error = None;
         for (record_key, record) in &records {
-            let sent = h
-                .producer
-                .send(
-                    FutureRecord::to(&h.topic).key(record_key).payload(record),
-                    Duration::from_secs(20),
-                )
-                .await;
+            let mut to = FutureRecord::to(&h.topic).key(record_key).payload(record);
+            if let Some(n) = h.state_partitions {
+                to = to.partition(state_chunks::state_partition(state.partition, n));
+            }
+            let sent = h.producer.send(to, Duration::from_secs(20)).await;
             if let Err((e, _)) = sent {
                 error = Some(e.to_string());
                 break;

@@ -86,6 +86,13 @@ pub(super) fn partition_of(key: &str) -> Option<(String, i32)> {
     Some((topic.to_owned(), partition.parse().ok()?))
 }
 
+/// The state topic's partition for the states of readings partition
+/// `partition` (of any readings topic): a reader then reads only the state
+/// partitions of the readings partitions it was given.
+pub(super) fn state_partition(partition: i32, state_partitions: i32) -> i32 {
+    partition.rem_euclid(state_partitions.max(1))
+}
+
 /// A generation for the next chunked write: the wall clock in ms, and a
 /// counter so two writes in one millisecond differ.
 pub(super) fn next_generation() -> u64 {

@@ -288,7 +288,7 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
             ("readings", 2),
             ("alerts", 1),
             ("dead-letter", 1),
-            ("yujing-state", 1),
+            ("yujing-state", 3),
         ])
         .await;
     let bootstrap = cluster.bootstrap();
@@ -380,6 +380,8 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
         let written = r#"yujing_partition_states_written_total{outcome="success"}"#;
         assert!(metric(port_a, written).await >= 1.0);
         // Chunked when asked to: no record over the limit, chunk keys there.
+        // Readings partition 0's states are on state partition 0, and
+        // only they.
         let b = bootstrap.clone();
         let records = tokio::task::spawn_blocking(move || {
             crate::support::read_topic(&b, "yujing-state", 1000, Duration::from_secs(3))
@@ -389,6 +391,15 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
         let chunked = records
             .iter()
             .any(|r| r.key.as_deref().is_some_and(|k| k.contains('#')));
+        assert!(!records.is_empty());
+        assert!(
+            records.iter().all(|r| r
+                .key
+                .as_deref()
+                .is_some_and(|k| k.starts_with("readings/0"))),
+            "{:?}",
+            records.iter().map(|r| r.key.clone()).collect::<Vec<_>>()
+        );
         assert_eq!(chunked, kafka[0].contains("state_chunk_bytes"));
         if chunked {
             assert!(records.iter().all(|r| r.payload.len() <= 200));
