@@ -152,12 +152,6 @@ fn poll_loop(
                     }
                 };
                 let payload = m.payload().unwrap_or(&[]);
-                // Where reading resumes if a rebalance keeps the partition
-                // here.
-                consumer
-                    .context()
-                    .positions
-                    .fetched(&topic, m.partition(), m.offset());
                 FetchItem::Message(Fetched {
                     topic,
                     partition: m.partition(),

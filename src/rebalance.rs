@@ -100,38 +100,17 @@ impl ResumePlan {
     }
 }
 
-/// How far the consumer thread got in each partition, and the partitions
-/// an eager rebalance revoked until the assignment that follows it.
+/// The partitions an eager rebalance revoked, each with the next offset
+/// after the last message the consumer thread took from it (librdkafka's
+/// application position, read once at the revocation), kept until the
+/// assignment that follows.
 #[derive(Default)]
 pub struct Positions {
-    /// Topic → partition → next offset to fetch.
-    fetched: Mutex<HashMap<Arc<str>, HashMap<i32, i64>>>,
-    revoking: Mutex<Vec<(String, i32)>>,
+    revoking: Mutex<Vec<(Partition, Option<i64>)>>,
 }
 
-impl Positions {
-    /// The consumer thread took the message at `offset`.
-    pub fn fetched(&self, topic: &Arc<str>, partition: i32, offset: i64) {
-        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = fetched.get_mut(&**topic) {
-            t.insert(partition, offset + 1);
-        } else {
-            fetched.insert(topic.clone(), HashMap::from([(partition, offset + 1)]));
-        }
-    }
-
-    fn next(&self, topic: &str, partition: i32) -> Option<i64> {
-        let fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
-        fetched.get(topic).and_then(|t| t.get(&partition)).copied()
-    }
-
-    fn forget(&self, topic: &str, partition: i32) {
-        let mut fetched = self.fetched.lock().unwrap_or_else(|e| e.into_inner());
-        if let Some(t) = fetched.get_mut(topic) {
-            t.remove(&partition);
-        }
-    }
-}
+/// A readings topic's partition.
+type Partition = (String, i32);
 
 impl LagReporter {
     /// After an eager revocation, at the next assignment: report the
@@ -155,13 +134,12 @@ impl LagReporter {
             .collect();
         let mut kept = HashSet::new();
         let mut revoked = self.revoked.lock().unwrap_or_else(|e| e.into_inner());
-        for (topic, partition) in revoking {
+        for ((topic, partition), next) in revoking {
             if !assigned.contains(&(topic.clone(), partition)) {
-                self.positions.forget(&topic, partition);
                 revoked.push((topic, partition));
                 continue;
             }
-            if let Some(next) = self.positions.next(&topic, partition)
+            if let Some(next) = next
                 && let Err(e) =
                     assignment.set_partition_offset(&topic, partition, Offset::Offset(next))
             {
@@ -210,35 +188,43 @@ impl ConsumerContext for LagReporter {
                 }
             }
             RDKafkaRespErr::RD_KAFKA_RESP_ERR__REVOKE_PARTITIONS => {
-                if let Some(h) = &self.handover {
-                    let partitions = tpl
-                        .elements()
-                        .iter()
-                        .map(|e| (e.topic().to_owned(), e.partition()))
-                        .collect();
-                    h.hand_over(partitions);
-                }
                 let partitions = tpl
                     .elements()
                     .iter()
                     .map(|e| (e.topic().to_owned(), e.partition()))
                     .collect::<Vec<_>>();
+                if let Some(h) = &self.handover {
+                    h.hand_over(partitions.clone());
+                }
                 if cooperative || self.handover.is_some() {
                     // Lost for sure (cooperative), or already handed over.
-                    for (topic, partition) in &partitions {
-                        self.positions.forget(topic, *partition);
-                    }
                     self.revoked
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
                         .extend(partitions);
                 } else {
-                    // Eager: which of them stay is known at the assignment.
+                    // Eager: which of them stay is known at the assignment;
+                    // those resume where the consumer thread got to.
+                    let at = consumer.position().ok();
+                    let next = |topic: &str, partition: i32| match at
+                        .as_ref()?
+                        .find_partition(topic, partition)?
+                        .offset()
+                    {
+                        Offset::Offset(o) => Some(o),
+                        _ => None,
+                    };
                     *self
                         .positions
                         .revoking
                         .lock()
-                        .unwrap_or_else(|e| e.into_inner()) = partitions;
+                        .unwrap_or_else(|e| e.into_inner()) = partitions
+                        .into_iter()
+                        .map(|(t, p)| {
+                            let n = next(&t, p);
+                            ((t, p), n)
+                        })
+                        .collect();
                 }
                 let released = if cooperative {
                     consumer.incremental_unassign(tpl)
@@ -281,9 +267,10 @@ mod tests {
             handover: None,
             positions: Positions::default(),
         };
-        context.positions.fetched(&Arc::from("r"), 0, 41);
-        context.positions.fetched(&Arc::from("r"), 1, 9);
-        *context.positions.revoking.lock().unwrap() = vec![("r".into(), 0), ("r".into(), 1)];
+        // The consumer thread had taken offsets 41 of partition 0 and 9 of
+        // partition 1 when they were revoked.
+        *context.positions.revoking.lock().unwrap() =
+            vec![(("r".into(), 0), Some(42)), (("r".into(), 1), Some(10))];
         let mut tpl = assignment(&[0, 2]);
         let kept = context.settle_revoked(&mut tpl);
         assert_eq!(kept, HashSet::from([("r".to_owned(), 0)]));
@@ -298,7 +285,7 @@ mod tests {
             Offset::Invalid
         );
         assert_eq!(*context.revoked.lock().unwrap(), vec![("r".to_owned(), 1)]);
-        assert_eq!(context.positions.next("r", 1), None);
+        assert!(context.positions.revoking.lock().unwrap().is_empty());
     }
 
     #[test]
