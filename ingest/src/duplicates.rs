@@ -38,7 +38,6 @@ impl RecentReadings {
         false
     }
 
-    /// (sensor, metric) pairs remembered.
     /// Forget the sensors `gone` marks: their readings may come again
     /// later (their partition comes back) and must then count.
     pub fn forget_sensors(&mut self, gone: &[bool]) {
@@ -46,6 +45,7 @@ impl RecentReadings {
             .retain(|(sensor, _), _| !gone.get(*sensor as usize).copied().unwrap_or(false));
     }
 
+    /// (sensor, metric) pairs remembered.
     pub fn len(&self) -> usize {
         self.seen.len()
     }
