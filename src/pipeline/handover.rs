@@ -208,11 +208,14 @@ pub(super) fn wire(
     consumer_properties: &BTreeMap<String, String>,
     fingerprint: String,
     producer: FutureProducer,
-) -> (
-    mpsc::UnboundedReceiver<HandoverRequest>,
-    HandoverLink,
-    Handover,
-) {
+) -> Result<
+    (
+        mpsc::UnboundedReceiver<HandoverRequest>,
+        HandoverLink,
+        Handover,
+    ),
+    PipelineError,
+> {
     let (tx, rx) = mpsc::unbounded_channel();
     let arrivals = Arrivals::default();
     let fingerprint = Arc::new(Mutex::new(fingerprint));
@@ -237,26 +240,9 @@ pub(super) fn wire(
         arrivals: arrivals.clone(),
         fingerprint: fingerprint.clone(),
     };
-    let state_partitions = match producer
-        .client()
-        .fetch_metadata(Some(topic), Duration::from_secs(10))
-    {
-        Ok(m) => m
-            .topics()
-            .first()
-            .map(|t| t.partitions().len())
-            .filter(|n| *n > 0)
-            .and_then(|n| i32::try_from(n).ok()),
-        Err(e) => {
-            tracing::warn!(topic, "cannot read the state topic's partitions: {e}");
-            None
-        }
-    };
-    if state_partitions.is_none() {
-        tracing::warn!(
-            topic,
-            "the state topic's partitions are not known (does it exist?): states are written by key, and their next owners may not find them"
-        );
+    let state_partitions = std::sync::OnceLock::new();
+    if let Some(n) = state_topic_partitions(&producer, topic).map_err(PipelineError::Invalid)? {
+        let _ = state_partitions.set(n);
     }
     let side = Handover {
         topic: topic.to_owned(),
@@ -267,7 +253,52 @@ pub(super) fn wire(
         handed_over: HashSet::new(),
         chunk_bytes: kafka.state_chunk_bytes,
     };
-    (rx, link, side)
+    Ok((rx, link, side))
+}
+
+/// The state topic's partition count, asked of the broker: `None` if it
+/// cannot be asked now (asked again at the next write), an error if the
+/// topic does not exist.
+fn state_topic_partitions(producer: &FutureProducer, topic: &str) -> Result<Option<i32>, String> {
+    // All topics: asking for the one topic could have the broker create
+    // it (uncompacted) instead of saying it is missing.
+    let metadata = match producer
+        .client()
+        .fetch_metadata(None, Duration::from_secs(10))
+    {
+        Ok(m) => m,
+        Err(e) => {
+            tracing::warn!(
+                topic,
+                "cannot ask the broker about the state topic yet: {e}"
+            );
+            return Ok(None);
+        }
+    };
+    let create = "create it (cleanup.policy=compact, as many partitions as the readings topic) before starting yujing";
+    let Some(t) = metadata.topics().iter().find(|t| t.name() == topic) else {
+        return Err(format!(
+            "kafka.state_topic {topic:?} does not exist; {create}"
+        ));
+    };
+    if let Some(e) = t.error() {
+        return Err(format!(
+            "kafka.state_topic {topic:?}: the broker answers {e:?}; {create}"
+        ));
+    }
+    Ok(i32::try_from(t.partitions().len()).ok().filter(|n| *n > 0))
+}
+
+impl Handover {
+    fn partitions(&self) -> Option<i32> {
+        if let Some(n) = self.state_partitions.get() {
+            return Some(*n);
+        }
+        let n = state_topic_partitions(&self.producer, &self.topic)
+            .ok()
+            .flatten()?;
+        Some(*self.state_partitions.get_or_init(|| n))
+    }
 }
 
 /// The pipeline's side.
@@ -280,11 +311,9 @@ pub(super) struct Handover {
     pub handed_over: HashSet<(String, i32)>,
     /// Largest record written; a larger state goes in chunks.
     pub chunk_bytes: usize,
-    /// The state topic's partition count, when known at start: states
-    /// then go to [`state_chunks::state_partition`] (else by key hash, and
-    /// their next owner reads them only if the mapping happens to agree;
-    /// otherwise the partition is replayed).
-    pub state_partitions: Option<i32>,
+    /// The state topic's partition count (asked again at a write until
+    /// known): states go to [`state_chunks::state_partition`].
+    pub state_partitions: std::sync::OnceLock<i32>,
 }
 
 impl State {
@@ -351,7 +380,7 @@ impl State {
         let mut error = None;
         for (record_key, record) in &records {
             let mut to = FutureRecord::to(&h.topic).key(record_key).payload(record);
-            if let Some(n) = h.state_partitions {
+            if let Some(n) = h.partitions() {
                 to = to.partition(state_chunks::state_partition(state.partition, n));
             }
             let sent = h.producer.send(to, Duration::from_secs(20)).await;

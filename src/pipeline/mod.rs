@@ -219,7 +219,7 @@ pub async fn run(
                 .clone()
                 .unwrap_or_else(|| dead_letter.clone());
             let (rx, link, side) =
-                handover::wire(topic, k, &consumer_props, engine.fingerprint(), producer);
+                handover::wire(topic, k, &consumer_props, engine.fingerprint(), producer)?;
             (Some(rx), Some(link), Some(side))
         }
     };

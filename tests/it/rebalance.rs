@@ -117,6 +117,20 @@ fn pair(config_a: PathBuf, config_b: PathBuf) -> (impl Future<Output = (Run, Opt
     )
 }
 
+/// One pm25 reading of `sensor` on `partition` of the readings topic.
+async fn send_reading(p: &FutureProducer, sensor: &str, partition: i32, ts: i64, value: f64) {
+    let body = format!(r#"{{"sensor_id":"{sensor}","ts":{ts},"metric":"pm25","value":{value}}}"#);
+    p.send(
+        FutureRecord::to("readings")
+            .partition(partition)
+            .key(sensor)
+            .payload(&body),
+        Duration::from_secs(5),
+    )
+    .await
+    .expect("produce");
+}
+
 /// The sum of a metric's series, or one series (`name{label="value"}`).
 async fn metric(port: u16, name: &str) -> f64 {
     let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
@@ -166,19 +180,7 @@ async fn a_second_instance_takes_partitions_over_without_loss() {
             let mut i: i64 = 0;
             while !stop.load(Ordering::Relaxed) {
                 let (sensor, partition) = if i % 2 == 0 { ("a1", 0) } else { ("b1", 1) };
-                let body = format!(
-                    r#"{{"sensor_id":"{sensor}","ts":{},"metric":"pm25","value":50}}"#,
-                    start + i * 1_000
-                );
-                p.send(
-                    FutureRecord::to("readings")
-                        .partition(partition)
-                        .key(sensor)
-                        .payload(&body),
-                    Duration::from_secs(5),
-                )
-                .await
-                .expect("produce");
+                send_reading(&p, sensor, partition, start + i * 1_000, 50.0).await;
                 produced.fetch_add(1, Ordering::Relaxed);
                 i += 1;
                 tokio::time::sleep(Duration::from_millis(5)).await;
@@ -307,20 +309,8 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
     let produce = async |minutes: std::ops::Range<i64>, value: f64| {
         for m in minutes {
             for (sensor, partition) in [("a1", 0), ("b1", 1)] {
-                let body = format!(
-                    r#"{{"sensor_id":"{sensor}","ts":{},"metric":"pm25","value":{value}}}"#,
-                    1_784_073_600_000_i64 + m * 60_000 + 1_000
-                );
-                producer
-                    .send(
-                        FutureRecord::to("readings")
-                            .partition(partition)
-                            .key(sensor)
-                            .payload(&body),
-                        Duration::from_secs(5),
-                    )
-                    .await
-                    .expect("produce");
+                let ts = 1_784_073_600_000_i64 + m * 60_000 + 1_000;
+                send_reading(&producer, sensor, partition, ts, value).await;
             }
         }
     };
@@ -430,5 +420,33 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
             ("a1".to_owned(), "orange".to_owned(), 160.0),
             ("b1".to_owned(), "orange".to_owned(), 160.0)
         ]
+    );
+}
+
+/// A state topic that does not exist is refused at start with what to do,
+/// rather than handovers that silently find nothing.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_state_topic_is_refused_at_start() {
+    let cluster = MockCluster::new(1).unwrap();
+    for topic in ["readings", "alerts", "dead-letter"] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let kafka = "  state_topic: no-such-state-topic";
+    let config = config_with(
+        dir.path(),
+        "a",
+        &cluster.bootstrap_servers(),
+        free_port(),
+        RULES,
+        kafka,
+    );
+    let e = yujing::cli::run(config, std::future::ready(()))
+        .await
+        .unwrap_err()
+        .to_string();
+    assert!(
+        e.contains("no-such-state-topic") && e.contains("create it"),
+        "{e}"
     );
 }
