@@ -16,7 +16,7 @@ use crate::config::Loaded;
 use crate::demo::{self, DemoOptions};
 use crate::destinations::{Destinations, build_sinks};
 use crate::metrics_server::MetricsServer;
-use crate::pipeline::{self, PipelineError, RunSummary, Setup};
+use crate::pipeline::{self, ForceStop, PipelineError, RunSummary, Setup};
 use crate::telemetry::Metrics;
 use crate::{reload, rules_tool};
 
@@ -208,7 +208,11 @@ pub fn main() -> ExitCode {
                 };
                 demo::run(opts, shutdown_signal()).await.map(|_| ExitCode::SUCCESS)
             }
-            Command::Run { config } => run(config, shutdown_signal()).await.map(|s| {
+            Command::Run { config } => {
+                let (first, second) = stop_signals();
+                run_until(config, first, Some(second)).await
+            }
+            .map(|s| {
                 eprintln!(
                     "stopped: {} messages, {} readings, {} refused, {} windows, {} warning transitions",
                     s.messages, s.readings, s.bad_messages, s.windows_closed, s.transitions
@@ -314,18 +318,50 @@ pub async fn shutdown_signal() {
     }
 }
 
+/// Ctrl-C or SIGTERM, twice: the first future completes at the first
+/// signal (stop cleanly), the second at the next one (stop at once).
+pub fn stop_signals() -> (impl Future<Output = ()>, ForceStop) {
+    let (count_tx, count_rx) = tokio::sync::watch::channel(0u32);
+    tokio::spawn(async move {
+        loop {
+            shutdown_signal().await;
+            count_tx.send_modify(|n| *n += 1);
+            if *count_tx.borrow() >= 2 {
+                return;
+            }
+        }
+    });
+    let at = |n: u32| {
+        let mut rx = count_rx.clone();
+        async move {
+            let _ = rx.wait_for(|c| *c >= n).await;
+        }
+    };
+    (at(1), Box::pin(at(2)))
+}
+
 /// `yujing run`: load the config and everything it names, serve metrics,
 /// run the pipeline until `shutdown`.
 pub async fn run(
     config_path: PathBuf,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, PipelineError> {
+    run_until(config_path, shutdown, None).await
+}
+
+/// [`run`], stopping at once (within `config.shutdown_deadline` anyway)
+/// when `force` completes while stopping.
+pub async fn run_until(
+    config_path: PathBuf,
+    shutdown: impl Future<Output = ()>,
+    force: Option<ForceStop>,
+) -> Result<RunSummary, PipelineError> {
     let Loaded {
         config,
         measurements,
         rules,
         registry,
-    } = Loaded::load(&config_path).map_err(PipelineError::Invalid)?;
+    } = Loaded::load(&config_path)?;
     let metrics = Metrics::new();
     let Destinations {
         sinks,
@@ -381,6 +417,8 @@ pub async fn run(
         state_dir: config.state_dir.clone(),
         checkpoint_every: Some(config.checkpoint_every),
         transactions,
+        shutdown_deadline: Some(config.shutdown_deadline),
+        force_stop: force,
     };
     let result = pipeline::run(setup, shutdown).await;
     let _ = stop_tx.send(());

@@ -7,8 +7,6 @@
 //! - [`config`]: the YAML configuration of `yujing run`.
 //! - [`destinations`]: the configured sinks, built with their storm limits
 //!   and spools.
-//! - [`engine`]: readings in, warning transitions out, driven by the
-//!   watermark; no Kafka (what golden tests and backtests drive).
 //! - [`fetch`]: the readings consumer on its own thread: poll, copy,
 //!   decode, hand batches to the pipeline.
 //! - [`pipeline`]: the Kafka shell around the engine: consume, dead-letter,
@@ -22,6 +20,8 @@
 //! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
 //! - [`telemetry`]: every Prometheus metric, and typed events that log and
 //!   count.
+//! - [`topics`]: topics that must exist, created when asked or named with
+//!   how to create them.
 //! - [`metrics_server`]: the HTTP endpoints `/metrics`, `/health` and
 //!   `/-/reload`.
 //! - [`demo`]: the in-process demo: mock Kafka cluster and a synthetic city.
@@ -41,7 +41,6 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod destinations;
-pub mod engine;
 pub mod fetch;
 pub mod metrics_server;
 pub mod pipeline;
@@ -50,3 +49,4 @@ pub mod reload;
 pub mod replay;
 pub mod rules_tool;
 pub mod telemetry;
+pub mod topics;

@@ -17,8 +17,8 @@ use yujing_rules::series::parse_series;
 use yujing_rules::{RuleSet, yaml_error_position};
 use yujing_sinks::{AlertMessage, TimeFormat};
 
-use crate::config::PipelineConfig;
-use crate::engine::Engine;
+use yujing_engine::Engine;
+use yujing_engine::{EngineSettings, TimeZone};
 
 /// `yujing rules check`: every problem of every file, then a verdict.
 /// Returns whether the files are valid.
@@ -63,13 +63,9 @@ struct TestFile {
     #[serde(default)]
     start: Option<String>,
     /// Local time for window alignment, as in the pipeline config.
-    #[serde(default = "default_zone")]
-    time_zone: String,
+    #[serde(default)]
+    time_zone: TimeZone,
     tests: Vec<TestCase>,
-}
-
-fn default_zone() -> String {
-    "Asia/Shanghai".into()
 }
 
 #[derive(Debug, Deserialize)]
@@ -142,16 +138,15 @@ pub async fn test_file(path: &Path) -> Result<TestReport, String> {
             .timestamp_millis(),
         None => 1_767_196_800_000, // 2026-01-01T00:00:00+08:00
     };
-    let config = PipelineConfig {
+    let config = EngineSettings {
         allowed_delay: Duration::ZERO,
         idle_timeout: Some(Duration::from_millis(1)),
         max_age: None,
         max_future_skew: Duration::from_secs(3600),
         time_zone: file.time_zone.clone(),
-        max_message_bytes: 1024 * 1024,
-        ..PipelineConfig::default()
+        ..EngineSettings::default()
     };
-    let times = TimeFormat::new(config.utc_offset_ms()?);
+    let times = TimeFormat::new(config.time_zone.utc_offset_ms());
     let mut report = TestReport {
         passed: 0,
         failed: 0,
@@ -228,7 +223,7 @@ async fn run_case(
     case: &TestCase,
     rules: &RuleSet,
     registry: SensorRegistry,
-    config: &PipelineConfig,
+    config: &EngineSettings,
     start_ms: i64,
     times: TimeFormat,
 ) -> Result<(), String> {
@@ -264,7 +259,7 @@ async fn run_case(
         Some(u) => start_ms + duration_ms("until", u)?,
         None => start_ms + steps * interval + longest,
     };
-    let mut engine = Engine::new(rules, registry.clone(), config).map_err(|e| e.to_string())?;
+    let mut engine = Engine::new(rules, registry.clone(), config);
     let mut got = Vec::new();
     let mut labels = Vec::new();
     let mut now = start_ms;

@@ -35,6 +35,23 @@ pub enum DecodeError {
         low: f64,
         high: f64,
     },
+    #[error("reading from {sensor_id}: {metric} {value} is the logger's \"no measurement\" code")]
+    ErrorCode {
+        sensor_id: String,
+        metric: String,
+        value: f64,
+    },
+    #[error(
+        "reading from {sensor_id}: {metric} went from {previous} to {value}, {per_minute:.3} a minute, faster than its {limit} a minute"
+    )]
+    Spike {
+        sensor_id: String,
+        metric: String,
+        value: f64,
+        previous: f64,
+        per_minute: f64,
+        limit: f64,
+    },
     #[error("unknown sensor {0:?}: not in the sensor registry")]
     UnknownSensor(String),
     #[error("reading from {sensor_id} at {ts_ms} is more than {skew_ms} ms ahead of now")]
@@ -79,6 +96,8 @@ impl DecodeError {
             DecodeError::BadTimestamp { .. } => "bad_timestamp",
             DecodeError::NonFinite { .. } => "non_finite",
             DecodeError::OutOfRange { .. } => "out_of_range",
+            DecodeError::ErrorCode { .. } => "error_code",
+            DecodeError::Spike { .. } => "spike",
             DecodeError::UnknownSensor(_) => "unknown_sensor",
             DecodeError::FutureTimestamp { .. } => "future_timestamp",
             DecodeError::TooOld { .. } => "too_old",
@@ -107,6 +126,7 @@ pub enum IngestError {
     /// `path:line:column: message`.
     #[error("{path}:{message}")]
     MeasurementsFormat { path: PathBuf, message: String },
+    #[cfg(feature = "kafka")]
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
     #[error("arrow: {0}")]

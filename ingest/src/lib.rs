@@ -20,12 +20,14 @@
 //! - [`offsets`]: which Kafka offsets are safe to commit (only those whose
 //!   windows have closed).
 //! - [`clock`]: wall clock or simulated (compressed) clock.
-//! - [`kafka`]: building the rdkafka consumer from configuration.
+//! - `kafka` (feature `kafka`): building the rdkafka clients from
+//!   configuration; off for the engine and offline commands.
 //! - [`error`]: this crate's error type.
 
 pub mod clock;
 pub mod duplicates;
 pub mod error;
+#[cfg(feature = "kafka")]
 pub mod kafka;
 pub mod measurements;
 pub mod metric;

@@ -4,12 +4,19 @@
 //! ```yaml
 //! measurements:
 //!   pm25: { unit: ug/m3, range: [0, 2000], description: PM2.5 mass concentration }
-//!   level_m: { unit: m, range: [-5, 50] }
+//!   level_m: { unit: m, range: [-5, 50], error_codes: [-9999], max_change_per_minute: 0.5 }
 //! ```
 //!
 //! `yujing rules check --measurements FILE` refuses rules on metrics not
-//! listed; `yujing run` sends a reading outside its metric's range to the
-//! dead-letter topic (reason `out_of_range`) instead of averaging it in.
+//! listed; `yujing run` sends to the dead-letter topic, instead of
+//! averaging it in, a reading
+//! - outside its metric's range (reason `out_of_range`);
+//! - equal to one of the metric's `error_codes`, the values a logger sends
+//!   for "no measurement" (reason `error_code`);
+//! - further from the sensor's previous reading than the metric can change
+//!   in that time, `max_change_per_minute` (reason `spike`). A step that
+//!   holds (the next reading agrees with the refused one) is a new level,
+//!   not a spike: it is taken from there on.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
@@ -28,6 +35,12 @@ pub struct Measurement {
     pub range: Option<[f64; 2]>,
     #[serde(default)]
     pub description: String,
+    /// Values a logger sends for "no measurement" (e.g. -9999).
+    #[serde(default)]
+    pub error_codes: Vec<f64>,
+    /// The most the metric can physically change per minute.
+    #[serde(default)]
+    pub max_change_per_minute: Option<f64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -75,6 +88,13 @@ impl Measurements {
                     "1:1: {name}: range [{low}, {high}] needs low < high"
                 )));
             }
+            if let Some(rate) = m.max_change_per_minute
+                && !(rate > 0.0 && rate.is_finite())
+            {
+                return Err(err(format!(
+                    "1:1: {name}: max_change_per_minute {rate} must be more than 0"
+                )));
+            }
         }
         Ok(Measurements {
             path: path.to_owned(),
@@ -84,6 +104,20 @@ impl Measurements {
 
     pub fn names(&self) -> Vec<String> {
         self.metrics.keys().cloned().collect()
+    }
+
+    /// The "no measurement" codes of a metric.
+    pub fn error_codes(&self, metric: &str) -> &[f64] {
+        self.metrics
+            .get(metric)
+            .map_or(&[], |m| m.error_codes.as_slice())
+    }
+
+    /// The most a metric can change per minute, if known.
+    pub fn max_change_per_minute(&self, metric: &str) -> Option<f64> {
+        self.metrics
+            .get(metric)
+            .and_then(|m| m.max_change_per_minute)
     }
 
     /// The physical range of a metric, if known.

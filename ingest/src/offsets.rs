@@ -178,6 +178,23 @@ impl OffsetTracker {
         }
     }
 
+    /// Per partition with messages consumed but not committed: the offset
+    /// a restart reads from (the last commit, if any) and the next offset
+    /// to read, sorted. What a stop that cannot commit leaves to replay.
+    pub fn not_committed(&self) -> Vec<(String, i32, Option<i64>, i64)> {
+        let mut out: Vec<(String, i32, Option<i64>, i64)> = self
+            .topics
+            .iter()
+            .flat_map(|(topic, ps)| {
+                ps.iter()
+                    .filter(|(_, p)| p.committed.is_none_or(|c| c < p.next))
+                    .map(move |(partition, p)| (topic.clone(), *partition, p.committed, p.next))
+            })
+            .collect();
+        out.sort();
+        out
+    }
+
     /// Messages consumed but not yet committable, over all partitions (an
     /// upper bound: counts offsets between the committable and next offset).
     pub fn uncommitted(&self) -> i64 {

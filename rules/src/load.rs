@@ -54,6 +54,7 @@ pub const RULE_KEYS: &[&str] = &[
     "min_fraction",
     "quality",
     "range",
+    "tolerance",
     "sql",
     "metrics",
     "labels",

@@ -139,6 +139,10 @@ pub enum Quality {
     /// |the sensor's mean − the median of its grid's sensor means (itself
     /// included)|, for grids with at least three reporting sensors.
     Outlier,
+    /// 1 when the sensor's readings over the window (at least three) spread
+    /// by no more than `tolerance` (its resolution: 0 for an exact flat
+    /// line); else 0. Needs no neighbours: for a sensor alone.
+    FlatLine { tolerance: f64 },
 }
 
 impl Quality {
@@ -148,6 +152,7 @@ impl Quality {
             Quality::Stuck => "stuck",
             Quality::OutOfRange { .. } => "out_of_range",
             Quality::Outlier => "outlier",
+            Quality::FlatLine { .. } => "flat_line",
         }
     }
 }

@@ -135,6 +135,9 @@ fn check_window(
                 f64::from(u8::from(flat && others_vary))
             }
             Quality::OutOfRange { low, high } => (s.max - high).max(low - s.min).max(0.0),
+            Quality::FlatLine { tolerance } => {
+                f64::from(u8::from(s.n >= 3 && s.max - s.min <= tolerance))
+            }
             Quality::Outlier => {
                 // The grid's median, the sensor itself included: with
                 // three or more sensors one faulty station cannot drag

@@ -290,10 +290,11 @@ fn baseline(
     Some(parsed)
 }
 
-/// `quality: silent|stuck|out_of_range|outlier` (with `range: [low, high]`
-/// for out_of_range).
+/// `quality: silent|stuck|out_of_range|outlier|flat_line` (with `range:
+/// [low, high]` for out_of_range, `tolerance` for flat_line).
 fn quality(f: &mut Fields<'_>, group_by: AreaLevel, trend_or_quorum: bool) -> Option<Quality> {
     let range: Option<Vec<f64>> = f.get("range");
+    let tolerance: Option<f64> = f.get("tolerance");
     let Some(name) = f.get::<String>("quality") else {
         if range.is_some() {
             f.fail("range", "`range` belongs to `quality: out_of_range`".into());
@@ -304,6 +305,15 @@ fn quality(f: &mut Fields<'_>, group_by: AreaLevel, trend_or_quorum: bool) -> Op
         "silent" => Quality::Silent,
         "stuck" => Quality::Stuck,
         "outlier" => Quality::Outlier,
+        "flat_line" => match tolerance {
+            Some(t) if !(t >= 0.0 && t.is_finite()) => {
+                f.fail("tolerance", "tolerance must be 0 or more".into());
+                return None;
+            }
+            t => Quality::FlatLine {
+                tolerance: t.unwrap_or(0.0),
+            },
+        },
         "out_of_range" => match range.as_deref() {
             Some(&[low, high]) if low < high => Quality::OutOfRange { low, high },
             Some(_) => {
@@ -321,13 +331,19 @@ fn quality(f: &mut Fields<'_>, group_by: AreaLevel, trend_or_quorum: bool) -> Op
         other => {
             f.fail(
                 "quality",
-                format!("unknown quality check `{other}`; expected silent, stuck, out_of_range or outlier"),
+                format!("unknown quality check `{other}`; expected silent, stuck, flat_line, out_of_range or outlier"),
             );
             return None;
         }
     };
     if range.is_some() && !matches!(q, Quality::OutOfRange { .. }) {
         f.fail("range", "`range` belongs to `quality: out_of_range`".into());
+    }
+    if tolerance.is_some() && !matches!(q, Quality::FlatLine { .. }) {
+        f.fail(
+            "tolerance",
+            "`tolerance` belongs to `quality: flat_line`".into(),
+        );
     }
     if group_by != AreaLevel::Sensor {
         f.fail(

@@ -17,15 +17,21 @@
 //!   acknowledged, delivered in order when it returns.
 //! - [`storm`]: storm control: beyond a rate of new warnings, one summary
 //!   per rule, grade and district instead of a message per group.
+//! - [`config`]: a sink's entry in the YAML config (its kind, route, storm
+//!   limits and spool) and building it; each kind's own settings are in
+//!   its module's `config.rs` (`kafka/config.rs`, `webhook/config.rs`, …).
 //! - [`error`]: this crate's error type.
 //!
 //! [`Sink`] is an explicit enum: there are few kinds, each configured in
 //! the YAML config, and the pipeline delivers a window's alerts to every
-//! sink and waits for all of them before committing offsets.
+//! sink and waits for all of them before committing offsets. A sink
+//! delivers what it is given: the pipeline applies the route once, before
+//! storm control and the spool.
 
 pub mod alert;
 pub mod alertmanager;
 pub mod cap;
+pub mod config;
 pub mod error;
 pub mod file;
 pub mod kafka;
@@ -38,6 +44,7 @@ pub mod webhook;
 pub use alert::{AlertMessage, TimeFormat};
 pub use alertmanager::{AlertmanagerSettings, AlertmanagerSink};
 pub use cap::CapSender;
+pub use config::{BuildContext, SinkConfig, SinkKind, SinkSetup, SpoolConfig};
 pub use error::SinkError;
 pub use file::FileSink;
 pub use kafka::{AlertFormat, KafkaAlertSink};

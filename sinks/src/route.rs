@@ -7,10 +7,17 @@
 //! Every condition given must hold. A change is judged by the grade before
 //! and after it, so a sink that takes red warnings also hears when one
 //! steps down below red or resolves, and never keeps a stale red.
+//!
+//! The pipeline applies a sink's route once, before its storm control and
+//! its spool: alerts outside the route neither count toward the storm
+//! limits nor take room in the spool. Sinks themselves deliver what they
+//! are given.
 
 use std::collections::BTreeMap;
 
 use serde::Deserialize;
+
+use yujing_rules::Grade;
 
 use crate::alert::AlertMessage;
 
@@ -18,8 +25,8 @@ use crate::alert::AlertMessage;
 #[serde(deny_unknown_fields)]
 pub struct Route {
     /// Only warnings at this grade or above (before or after the change).
-    #[serde(default)]
-    pub min_grade: Option<String>,
+    #[serde(default, deserialize_with = "grade")]
+    pub min_grade: Option<Grade>,
     /// Only these districts: names or division codes.
     #[serde(default)]
     pub districts: Vec<String>,
@@ -34,26 +41,27 @@ pub struct Route {
     pub labels: BTreeMap<String, String>,
 }
 
-fn rank(grade: &str) -> Option<u8> {
-    match grade {
-        "blue" => Some(1),
-        "yellow" => Some(2),
-        "orange" => Some(3),
-        "red" => Some(4),
-        _ => None,
-    }
+fn grade<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Grade>, D::Error> {
+    let name = String::deserialize(d)?;
+    Grade::ALL
+        .into_iter()
+        .find(|g| g.as_str() == name)
+        .map(Some)
+        .ok_or_else(|| {
+            serde::de::Error::custom(format!(
+                "route.min_grade `{name}` is not a grade (blue, yellow, orange, red)"
+            ))
+        })
+}
+
+/// A grade as the alert message writes it.
+fn parse_grade(name: &str) -> Option<Grade> {
+    Grade::ALL.into_iter().find(|g| g.as_str() == name)
 }
 
 impl Route {
     /// Why the route is wrong, if it is.
     pub fn validate(&self) -> Result<(), String> {
-        if let Some(g) = &self.min_grade
-            && rank(g).is_none()
-        {
-            return Err(format!(
-                "route.min_grade `{g}` is not a grade (blue, yellow, orange, red)"
-            ));
-        }
         if let Some(c) = self
             .categories
             .iter()
@@ -67,13 +75,13 @@ impl Route {
     }
 
     pub fn matches(&self, a: &AlertMessage) -> bool {
-        let grade_ok = match self.min_grade.as_deref().and_then(rank) {
+        let grade_ok = match self.min_grade {
             None => true,
             Some(min) => [a.grade.as_deref(), a.previous_grade.as_deref()]
                 .into_iter()
                 .flatten()
-                .filter_map(rank)
-                .any(|r| r >= min),
+                .filter_map(parse_grade)
+                .any(|g| g >= min),
         };
         let district_ok = self.districts.is_empty()
             || self.districts.iter().any(|d| {

@@ -4,6 +4,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use super::{BacktestOptions, CsvMapping, History, MetricColumn, Span, TimeColumns};
+use yujing_engine::TimeZone;
+
 use crate::config::PipelineConfig;
 
 /// Where history comes from and how to read it: shared by `backtest` and
@@ -14,8 +16,8 @@ pub struct HistoryArgs {
     #[arg(required = true)]
     pub inputs: Vec<PathBuf>,
     /// Local time of windows and of naive CSV times.
-    #[arg(long, default_value = "Asia/Shanghai")]
-    pub time_zone: String,
+    #[arg(long, default_value = "Asia/Shanghai", value_parser = TimeZone::parse)]
+    pub time_zone: TimeZone,
     /// CSV time: one column (`timestamp`), or `year,month,day,hour[,minute]`.
     #[arg(long, default_value = "timestamp")]
     pub time: String,
@@ -52,7 +54,7 @@ impl HistoryArgs {
 
     /// The CSV mapping, the UTC offset of the time zone, and the time span.
     pub fn mapping(&self) -> Result<(CsvMapping, i64, Span), String> {
-        let utc_offset_ms = self.pipeline().utc_offset_ms()?;
+        let utc_offset_ms = self.time_zone.utc_offset_ms();
         let offset = yujing_sinks::TimeFormat::new(utc_offset_ms).offset();
         let bound = |t: &Option<String>, name: &str| -> Result<Option<i64>, String> {
             t.as_deref()

@@ -19,7 +19,6 @@ use yujing_ingest::{Measurements, SensorRegistry};
 use yujing_rules::RuleSet;
 
 use crate::config::PipelineConfig;
-use crate::pipeline::PipelineError;
 
 pub mod args;
 pub mod events;
@@ -48,7 +47,11 @@ pub enum BacktestError {
     #[error("sensors: {0}")]
     Sensors(String),
     #[error(transparent)]
-    Pipeline(#[from] PipelineError),
+    Rules(#[from] yujing_rules::RulesError),
+    #[error(transparent)]
+    Ingest(#[from] yujing_ingest::IngestError),
+    #[error(transparent)]
+    Engine(#[from] yujing_engine::EngineError),
     #[error("writing {}: {source}", path.display())]
     Write {
         path: PathBuf,
@@ -86,10 +89,8 @@ pub struct BacktestOptions {
 /// Run the backtest, write its outputs to `options.out`, and return the
 /// summary (whose `failed_checks` decide the exit code).
 pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, BacktestError> {
-    let utc_offset_ms = options
-        .pipeline
-        .utc_offset_ms()
-        .map_err(|e| BacktestError::Pipeline(PipelineError::Invalid(e)))?;
+    let settings = options.pipeline.engine_settings();
+    let utc_offset_ms = settings.time_zone.utc_offset_ms();
     let times = yujing_sinks::TimeFormat::new(utc_offset_ms);
     let offset = times.offset();
     let mut history = History::load(&options.inputs, &options.csv, utc_offset_ms)?;
@@ -105,7 +106,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         .as_ref()
         .map(|p| Measurements::load(p))
         .transpose()
-        .map_err(|e| BacktestError::Pipeline(e.into()))?;
+        .map_err(BacktestError::Ingest)?;
     let spans = history.spans();
     let data_end = history.points.last().map_or(0, |p| p.ts_ms);
     let (events, labelled) = match &options.events {
@@ -175,7 +176,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
     })?;
     let run = |paths: &[PathBuf], what: &str, file_prefix: &str| {
         let rules = RuleSet::load_all(paths)
-            .map_err(|e| BacktestError::Pipeline(e.into()))
+            .map_err(BacktestError::Rules)
             .map(|mut set| {
                 if !options.groups.is_empty() {
                     set.rules.retain(|r| options.groups.contains(&r.group));
@@ -185,7 +186,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         let bar = options
             .progress
             .then(|| progress_bar(history.points.len() as u64, what));
-        let pipeline = &options.pipeline;
+        let settings = &settings;
         let (history, registry, measurements) = (&history, &registry, measurements.as_ref());
         let timeline = options.out.join(format!("{}timeline.jsonl", file_prefix));
         async move {
@@ -195,7 +196,7 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
                 history,
                 &rules,
                 registry,
-                pipeline,
+                settings,
                 measurements,
                 bar.as_ref(),
                 |t| writer.write(t),

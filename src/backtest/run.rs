@@ -11,8 +11,7 @@ use yujing_rules::{RuleSet, WarningTransition};
 
 use super::score::Change;
 use super::{BacktestError, History};
-use crate::config::PipelineConfig;
-use crate::engine::Engine;
+use yujing_engine::{Engine, EngineSettings};
 
 /// Readings per engine close: the engine closes (and DataFusion
 /// aggregates) every window the watermark passed in one go, so fewer,
@@ -56,16 +55,16 @@ pub async fn run_rules(
     history: &History,
     rules: &RuleSet,
     registry: &SensorRegistry,
-    pipeline: &PipelineConfig,
+    settings: &EngineSettings,
     measurements: Option<&Measurements>,
     progress: Option<&ProgressBar>,
     mut on_transition: impl FnMut(&WarningTransition),
 ) -> Result<RunOutcome, BacktestError> {
     let started = Instant::now();
-    let mut config = pipeline.clone();
+    let mut settings = settings.clone();
     // The clock is event time: nothing is too old or too far ahead.
-    config.max_age = None;
-    let mut engine = Engine::new(rules, registry.clone(), &config)?;
+    settings.max_age = None;
+    let mut engine = Engine::new(rules, registry.clone(), &settings);
     if let Some(m) = measurements {
         engine = engine.with_measurements(m.clone());
     }

@@ -270,7 +270,7 @@ pub async fn pipeline_throughput(
             max_future_skew: Duration::from_secs(365 * 24 * 3600),
             idle_timeout: None,
             max_age: None,
-            time_zone: "Asia/Shanghai".into(),
+            time_zone: yujing_engine::TimeZone::default(),
             max_message_bytes: 1024 * 1024,
         },
         rules: RuleSet {
@@ -286,6 +286,8 @@ pub async fn pipeline_throughput(
         state_dir: None,
         checkpoint_every: None,
         transactions: None,
+        shutdown_deadline: None,
+        force_stop: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

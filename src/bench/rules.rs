@@ -13,9 +13,8 @@ use yujing_ingest::{AreaLevel, Reading};
 use yujing_rules::{Aggregate, Direction, Grade, Rule, RuleSet, WindowSpec};
 
 use super::registry;
-use crate::config::PipelineConfig;
-use crate::engine::Engine;
 use crate::pipeline::PipelineError;
+use yujing_engine::{Engine, EngineSettings};
 
 #[derive(Debug, Serialize)]
 pub struct RulesResult {
@@ -71,13 +70,13 @@ pub async fn rules(
             })
             .collect(),
     };
-    let config = PipelineConfig {
+    let settings = EngineSettings {
         allowed_delay: std::time::Duration::ZERO,
         idle_timeout: None,
         max_age: None,
-        ..PipelineConfig::default()
+        ..EngineSettings::default()
     };
-    let mut engine = Engine::new(&set, registry(sensors), &config)?;
+    let mut engine = Engine::new(&set, registry(sensors), &settings);
     let ids: Vec<String> = (0..sensors).map(|i| format!("s{i:06}")).collect();
     let t0: i64 = 1_784_073_600_000;
     let (mut seconds, mut cpu, mut transitions, mut closed) = (0.0, 0.0, 0u64, 0u64);

@@ -10,11 +10,10 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::{Deserialize, Deserializer};
+use yujing_engine::{EngineSettings, TimeZone};
 use yujing_rules::yaml_error_position;
 
-mod sinks;
-
-pub use sinks::{CapConfig, GroupConfig, SinkConfig, SinkFormat, SpoolConfig};
+pub use yujing_sinks::{SinkConfig, SinkKind};
 
 /// Errors in the configuration file.
 #[derive(Debug, thiserror::Error)]
@@ -33,6 +32,12 @@ pub enum ConfigError {
     },
     #[error("{path}: {message}")]
     Invalid { path: PathBuf, message: String },
+    /// The measurements file or the sensor registry the config names.
+    #[error(transparent)]
+    Named(#[from] yujing_ingest::IngestError),
+    /// The rules the config names.
+    #[error(transparent)]
+    Rules(#[from] yujing_rules::RulesError),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -61,6 +66,14 @@ pub struct Config {
     /// reading behind them (also written at shutdown). Default 1m.
     #[serde(default = "default_checkpoint_every", deserialize_with = "duration")]
     pub checkpoint_every: Duration,
+    /// How long stopping (SIGTERM, Ctrl-C) may take: delivering what the
+    /// watermark closed, committing, writing the last checkpoint. When it
+    /// passes, yujing names what it could not deliver or commit (those
+    /// readings are read again on the next start) and exits non-zero.
+    /// Default 20s, below Kubernetes' 30 s grace period. A second signal
+    /// stops at once the same way.
+    #[serde(default = "default_shutdown_deadline", deserialize_with = "duration")]
+    pub shutdown_deadline: Duration,
     /// Where warnings go; at least one.
     pub sinks: Vec<SinkConfig>,
     #[serde(default)]
@@ -271,8 +284,8 @@ pub struct PipelineConfig {
     /// without daylight saving time (`Asia/Shanghai`) or an offset
     /// (`+08:00`). Windows align to local boundaries, so an hourly window
     /// is 08:00-09:00 local.
-    #[serde(default = "default_time_zone")]
-    pub time_zone: String,
+    #[serde(default)]
+    pub time_zone: TimeZone,
     /// Messages larger than this are refused (dead-lettered as
     /// `oversized`) before decoding.
     #[serde(default = "default_max_message_bytes")]
@@ -291,6 +304,10 @@ fn default_idle() -> Option<Duration> {
     Some(Duration::from_secs(120))
 }
 
+fn default_shutdown_deadline() -> Duration {
+    Duration::from_secs(20)
+}
+
 fn default_checkpoint_every() -> Duration {
     Duration::from_secs(60)
 }
@@ -303,10 +320,6 @@ fn default_skew() -> Duration {
     Duration::from_secs(300)
 }
 
-fn default_time_zone() -> String {
-    "Asia/Shanghai".into()
-}
-
 impl Default for PipelineConfig {
     fn default() -> Self {
         PipelineConfig {
@@ -315,22 +328,28 @@ impl Default for PipelineConfig {
             max_future_skew: default_skew(),
             idle_timeout: default_idle(),
             max_age: default_max_age(),
-            time_zone: default_time_zone(),
+            time_zone: TimeZone::default(),
             max_message_bytes: default_max_message_bytes(),
         }
     }
 }
 
 impl PipelineConfig {
-    /// `time_zone` in milliseconds east of UTC.
-    pub fn utc_offset_ms(&self) -> Result<i64, String> {
-        if self.time_zone.starts_with(['+', '-'])
-            || self.time_zone == "Z"
-            || self.time_zone == "UTC"
-        {
-            return parse_offset(&self.time_zone);
+    /// `time_zone` in milliseconds east of UTC (checked when parsed).
+    pub fn utc_offset_ms(&self) -> i64 {
+        self.time_zone.utc_offset_ms()
+    }
+
+    /// What the engine takes of this section.
+    pub fn engine_settings(&self) -> EngineSettings {
+        EngineSettings {
+            time_zone: self.time_zone.clone(),
+            allowed_delay: self.allowed_delay,
+            allowed_lateness: self.allowed_lateness,
+            max_future_skew: self.max_future_skew,
+            idle_timeout: self.idle_timeout,
+            max_age: self.max_age,
         }
-        zone_offset(&self.time_zone)
     }
 }
 
@@ -368,55 +387,6 @@ fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>
     humantime::parse_duration(&text)
         .map(Some)
         .map_err(|e| serde::de::Error::custom(format!("{text:?}: {e} (write e.g. 2m, or off)")))
-}
-
-/// The fixed offset of an IANA zone, refusing zones that change offset in
-/// the year (daylight saving time): window boundaries must not move.
-fn zone_offset(name: &str) -> Result<i64, String> {
-    use chrono::{Offset, TimeZone};
-    let tz: chrono_tz::Tz = name
-        .parse()
-        .map_err(|_| format!("time_zone {name:?} is not an IANA zone name (e.g. Asia/Shanghai) nor an offset (e.g. +08:00)"))?;
-    let offset_at = |month| {
-        let t = chrono::NaiveDate::from_ymd_opt(2026, month, 1)
-            .and_then(|d| d.and_hms_opt(0, 0, 0))
-            .expect("valid date");
-        tz.offset_from_utc_datetime(&t).fix().local_minus_utc() as i64 * 1000
-    };
-    let (winter, summer) = (offset_at(1), offset_at(7));
-    if winter != summer {
-        return Err(format!(
-            "time_zone {name:?} observes daylight saving time; windows need a fixed offset: give one, e.g. {}",
-            format_offset(winter)
-        ));
-    }
-    Ok(winter)
-}
-
-fn format_offset(ms: i64) -> String {
-    let minutes = ms.abs() / 60_000;
-    let sign = if ms < 0 { '-' } else { '+' };
-    format!("{sign}{:02}:{:02}", minutes / 60, minutes % 60)
-}
-
-/// `+08:00`, `-05:30`, `Z` → milliseconds east of UTC.
-pub fn parse_offset(text: &str) -> Result<i64, String> {
-    if text == "Z" || text == "UTC" {
-        return Ok(0);
-    }
-    let bad = || format!("time_zone {text:?}: write an offset as +HH:MM, e.g. +08:00");
-    let (sign, rest) = match text.as_bytes().first() {
-        Some(b'+') => (1, &text[1..]),
-        Some(b'-') => (-1, &text[1..]),
-        _ => return Err(bad()),
-    };
-    let (h, m) = rest.split_once(':').ok_or_else(bad)?;
-    let h: i64 = h.parse().map_err(|_| bad())?;
-    let m: i64 = m.parse().map_err(|_| bad())?;
-    if h > 14 || m > 59 {
-        return Err(bad());
-    }
-    Ok(sign * (h * 3600 + m * 60) * 1000)
 }
 
 impl Config {
@@ -463,11 +433,9 @@ impl Config {
         for sink in &self.sinks {
             sink.validate()?;
             if self.kafka.transactional_id.is_some()
-                && let SinkConfig::Kafka {
-                    topic,
-                    spool: Some(_),
-                    ..
-                } = sink
+                && let SinkKind::Kafka(yujing_sinks::kafka::KafkaSinkConfig { topic, .. }) =
+                    &sink.kind
+                && sink.spool.is_some()
             {
                 return Err(format!(
                     "sink topic {topic:?}: no spool in exactly-once mode (kafka.transactional_id): its alerts are committed with the offsets"
@@ -489,7 +457,6 @@ impl Config {
         if self.sinks.is_empty() {
             return Err("sinks must name at least one destination, or warnings go nowhere".into());
         }
-        self.pipeline.utc_offset_ms()?;
         Ok(())
     }
 }
@@ -506,19 +473,17 @@ impl Loaded {
     /// What `yujing run` and `yujing config check` load: the config, its
     /// measurements, its rules (checked against them) and its registry.
     /// The first problem, with its file (and line and column where known).
-    pub fn load(path: &Path) -> Result<Self, String> {
-        let config = Config::load(path).map_err(|e| e.to_string())?;
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let config = Config::load(path)?;
         let measurements = match &config.measurements {
-            Some(p) => Some(yujing_ingest::Measurements::load(p).map_err(|e| e.to_string())?),
+            Some(p) => Some(yujing_ingest::Measurements::load(p)?),
             None => None,
         };
         let known = measurements
             .as_ref()
             .map(yujing_ingest::Measurements::names);
-        let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())
-            .map_err(|e| e.to_string())?;
-        let registry =
-            yujing_ingest::SensorRegistry::load(&config.sensors).map_err(|e| e.to_string())?;
+        let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())?;
+        let registry = yujing_ingest::SensorRegistry::load(&config.sensors)?;
         Ok(Loaded {
             config,
             measurements,
@@ -530,7 +495,7 @@ impl Loaded {
 
 /// `yujing config check`: the config and everything it names load; a
 /// one-line summary, or the first problem.
-pub fn check(path: &Path) -> Result<String, String> {
+pub fn check(path: &Path) -> Result<String, ConfigError> {
     let Loaded {
         config,
         rules,

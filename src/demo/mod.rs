@@ -163,7 +163,7 @@ pub async fn run(
             max_future_skew: Duration::from_secs(300),
             idle_timeout: Some(Duration::from_secs(600)),
             max_age: None,
-            time_zone: "Asia/Shanghai".into(),
+            time_zone: yujing_engine::TimeZone::default(),
             max_message_bytes: 1024 * 1024,
         },
         rules,
@@ -176,6 +176,8 @@ pub async fn run(
         state_dir: None,
         checkpoint_every: None,
         transactions: None,
+        shutdown_deadline: None,
+        force_stop: None,
     };
     let stop = async {
         tokio::select! {

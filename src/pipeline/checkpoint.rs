@@ -23,11 +23,11 @@ use yujing_ingest::PartitionProgress;
 
 use super::warning_state::{self, StateError};
 use super::{PipelineError, State, commit};
-use crate::engine::{Engine, EngineSnapshot};
 use crate::rebalance::{Resume, ResumePlan};
 use crate::telemetry::{
     CheckpointRestored, CheckpointSaved, LagReporter, Metrics, WarningStateSaved,
 };
+use yujing_engine::{Engine, EngineSnapshot};
 
 pub const FORMAT: &str = "yujing.checkpoint/v1";
 const FILE: &str = "checkpoint.json";

@@ -28,8 +28,8 @@ use tokio::sync::mpsc;
 
 use super::{PipelineError, State, commit, state_chunks};
 use crate::config::KafkaConfig;
-use crate::engine::PartitionState;
 use crate::telemetry::{HandoverRead, HandoverWritten, LagReporter};
+use yujing_engine::PartitionState;
 
 /// How long a rebalance waits for the pipeline to write what it hands over.
 pub const HANDOVER_TIMEOUT: Duration = Duration::from_secs(30);

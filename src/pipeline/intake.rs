@@ -122,11 +122,7 @@ impl State {
             .emit(&self.metrics);
             // A copy for the record; the readings were skipped, the
             // message's new readings (if any) were placed.
-            if !self.dead_letter(m, &e, &self.dead_letter_topic).await {
-                self.offsets
-                    .consumed(topic, partition, offset, Some(i64::MAX));
-                return;
-            }
+            self.dead_letter(m, &e, &self.dead_letter_topic).await;
         }
 
         if let Some((e, late_count)) = placed.late {
@@ -138,11 +134,7 @@ impl State {
             }
             .emit(&self.metrics);
             self.summary.late_readings += late_count;
-            if !self.dead_letter(m, &e, &self.late_topic).await {
-                self.offsets
-                    .consumed(topic, partition, offset, Some(i64::MAX));
-                return;
-            }
+            self.dead_letter(m, &e, &self.late_topic).await;
         }
         self.offsets.consumed(topic, partition, offset, done_at);
     }

@@ -21,7 +21,9 @@
 //! - [`warning_state`]: active warnings saved across restarts;
 //! - [`checkpoint`]: the open windows saved to `state_dir` and taken up;
 //! - [`handover`]: partition states through `kafka.state_topic`;
-//! - [`rules_reload`]: rules swapped in while running, or refused.
+//! - [`rules_reload`]: rules swapped in while running, or refused;
+//! - [`stop`]: shutdown within its deadline, and what a cut-short stop
+//!   leaves to replay.
 
 use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
@@ -45,17 +47,19 @@ mod intake;
 mod outbox;
 mod rules_reload;
 mod state_chunks;
+mod stop;
 pub mod warning_state;
 
 use outbox::Outbox;
-pub use outbox::{Grouping, SinkSetup, SpoolSettings};
+pub use stop::ForceStop;
+pub use yujing_sinks::{SinkSetup, SpoolConfig};
 
 use crate::config::{KafkaConfig, PipelineConfig};
-use crate::engine::Engine;
 use crate::fetch::Fetcher;
 use crate::rebalance::ResumePlan;
 use crate::reload::ReloadReceiver;
 use crate::telemetry::{LagReporter, Metrics, RevokedPartitions, WarningStateRestored};
+use yujing_engine::Engine;
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
 /// committed, so a restart resumes without loss.
@@ -67,6 +71,11 @@ pub enum PipelineError {
     Rules(#[from] yujing_rules::RulesError),
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
+    #[error(transparent)]
+    Engine(#[from] yujing_engine::EngineError),
+    /// A sink could not be built from its config.
+    #[error(transparent)]
+    SinkSetup(#[from] yujing_sinks::SinkError),
     #[error("sink {sink} failed {attempts} times, last: {source}")]
     Sink {
         sink: String,
@@ -75,6 +84,13 @@ pub enum PipelineError {
     },
     #[error("kafka: {0}")]
     Kafka(#[from] rdkafka::error::KafkaError),
+    /// A topic yujing needs does not exist (the message says how to
+    /// create it).
+    #[error("{0}")]
+    MissingTopic(String),
+    /// The stop was cut short by the shutdown deadline or a second signal.
+    #[error("stopped before the end ({why}): {unfinished}")]
+    StopCutShort { why: String, unfinished: String },
     #[error("{0}")]
     Invalid(String),
 }
@@ -102,6 +118,11 @@ pub struct Setup {
     /// Exactly-once mode: the transactional producer the Kafka alert sinks
     /// write with; offsets are committed in its transactions.
     pub transactions: Option<FutureProducer>,
+    /// How long stopping may take (none: as long as it takes).
+    pub shutdown_deadline: Option<Duration>,
+    /// Stop at once when this completes (a second signal), even while
+    /// stopping.
+    pub force_stop: Option<ForceStop>,
 }
 
 /// What a run did, for the closing summary.
@@ -149,6 +170,11 @@ struct State {
     refusals_reported: (Instant, u64),
     /// False after a consumer error, until the next message.
     consumer_up: bool,
+    /// What a stop cut short would leave undone.
+    stop_report: stop::StopReport,
+    /// Where messages the dead-letter topic refused for good are recorded
+    /// (`state_dir`, whether or not a state topic is used).
+    refused_dir: Option<PathBuf>,
 }
 
 /// The readings consumer's name in `/health`.
@@ -163,13 +189,28 @@ const REFUSAL_REPORT_EVERY: Duration = Duration::from_secs(10);
 /// Run until `shutdown` completes, then close what can be closed, flush the
 /// sinks and commit.
 pub async fn run(
-    setup: Setup,
+    mut setup: Setup,
     shutdown: impl Future<Output = ()>,
 ) -> Result<RunSummary, PipelineError> {
-    let utc_offset_ms = setup
-        .pipeline
-        .utc_offset_ms()
-        .map_err(PipelineError::Invalid)?;
+    let (deadline, force) = (setup.shutdown_deadline, setup.force_stop.take());
+    // The signal is watched apart from the pipeline's loop, which may be
+    // waiting on a sink when it comes: the deadline runs from the signal.
+    let (signalled_tx, signalled) = tokio::sync::watch::channel(false);
+    let stop_requested = async move {
+        let mut signalled = signalled;
+        let _ = signalled.wait_for(|s| *s).await;
+    };
+    let report = stop::StopReport::default();
+    let body = run_pipeline(setup, stop_requested, report.clone());
+    stop::within_deadline(body, shutdown, signalled_tx, deadline, force, report).await
+}
+
+async fn run_pipeline(
+    setup: Setup,
+    shutdown: impl Future<Output = ()>,
+    stop_report: stop::StopReport,
+) -> Result<RunSummary, PipelineError> {
+    let utc_offset_ms = setup.pipeline.utc_offset_ms();
     let k = &setup.kafka;
     let client_props = k.client_properties().map_err(PipelineError::Invalid)?;
     let mut consumer_props = client_props.clone();
@@ -177,7 +218,11 @@ pub async fn run(
     let mut producer_props = client_props;
     producer_props.extend(k.producer_properties.clone());
 
-    let mut engine = Engine::new(&setup.rules, setup.registry.clone(), &setup.pipeline)?;
+    let mut engine = Engine::new(
+        &setup.rules,
+        setup.registry.clone(),
+        &setup.pipeline.engine_settings(),
+    );
     let known_metrics = setup.measurements.as_ref().map(Measurements::names);
     if let Some(m) = setup.measurements {
         engine = engine.with_measurements(m);
@@ -223,6 +268,15 @@ pub async fn run(
             (Some(rx), Some(link), Some(side))
         }
     };
+    // A missing readings or dead-letter topic is named, with how to
+    // create it, in the log and on /health (the consumer only waits).
+    let mut watched = k.readings_topics.clone();
+    watched.push(k.dead_letter_topic.clone());
+    let topic_watch = crate::topics::watch(
+        kafka::client_config(&k.bootstrap_servers, &[], &consumer_props, &[]),
+        watched,
+        setup.metrics.health.clone(),
+    );
     let mut fetcher = Fetcher::start(
         kafka::readings_consumer(
             &k.bootstrap_servers,
@@ -281,7 +335,12 @@ pub async fn run(
         summary: RunSummary::default(),
         refusals_reported: (Instant::now(), 0),
         consumer_up: true,
+        stop_report,
+        refused_dir: setup.state_dir.clone(),
     };
+    for sink in &state.sinks {
+        state.stop_report.add_sink(sink.name(), sink.in_flight());
+    }
 
     state.restore_warnings(fetcher.consumer());
     if let Some(p) = &state.transactions {
@@ -325,6 +384,7 @@ pub async fn run(
                 if let Err(e) = commit::commit(fetcher.consumer(), &mut state, CommitMode::Async) {
                     break Err(e);
                 }
+                state.stop_report.uncommitted(state.offsets.not_committed());
                 if let Err(e) = state.checkpoint(fetcher.consumer(), false).await {
                     break Err(e);
                 }
@@ -339,56 +399,8 @@ pub async fn run(
     // Revocations from here on (leaving the group) do not wait for this
     // task: the states are written below, before the group is left.
     drop(handover_requests.take());
-    shut_down(state, fetcher, outcome).await
-}
-
-/// How long leaving the consumer group and closing the consumer may take.
-const CONSUMER_CLOSE_TIMEOUT: Duration = Duration::from_secs(20);
-
-/// After the main loop: stop consuming, deliver what the watermark already
-/// closed, commit (or abort after an error), write the last checkpoint,
-/// and leave the group.
-async fn shut_down(
-    mut state: State,
-    mut fetcher: Fetcher,
-    outcome: Result<(), PipelineError>,
-) -> Result<RunSummary, PipelineError> {
-    fetcher.stop();
-    for sink in std::mem::take(&mut state.sinks) {
-        sink.close().await;
-    }
-    let outcome = match outcome {
-        Ok(()) => commit::commit(fetcher.consumer(), &mut state, CommitMode::Sync),
-        Err(e) => {
-            commit::abort(&state);
-            Err(e)
-        }
-    };
-    let outcome = match outcome {
-        // Closing down cleanly: the next start (or the partitions' next
-        // owners) carry on from here.
-        Ok(()) => state.checkpoint(fetcher.consumer(), true).await,
-        Err(e) => Err(e),
-    };
-    state.update_gauges();
-    state.report_refusals();
-    // Leaving the group and closing the consumer talk to the broker;
-    // bounded, so a close stuck in the group protocol cannot keep the
-    // process from stopping (everything is committed by now).
-    let closing = tokio::task::spawn_blocking(move || {
-        fetcher.leave_group();
-        drop(fetcher);
-    });
-    if tokio::time::timeout(CONSUMER_CLOSE_TIMEOUT, closing)
-        .await
-        .is_err()
-    {
-        tracing::warn!(
-            "the readings consumer did not close within {CONSUMER_CLOSE_TIMEOUT:?}; stopping without it"
-        );
-    }
-    state.summary.active_at_end = state.engine.active_count();
-    outcome.map(|()| state.summary)
+    topic_watch.abort();
+    stop::shut_down(state, fetcher, outcome).await
 }
 
 impl State {
@@ -457,6 +469,9 @@ impl State {
             counter.with_label_values(&[label]).inc();
         }
         self.summary.windows_closed += closed.windows.iter().filter(|(_, c)| !c).count() as u64;
+        // Delivery may wait on a sink: what a cut-short stop leaves to
+        // replay is what is uncommitted now.
+        self.stop_report.uncommitted(self.offsets.not_committed());
         self.publish(&closed.transitions).await?;
         self.offsets.windows_closed(closed.watermark);
         self.update_active_gauge();

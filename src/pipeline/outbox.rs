@@ -11,16 +11,19 @@
 //!   Offsets are committed once every sink acknowledged or spooled. When
 //!   the spool is full the pipeline waits for room (it never drops).
 //!
-//! Storm control (`storm:`) runs before either, on the pipeline's side.
+//! On the pipeline's side, before either, the sink's route picks the
+//! alerts it takes, then storm control (`storm:`) runs on those: alerts a
+//! route leaves out neither count toward the storm nor reach the spool.
 
-use std::path::PathBuf;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use rand::Rng;
 use tokio::sync::{Notify, mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
-use yujing_sinks::{AlertMessage, Sink, SinkError, Spool, StormGuard, StormLimits};
+use yujing_sinks::webhook::GroupConfig;
+use yujing_sinks::{AlertMessage, Route, Sink, SinkError, SinkSetup, Spool, StormGuard};
 
 use super::PipelineError;
 use crate::telemetry::{Metrics, SinkDelivered, SinkFailed, SinkSpooled, StormHeldBack};
@@ -35,40 +38,6 @@ const MAX_SPOOL_BACKOFF: Duration = Duration::from_secs(60);
 /// How long a stopping pipeline lets spooled sinks drain.
 pub const DRAIN_ON_STOP: Duration = Duration::from_secs(5);
 
-/// Where a sink spools, and how much.
-#[derive(Debug, Clone)]
-pub struct SpoolSettings {
-    pub dir: PathBuf,
-    pub max_bytes: u64,
-}
-
-/// Alerts held in the spool for `wait`, then sent one request per group.
-#[derive(Debug, Clone)]
-pub struct Grouping {
-    pub by: Vec<String>,
-    pub wait: Duration,
-}
-
-/// A sink with its delivery options, as configured.
-pub struct SinkSetup {
-    pub sink: Sink,
-    pub storm: Option<StormLimits>,
-    pub spool: Option<SpoolSettings>,
-    /// Only with a spool (the alerts wait there).
-    pub grouping: Option<Grouping>,
-}
-
-impl From<Sink> for SinkSetup {
-    fn from(sink: Sink) -> Self {
-        SinkSetup {
-            sink,
-            storm: None,
-            spool: None,
-            grouping: None,
-        }
-    }
-}
-
 enum Job {
     Deliver(
         Vec<AlertMessage>,
@@ -78,7 +47,7 @@ enum Job {
     Flush(oneshot::Sender<Result<(), SinkError>>),
 }
 
-enum Route {
+enum Channel {
     Direct(mpsc::Sender<Job>),
     Spooled {
         spool: Arc<Mutex<Spool>>,
@@ -93,8 +62,12 @@ enum Route {
 /// The pipeline's handle on one sink's delivery task.
 pub struct Outbox {
     name: String,
-    storm: Option<StormGuard>,
+    /// Which alerts this sink takes, applied before `storm`.
     route: Route,
+    storm: Option<StormGuard>,
+    channel: Channel,
+    /// Batches handed to a direct sink and not yet acknowledged.
+    in_flight: Arc<AtomicUsize>,
     task: JoinHandle<()>,
     metrics: Metrics,
 }
@@ -103,11 +76,14 @@ pub struct Outbox {
 pub struct Pending {
     name: String,
     done: oneshot::Receiver<Result<(), SinkError>>,
+    in_flight: Arc<AtomicUsize>,
 }
 
 impl Pending {
     pub async fn wait(self) -> Result<(), PipelineError> {
-        match self.done.await {
+        let done = self.done.await;
+        self.in_flight.fetch_sub(1, Ordering::Relaxed);
+        match done {
             Ok(Ok(())) => Ok(()),
             Ok(Err(e)) => Err(PipelineError::Sink {
                 sink: self.name,
@@ -131,11 +107,11 @@ impl Outbox {
             .init(&name, setup.spool.is_some(), setup.storm.is_some());
         metrics.health.update(&name, |_| {});
         let storm = setup.storm.map(StormGuard::new);
-        let (route, task) = match setup.spool {
+        let (channel, task) = match setup.spool {
             None => {
                 let (tx, rx) = mpsc::channel(4);
                 let task = tokio::spawn(direct(setup.sink, name.clone(), rx, metrics.clone()));
-                (Route::Direct(tx), task)
+                (Channel::Direct(tx), task)
             }
             Some(s) => {
                 let spool = Spool::open(&s.dir, s.max_bytes)
@@ -164,22 +140,34 @@ impl Outbox {
                     grouping: setup.grouping,
                 };
                 let task = tokio::spawn(worker.run());
-                let route = Route::Spooled {
+                let channel = Channel::Spooled {
                     spool,
                     wake,
                     room,
                     stop,
                 };
-                (route, task)
+                (channel, task)
             }
         };
         Ok(Outbox {
             name,
+            route: setup.route,
             storm,
-            route,
+            channel,
+            in_flight: Arc::new(AtomicUsize::new(0)),
             task,
             metrics,
         })
+    }
+
+    /// The sink's name in metrics and logs.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Batches handed over and not yet acknowledged (direct sinks).
+    pub fn in_flight(&self) -> Arc<AtomicUsize> {
+        self.in_flight.clone()
     }
 
     /// Hand `alerts` over: spooled (done on return), or queued for a direct
@@ -188,7 +176,11 @@ impl Outbox {
         &mut self,
         alerts: &[AlertMessage],
     ) -> Result<Option<Pending>, PipelineError> {
-        let mut alerts = alerts.to_vec();
+        let mut alerts: Vec<AlertMessage> = alerts
+            .iter()
+            .filter(|a| self.route.matches(a))
+            .cloned()
+            .collect();
         if let Some(guard) = &mut self.storm {
             let (kept, held) = guard.filter(alerts, yujing_ingest::clock::wall_now_ms());
             if held.summaries > 0 || !held.by_rule.is_empty() {
@@ -204,18 +196,20 @@ impl Outbox {
         if alerts.is_empty() {
             return Ok(None);
         }
-        match &self.route {
-            Route::Direct(tx) => {
+        match &self.channel {
+            Channel::Direct(tx) => {
                 let (done, rx) = oneshot::channel();
                 tx.send(Job::Deliver(alerts, Instant::now(), done))
                     .await
                     .map_err(|_| PipelineError::Invalid(format!("sink {} stopped", self.name)))?;
+                self.in_flight.fetch_add(1, Ordering::Relaxed);
                 Ok(Some(Pending {
                     name: self.name.clone(),
                     done: rx,
+                    in_flight: self.in_flight.clone(),
                 }))
             }
-            Route::Spooled {
+            Channel::Spooled {
                 spool, wake, room, ..
             } => {
                 let mut warned = None::<Instant>;
@@ -254,8 +248,8 @@ impl Outbox {
     /// Flush a direct sink; give a spooled one [`DRAIN_ON_STOP`] to empty
     /// its spool (what is left stays on disk for the next start).
     pub async fn close(self) {
-        match self.route {
-            Route::Direct(tx) => {
+        match self.channel {
+            Channel::Direct(tx) => {
                 let (done, rx) = oneshot::channel();
                 if tx.send(Job::Flush(done)).await.is_ok()
                     && let Ok(Err(e)) = rx.await
@@ -265,7 +259,7 @@ impl Outbox {
                 drop(tx);
                 let _ = self.task.await;
             }
-            Route::Spooled { stop, .. } => {
+            Channel::Spooled { stop, .. } => {
                 let _ = stop.send(true);
                 let mut task = self.task;
                 if tokio::time::timeout(DRAIN_ON_STOP, &mut task)
@@ -352,7 +346,7 @@ struct Drainer {
     room: Arc<Notify>,
     stopped: watch::Receiver<bool>,
     metrics: Metrics,
-    grouping: Option<Grouping>,
+    grouping: Option<GroupConfig>,
 }
 
 /// Alerts sent per request from a spool when grouping.

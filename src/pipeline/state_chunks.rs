@@ -12,7 +12,7 @@ use std::collections::HashMap;
 
 use serde::{Deserialize, Serialize};
 
-use crate::engine::PartitionState;
+use yujing_engine::PartitionState;
 
 /// The record under a partition's key when its state was cut into chunks.
 #[derive(Debug, Serialize, Deserialize, PartialEq)]

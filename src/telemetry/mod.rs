@@ -12,12 +12,17 @@ use prometheus::{
 use yujing_ingest::DecodeError;
 
 mod checkpoint;
+mod dead_letter;
 mod sinks;
 mod warning_state;
 
 pub use checkpoint::{
     CheckpointMetrics, CheckpointRestored, CheckpointSaved, HandoverMetrics, HandoverRead,
     HandoverWritten,
+};
+pub use dead_letter::{
+    DeadLetterHeld, DeadLetterMetrics, DeadLetterRecordedLocally, DeadLetterReleased,
+    DeadLetterTruncated,
 };
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
@@ -66,6 +71,7 @@ pub struct Metrics {
     pub warning_state: WarningStateMetrics,
     pub checkpoint: CheckpointMetrics,
     pub handover: HandoverMetrics,
+    pub dead_letter: DeadLetterMetrics,
 }
 
 impl Metrics {
@@ -176,7 +182,7 @@ impl Metrics {
             ),
             dead_letter_failures: counter(
                 "yujing_dead_letter_failures_total",
-                "Messages that could not be written to the dead-letter topic (their offsets are held back).",
+                "Failed attempts to write to the dead-letter topic (transient ones are retried with backoff while the partition waits).",
             ),
             kafka_errors: counter(
                 "yujing_kafka_errors_total",
@@ -268,6 +274,7 @@ impl Metrics {
             warning_state: WarningStateMetrics::register(&registry),
             checkpoint: CheckpointMetrics::register(&registry),
             handover: HandoverMetrics::register(&registry),
+            dead_letter: DeadLetterMetrics::register(&registry),
             registry,
         };
         m.rules_last_reload_success.set(1);
@@ -359,27 +366,6 @@ impl LateReadings<'_> {
         m.late_readings
             .with_label_values(&[self.topic, &self.partition.to_string()])
             .inc_by(self.count);
-    }
-}
-
-/// The dead-letter topic refused a message: loud, and its offset is held.
-pub struct DeadLetterFailed<'a> {
-    pub topic: &'a str,
-    pub partition: i32,
-    pub offset: i64,
-    pub error: &'a str,
-}
-
-impl DeadLetterFailed<'_> {
-    pub fn emit(&self, m: &Metrics) {
-        tracing::error!(
-            topic = self.topic,
-            partition = self.partition,
-            offset = self.offset,
-            "cannot write to dead-letter topic; offset held back so the message is not lost: {}",
-            self.error
-        );
-        m.dead_letter_failures.inc();
     }
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::City;
+use crate::support::City;
 use crate::support::{ExternalProcess, free_port};
 
 /// Start Alertmanager on a free loopback port; its base URL.

@@ -93,6 +93,57 @@ fn rules_file(dir: &Path, name: &str, limit: f64) -> PathBuf {
     path
 }
 
+/// Two series two years apart in one run: a warning raised in the first
+/// series' last hour resolves two hours later (one missing window is
+/// tolerated, the second resolves it: `tolerate_missing: 1`), as the live
+/// pipeline's idle clock would resolve it, not when the second series
+/// starts (it was counted as 17,498 hours at blue).
+#[tokio::test]
+async fn time_moves_through_a_gap_in_the_history() {
+    let dir = tempfile::tempdir().unwrap();
+    let hourly = |year: i32, last: u32| {
+        let mut csv = String::from("timestamp,value\n");
+        for h in 0..48 {
+            let v = if h == 47 { last } else { 50 };
+            csv.push_str(&format!(
+                "{year}-01-{:02} {:02}:00:00,{v}\n",
+                1 + h / 24,
+                h % 24
+            ));
+        }
+        csv
+    };
+    let (a, b) = (dir.path().join("a.csv"), dir.path().join("b.csv"));
+    std::fs::write(&a, hourly(2024, 150)).unwrap();
+    std::fs::write(&b, hourly(2026, 50)).unwrap();
+    let out = dir.path().join("out");
+    let o = options(vec![a, b], rules_file(dir.path(), "r.yaml", 100.0), &out);
+    let summary = backtest::backtest(&o).await.unwrap();
+    let rule = &summary.rules.summary["level-high"][0];
+    assert_eq!((rule.warnings, rule.hours), (1, 2.0), "{rule:?}");
+    let timeline = std::fs::read_to_string(out.join("timeline.jsonl")).unwrap();
+    let ends: Vec<(String, String)> = timeline
+        .lines()
+        .map(|l| serde_json::from_str::<Value>(l).unwrap())
+        .map(|m| {
+            (
+                m["transition"].as_str().unwrap().to_owned(),
+                m["window"]["end"].as_str().unwrap().to_owned(),
+            )
+        })
+        .collect();
+    assert_eq!(
+        ends,
+        [
+            ("raised".to_owned(), "2024-01-03T00:00:00+00:00".to_owned()),
+            (
+                "resolved".to_owned(),
+                "2024-01-03T02:00:00+00:00".to_owned()
+            ),
+        ]
+    );
+}
+
 #[tokio::test]
 async fn scores_a_labelled_series_as_computed_by_hand() {
     let dir = tempfile::tempdir().unwrap();

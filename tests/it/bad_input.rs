@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{City, T0};
+use crate::support::{City, T0};
 use crate::support::{parse_prometheus_text, read_topic};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -81,4 +81,49 @@ async fn duplicates_count_once_and_oversized_messages_are_refused() {
     assert_eq!(second.as_array().unwrap().len(), 2);
     assert!(dead[2].payload.len() > 400);
     assert_eq!(dead[0].headers["yujing.source.offset"], "1");
+}
+
+/// A readings topic that does not exist is named, with how to create it,
+/// on `/health` (yujing waits for it rather than failing).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_missing_readings_topic_is_named_on_health_with_how_to_create_it() {
+    let city = City::new(1);
+    let path = city.config("  - kind: kafka\n    topic: alerts\n");
+    let text = std::fs::read_to_string(&path).unwrap().replace(
+        "readings_topics: [readings]",
+        "readings_topics: [readings-absent]",
+    );
+    std::fs::write(&path, text).unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = yujing::cli::run(path, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let mut health = String::new();
+        for _ in 0..200 {
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            let Ok(r) =
+                reqwest::get(format!("http://127.0.0.1:{}/health", city.metrics_port())).await
+            else {
+                continue;
+            };
+            health = r.text().await.unwrap();
+            if health.contains("kafka-topics") {
+                break;
+            }
+        }
+        let _ = stop_tx.send(());
+        health
+    };
+    let (result, health) = tokio::join!(run, driver);
+    result.expect("stops cleanly");
+    let h: Value = serde_json::from_str(&health).unwrap_or_else(|e| panic!("{e}: {health}"));
+    assert_eq!(h["status"], "degraded", "{h:#}");
+    let topics = &h["sinks"]["kafka-topics"];
+    assert_eq!(topics["up"], false, "{h:#}");
+    let error = topics["last_error"].as_str().unwrap();
+    assert!(
+        error.contains("\"readings-absent\" does not exist") && error.contains("--create"),
+        "{error}"
+    );
 }

@@ -6,22 +6,15 @@
 
 use std::time::Duration;
 
-use crate::harness::City;
-use crate::restart::{metric, run_until};
+use crate::restart::run_until;
+use crate::support::City;
+use crate::support::metric;
 
 const CONSUMED: &str = "yujing_messages_consumed_total{topic=\"readings\"}";
 
-/// Wait (up to 30 s) until the metric `name` reaches `want`.
+/// Wait until the metric `name` reaches `want`.
 async fn wait_for(city: &City, name: &str, want: f64) {
-    let mut seen = 0.0;
-    for _ in 0..300 {
-        seen = metric(&city.get("/metrics").await, name);
-        if seen >= want {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("{name} stayed at {seen}, expected {want}");
+    crate::support::wait_for_metric(city.metrics_port(), name, &[], want).await;
 }
 
 fn rules(city: &City, window: &str) {

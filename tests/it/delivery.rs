@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{City, Receiver, wait_for};
+use crate::support::{City, Receiver, wait_for};
 use crate::support::{assert_valid_alert, parse_prometheus_text};
 
 fn ids(alerts: &[Value]) -> Vec<(String, u64)> {
@@ -252,6 +252,66 @@ async fn a_storm_of_500_groups_reaches_people_as_a_few_messages_and_the_topic_wh
     assert_eq!(total("yujing_storm_held_back_total{"), 480.0, "{text}");
     assert_eq!(total("yujing_storm_summaries_total{"), 2.0);
     assert_eq!(total("yujing_sink_alerts_total{"), 22.0);
+}
+
+/// A sink routed to orange and above, with storm limits and a spool:
+/// blue warnings outside its route neither count toward its storm limits
+/// nor reach its spool (they used to, so 497 blue warnings it never
+/// delivers throttled its three orange ones into a summary).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn alerts_outside_a_route_neither_count_toward_the_storm_nor_reach_the_spool() {
+    let receiver = Receiver::default();
+    let url = receiver.start().await;
+    let city = City::new(500);
+    let config = city.config(&format!(
+        "  - kind: webhook\n    url: \"{url}\"\n    route: {{ min_grade: orange }}\n    storm: {{ per_rule_per_minute: 5 }}\n    spool: {{ dir: spool/duty }}\n  - kind: kafka\n    topic: alerts\n"
+    ));
+    let mut first = vec![100.0; 497];
+    first.extend([200.0; 3]);
+    city.produce(&[(0, first), (1, vec![100.0; 1])]).await;
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let on_kafka = city.alerts(500).await;
+        wait_for("the webhook's messages", || receiver.accepted().len() >= 3).await;
+        let text = city.get("/metrics").await;
+        let _ = stop_tx.send(());
+        (on_kafka, text)
+    };
+    let (result, (on_kafka, text)) = tokio::join!(pipeline, driver);
+    result.expect("the pipeline stops cleanly");
+
+    assert_eq!(
+        on_kafka.len(),
+        500,
+        "the unrouted topic takes every warning"
+    );
+    let people = receiver.accepted();
+    let grades: Vec<(&str, &str)> = people
+        .iter()
+        .map(|a| {
+            (
+                a["transition"].as_str().unwrap(),
+                a["grade"].as_str().unwrap_or("-"),
+            )
+        })
+        .collect();
+    assert_eq!(grades, [("raised", "orange"); 3], "{people:#?}");
+    let samples = parse_prometheus_text(&text).unwrap();
+    let sink = format!("sink=\"webhook:{url}\"");
+    let total = |name: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|(k, _)| k.starts_with(name) && k.contains(&sink))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    assert_eq!(total("yujing_storm_held_back_total{"), 0.0, "{text}");
+    assert_eq!(total("yujing_storm_summaries_total{"), 0.0, "{text}");
+    assert_eq!(total("yujing_sink_spooled_alerts_total{"), 3.0, "{text}");
+    assert_eq!(total("yujing_sink_alerts_total{"), 3.0, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -3,7 +3,8 @@
 //! service, the Dockerfile or kustomize names exists, the yujing configs
 //! in it pass `yujing config check`, ports agree across the pieces,
 //! Alertmanager's config passes `amtool check-config`, and the city
-//! simulator the compose kit runs publishes readings stamped from now.
+//! simulator the compose kit runs publishes readings the shipped config
+//! accepts, and warns about.
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -181,6 +182,21 @@ fn dockerfile_copies_files_that_exist_and_runs_as_non_root() {
         }
     }
     assert!(copies >= 8);
+    // Every workspace member is copied into the build stage, or the build
+    // fails in the image only.
+    let manifest: toml_members::Members = toml_members::read(&root.join("Cargo.toml"));
+    for member in &manifest.0 {
+        assert!(
+            text.contains(&format!("COPY {member} {member}")),
+            "the Dockerfile does not copy workspace member {member}"
+        );
+    }
+    // The runtime image gets a stripped binary (debug tables are 600 MB).
+    let build = text.split("\nFROM ").nth(1).expect("a build stage");
+    assert!(
+        build.contains("--strip-debug") && build.contains("--only-keep-debug"),
+        "the build stage strips the binary and keeps its debug part apart"
+    );
     assert!(text.contains("USER 10001"));
     assert!(text.contains("EXPOSE 9464"));
 }
@@ -246,22 +262,29 @@ fn alertmanager_config_passes_amtool() {
     );
 }
 
+fn simulate_args(bootstrap: &str, minutes: u64) -> yujing::demo::simulate::SimulateArgs {
+    yujing::demo::simulate::SimulateArgs {
+        bootstrap_servers: bootstrap.to_owned(),
+        topic: "city.readings".into(),
+        speed: 6000.0,
+        backdate: Duration::from_secs(3 * 3600),
+        minutes: Some(minutes),
+        bad_every: 0,
+        create_topics: false,
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn the_simulator_publishes_the_city_stamped_from_now() {
+async fn the_simulator_publishes_the_city_never_ahead_of_the_clock() {
     let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
     cluster.create_topic("city.readings", 1, 1).unwrap();
     let bootstrap = cluster.bootstrap_servers();
-    let args = yujing::demo::simulate::SimulateArgs {
-        bootstrap_servers: bootstrap.clone(),
-        topic: "city.readings".into(),
-        speed: 600.0,
-        minutes: Some(3),
-        bad_every: 0,
-    };
+    let args = simulate_args(&bootstrap, 3);
     let before = yujing_ingest::clock::wall_now_ms();
     let sent = yujing::demo::simulate::simulate(&args, std::future::pending())
         .await
         .unwrap();
+    let after = yujing_ingest::clock::wall_now_ms();
     let sensors = yujing::demo::city::sensors().len() as u64;
     assert_eq!(sent, 3 * sensors, "every sensor once a minute");
     let records = tokio::task::spawn_blocking(move || {
@@ -279,11 +302,144 @@ async fn the_simulator_publishes_the_city_stamped_from_now() {
         let decoded = yujing_ingest::decode_readings(&r.payload)
             .unwrap_or_else(|e| panic!("{e}: {}", String::from_utf8_lossy(&r.payload)));
         for reading in decoded {
-            let ahead = reading.ts_ms - before;
+            let back = before - reading.ts_ms;
             assert!(
-                (-60_000..4 * 60_000).contains(&ahead),
-                "stamped {ahead} ms from the start"
+                (3 * 3_600_000 - 3 * 60_000..=3 * 3_600_000 + 60_000).contains(&back),
+                "stamped {back} ms before the start: the script starts 3 h back"
             );
+            assert!(reading.ts_ms <= after, "stamped ahead of the clock");
         }
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_names_a_missing_topic() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    let bootstrap = cluster.bootstrap_servers();
+    let mut args = simulate_args(&bootstrap, 1);
+    args.topic = "city.readings.absent".into();
+    let e = yujing::demo::simulate::simulate(&args, std::future::pending())
+        .await
+        .expect_err("a missing topic is refused")
+        .to_string();
+    assert!(
+        e.contains("\"city.readings.absent\" does not exist")
+            && e.contains("--create-topics")
+            && e.contains("kafka-topics.sh"),
+        "{e}"
+    );
+}
+
+/// `--create-topics` on a real broker (librdkafka's mock cluster does not
+/// take CreateTopics).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_simulator_creates_a_missing_topic_when_asked_on_a_real_broker() {
+    let Some(cluster) = crate::support::Cluster::tansu().await else {
+        return;
+    };
+    let mut args = simulate_args(&cluster.bootstrap(), 1);
+    args.topic = "city.readings.new".into();
+    args.create_topics = true;
+    let sent = yujing::demo::simulate::simulate(&args, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(sent, yujing::demo::city::sensors().len() as u64);
+    // Asked again, the topic is there: nothing to create.
+    let sent = yujing::demo::simulate::simulate(&args, std::future::pending())
+        .await
+        .unwrap();
+    assert_eq!(sent, yujing::demo::city::sensors().len() as u64);
+}
+
+/// The README's walk-through: `yujing run` with the shipped example config
+/// and `yujing simulate` beside it. Warnings come out and nothing is
+/// refused for being stamped in the future.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_shipped_config_warns_about_what_the_simulator_publishes() {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in [
+        "city.readings",
+        "city.alerts",
+        "city.alerts.cap",
+        "city.readings.dead-letter",
+        "city.readings.late",
+    ] {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    let bootstrap = cluster.bootstrap_servers();
+    let dir = tempfile::tempdir().unwrap();
+    for f in ["rules.yaml", "sensors.csv", "measurements.yaml"] {
+        std::fs::copy(deploy().join("examples").join(f), dir.path().join(f)).unwrap();
+    }
+    let port = crate::support::free_port();
+    let config = std::fs::read_to_string(deploy().join("examples/yujing.yaml"))
+        .unwrap()
+        .replace("127.0.0.1:9092", &bootstrap)
+        .replace("127.0.0.1:9464", &format!("127.0.0.1:{port}"))
+        .replace(
+            "  - kind: terminal\n",
+            "  - kind: file\n    path: alerts.jsonl\n",
+        );
+    assert!(config.contains(&bootstrap) && config.contains(&port.to_string()));
+    let path = dir.path().join("yujing.yaml");
+    std::fs::write(&path, config).unwrap();
+
+    let args = simulate_args(&bootstrap, 180);
+    yujing::demo::simulate::simulate(&args, std::future::pending())
+        .await
+        .unwrap();
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let run = yujing::cli::run(path, async {
+        let _ = stop_rx.await;
+    });
+    let reader = bootstrap.clone();
+    let driver = async move {
+        let alerts = tokio::task::spawn_blocking(move || {
+            read_topic(&reader, "city.alerts", 1, Duration::from_secs(60))
+        })
+        .await
+        .unwrap();
+        let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap();
+        let _ = stop_tx.send(());
+        (alerts, metrics)
+    };
+    let (result, (alerts, metrics)) = tokio::join!(run, driver);
+    result.expect("yujing run stops cleanly");
+    assert!(!alerts.is_empty(), "the walk-through shows warnings");
+    let samples = crate::support::parse_prometheus_text(&metrics).unwrap();
+    let refused = |reason: &str| -> f64 {
+        samples
+            .iter()
+            .filter(|(k, _)| k.contains(&format!("reason=\"{reason}\"")))
+            .map(|(_, v)| *v)
+            .sum()
+    };
+    assert_eq!(refused("future_timestamp"), 0.0, "{metrics}");
+    assert_eq!(refused("too_old"), 0.0, "{metrics}");
+}
+
+/// The `[workspace] members` of a Cargo manifest (a line-based read: the
+/// list is one line in ours).
+mod toml_members {
+    pub struct Members(pub Vec<String>);
+
+    pub fn read(path: &std::path::Path) -> Members {
+        let text = std::fs::read_to_string(path).unwrap();
+        let line = text
+            .lines()
+            .find(|l| l.trim_start().starts_with("members"))
+            .expect("a members line");
+        let list = line.split_once('[').unwrap().1.split_once(']').unwrap().0;
+        Members(
+            list.split(',')
+                .map(|m| m.trim().trim_matches('"').to_owned())
+                .filter(|m| !m.is_empty())
+                .collect(),
+        )
     }
 }

@@ -2,7 +2,6 @@
 //! mock cluster) → `yujing run` → alert messages read back from the alert
 //! topic, refused messages from the dead-letter topic, metrics over HTTP.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -11,7 +10,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::support::{committed_offset, free_port, parse_prometheus_text, read_topic};
+use crate::support::{committed_offset, free_port, parse_prometheus_text, read_topic, sample};
 
 /// 2026-07-15T08:00:00+08:00
 const T0: i64 = 1_784_073_600_000;
@@ -204,19 +203,6 @@ fn expected() -> Vec<Expected> {
         ),
         ("resolved", None, Some("blue"), "g1", 25.0, 75.0, 5),
     ]
-}
-
-fn sample(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(k, _)| k.split('{').next() == Some(name))
-        .filter(|(k, _)| {
-            labels
-                .iter()
-                .all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
-        })
-        .map(|(_, v)| *v)
-        .sum()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -525,11 +511,13 @@ async fn quiet_stream_still_closes_its_last_window() {
     drop(cluster);
 }
 
-/// When the dead-letter topic itself refuses a message, the failure is
-/// counted and the message's offset is never committed past, while the
-/// pipeline keeps going.
+/// When the dead-letter topic refuses a message for good (not authorised),
+/// the failure is counted, the message's coordinates are recorded (here in
+/// the log: no `state_dir`), and the stream and its offsets go on: the
+/// message no longer pins its partition (issue 20; it used to hold the
+/// committed offset at 1 forever).
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn failing_dead_letter_topic_holds_the_offset_back() {
+async fn a_dead_letter_topic_refusing_for_good_does_not_pin_the_offset() {
     let cluster = cluster();
     cluster
         .topic_error(
@@ -591,9 +579,17 @@ async fn failing_dead_letter_topic_holds_the_offset_back() {
             .await
             .unwrap();
     assert_eq!(
+        sample(
+            &samples,
+            "yujing_dead_letter_recorded_locally_total",
+            &[("to", "dead-letter")]
+        ),
+        1.0
+    );
+    assert_eq!(
         committed,
-        Some(1),
-        "offset 1 (the malformed message) must be re-read: its dead-letter copy was never written"
+        Some(2),
+        "committed past the malformed message (offset 1), up to minute 1's open window"
     );
     drop(cluster);
 }

@@ -20,7 +20,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
-use crate::harness::Cluster;
+use crate::support::Cluster;
 use crate::support::{free_port, read_topic};
 
 /// 2026-07-15 08:00 +08:00.
@@ -278,7 +278,7 @@ fn sigkill_scenario(cluster: impl Fn() -> Cluster, exactly_once: bool) {
 /// goes on from where it was, losing and repeating nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_broker_outage_is_waited_out_and_nothing_is_lost() {
-    use crate::harness::City;
+    use crate::support::City;
 
     let city = City::new(2);
     let config = city.config("  - kind: kafka\n    topic: alerts\n");
@@ -343,7 +343,7 @@ async fn a_broker_outage_is_waited_out_and_nothing_is_lost() {
 /// where it was, nothing lost, nothing repeated.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_real_broker_crash_and_restart_is_waited_out() {
-    use crate::harness::City;
+    use crate::support::City;
 
     let store = tempfile::tempdir().unwrap();
     // tansu drops one leading slash of the path: four in all for an

@@ -19,8 +19,7 @@
 use std::path::{Path, PathBuf};
 
 use serde_json::Value;
-use yujing::config::PipelineConfig;
-use yujing::engine::Engine;
+use yujing_engine::{Engine, EngineSettings};
 use yujing_ingest::{Measurements, SensorRegistry, decode_readings};
 use yujing_rules::RuleSet;
 use yujing_sinks::{AlertMessage, TimeFormat};
@@ -36,10 +35,13 @@ fn cases() -> Vec<PathBuf> {
     out
 }
 
-fn config(dir: &Path) -> PipelineConfig {
+/// The case's `case.yaml`: the `pipeline:` section of a yujing config.
+fn config(dir: &Path) -> EngineSettings {
     let path = dir.join("case.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "{}".into());
-    serde_yaml_ng::from_str(&text).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+    serde_yaml_ng::from_str::<yujing::config::PipelineConfig>(&text)
+        .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+        .engine_settings()
 }
 
 async fn run_case(dir: &Path) -> Vec<Value> {
@@ -53,8 +55,8 @@ async fn run_case(dir: &Path) -> Vec<Value> {
     .unwrap();
     let registry = SensorRegistry::load(&sensors).unwrap();
     let config = config(dir);
-    let times = TimeFormat::new(config.utc_offset_ms().unwrap());
-    let mut engine = Engine::new(&rules, registry.clone(), &config).unwrap();
+    let times = TimeFormat::new(config.time_zone.utc_offset_ms());
+    let mut engine = Engine::new(&rules, registry.clone(), &config);
     let measurements = dir.join("measurements.yaml");
     if measurements.exists() {
         engine = engine.with_measurements(Measurements::load(&measurements).unwrap());

@@ -12,7 +12,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{City, Receiver, T0, wait_for};
+use crate::support::{City, Receiver, T0, wait_for};
 use crate::support::{ExternalProcess, external_program, free_port};
 
 fn repo() -> &'static Path {

@@ -3,18 +3,17 @@
 //! (so it never commits over the new owner), and between them every
 //! message is read.
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::harness::Cluster;
-use crate::support::{free_port, parse_prometheus_text};
+use crate::support::Cluster;
+use crate::support::{free_port, wait_until};
 
 const RULES: &str = "\
 rules:
@@ -133,24 +132,7 @@ async fn send_reading(p: &FutureProducer, sensor: &str, partition: i32, ts: i64,
 
 /// The sum of a metric's series, or one series (`name{label="value"}`).
 async fn metric(port: u16, name: &str) -> f64 {
-    let Ok(resp) = reqwest::get(format!("http://127.0.0.1:{port}/metrics")).await else {
-        return 0.0;
-    };
-    let samples: HashMap<String, f64> =
-        parse_prometheus_text(&resp.text().await.unwrap_or_default()).unwrap_or_default();
-    samples
-        .iter()
-        .filter(|(k, _)| *k == name || k.split('{').next() == Some(name))
-        .map(|(_, v)| *v)
-        .sum()
-}
-
-async fn wait_until(what: &str, mut check: impl AsyncFnMut() -> bool) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    while !check().await {
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        tokio::time::sleep(Duration::from_millis(200)).await;
-    }
+    crate::support::sample(&crate::support::scrape(port).await, name, &[])
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

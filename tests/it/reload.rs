@@ -3,18 +3,17 @@
 //! `POST /-/reload`. Nothing is lost, nothing storms, metrics tell each
 //! outcome.
 
-use std::collections::HashMap;
 use std::path::Path;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::time::{Duration, Instant};
+use std::time::Duration;
 
 use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::support::{free_port, parse_prometheus_text, read_topic};
+use crate::support::{free_port, read_topic};
 
 const SENSORS: &str = "\
 sensor_id,kind,district,district_code,street,grid,lat,lon
@@ -103,40 +102,11 @@ metrics:
     path
 }
 
-async fn scrape(port: u16) -> HashMap<String, f64> {
-    let body = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
-    parse_prometheus_text(&body).unwrap()
-}
-
-fn value(samples: &HashMap<String, f64>, name: &str, labels: &[(&str, &str)]) -> f64 {
-    samples
-        .iter()
-        .filter(|(k, _)| k.split('{').next() == Some(name))
-        .filter(|(k, _)| {
-            labels
-                .iter()
-                .all(|(l, v)| k.contains(&format!("{l}=\"{v}\"")))
-        })
-        .map(|(_, v)| *v)
-        .sum()
-}
+use crate::support::{sample as value, scrape};
 
 /// Wait until a metric reaches `at_least`.
 async fn wait_for(port: u16, name: &str, labels: &[(&str, &str)], at_least: f64) {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let v = value(&scrape(port).await, name, labels);
-        if v >= at_least {
-            return;
-        }
-        assert!(Instant::now() < deadline, "{name}{labels:?} stayed at {v}");
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
+    crate::support::wait_for_metric(port, name, labels, at_least).await;
 }
 
 async fn post_reload(port: u16, token: Option<&str>) -> (u16, String) {

@@ -7,8 +7,8 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::City;
-use crate::support::parse_prometheus_text;
+use crate::support::City;
+use crate::support::metric;
 
 /// Run `yujing run` until `until` returns; the metrics text at the end.
 pub(crate) async fn run_until<F: std::future::Future<Output = ()>>(
@@ -29,14 +29,6 @@ pub(crate) async fn run_until<F: std::future::Future<Output = ()>>(
     let (result, text) = tokio::join!(pipeline, driver);
     result.expect("the pipeline stops cleanly");
     text
-}
-
-pub(crate) fn metric(text: &str, name: &str) -> f64 {
-    parse_prometheus_text(text)
-        .unwrap()
-        .get(name)
-        .copied()
-        .unwrap_or(0.0)
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

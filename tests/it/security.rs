@@ -17,7 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::Value;
 
 use crate::delivery::three_transitions;
-use crate::harness::{City, Cluster, TOPICS};
+use crate::support::{City, Cluster, TOPICS};
 use crate::support::{TestCa, external_program, free_port};
 
 const PASSWORD: &str = "cq-duty-7f3a-S3CRET";

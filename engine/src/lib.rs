@@ -1,13 +1,26 @@
 //! The engine: readings in, warning transitions out, driven by the
-//! watermark. No Kafka, no sinks, no metrics: `yujing run` wraps it with a
-//! consumer and producers, and tests (golden files) drive it directly, so
-//! every path runs the same windows, rules and warning lifecycle.
+//! watermark. No Kafka, no sinks, no metrics (Cargo keeps it so: this crate
+//! depends on neither rdkafka, axum nor prometheus): `yujing run` wraps it
+//! with a consumer and producers, `yujing backtest`, `rules test`, `bench`
+//! and the golden tests drive it directly, so every path runs the same
+//! windows, rules and warning lifecycle.
 //!
+//! # Layout
 //! - this module: the engine, its window stores, and placing readings;
+//! - [`settings`]: the time zone and tolerances, parsed once into types;
+//! - [`error`]: [`EngineError`], the one error this crate raises;
+//! - [`checkpoint`]: the open windows saved to disk and taken up again;
+//! - [`handover`]: one partition's state, for its next owner;
+//! - [`partitions`]: which partition each sensor's readings arrive on;
+//! - [`limits`]: what a metric can physically do (range, "no measurement"
+//!   codes, rate of change), readings against it refused;
 //! - [`close`]: closing what the watermark passed and grading it;
 //! - [`sessions`]: session-window rules;
 //! - [`reload`]: swapping the rules of a running engine;
 //! - [`silence`]: minutes since each sensor's last reading, per window end.
+
+// The layout above names private modules for readers of the source.
+#![allow(rustdoc::private_intra_doc_links)]
 
 use std::collections::{BTreeMap, HashMap};
 
@@ -21,20 +34,22 @@ use yujing_rules::{
     WindowAggregator, WindowSpec,
 };
 
-use crate::config::PipelineConfig;
-use crate::pipeline::PipelineError;
-
 mod checkpoint;
 mod close;
+pub mod error;
 mod handover;
+mod limits;
 mod partitions;
 mod reload;
 mod sessions;
+pub mod settings;
 mod silence;
 
 pub use checkpoint::EngineSnapshot;
+pub use error::EngineError;
 pub use handover::PartitionState;
 pub use reload::Reload;
+pub use settings::{EngineSettings, TimeZone};
 
 /// Window size, slide and allowed lateness: rules sharing them share one
 /// store.
@@ -143,7 +158,9 @@ pub struct Engine {
     last_seen: HashMap<(u32, u16), silence::LastSeen>,
     /// Known metrics and their physical ranges, and the ranges by metric id.
     measurements: Option<Measurements>,
-    ranges: Vec<Option<(f64, f64)>>,
+    limits: Vec<limits::MetricLimits>,
+    /// Each sensor's last value of metrics with a rate limit.
+    last_values: limits::LastValues,
     /// Session-window rules and their stores, and the watermark they were
     /// last closed at.
     sessions: Vec<sessions::SessionGroup>,
@@ -152,12 +169,6 @@ pub struct Engine {
     baselines: BaselineBook,
     /// The partition each sensor's readings come from.
     sensor_partitions: partitions::SensorPartitions,
-}
-
-fn ranges(catalog: &MetricCatalog, measurements: Option<&Measurements>) -> Vec<Option<(f64, f64)>> {
-    (0..catalog.len())
-        .map(|i| measurements.and_then(|m| m.range(catalog.names().value(i))))
-        .collect()
 }
 
 /// The 8-hour and 24-hour moving windows an hourly AQI reads, with the
@@ -265,37 +276,32 @@ fn new_group(
 }
 
 impl Engine {
-    pub fn new(
-        rules: &RuleSet,
-        registry: SensorRegistry,
-        config: &PipelineConfig,
-    ) -> Result<Self, PipelineError> {
-        let utc_offset_ms = config.utc_offset_ms().map_err(PipelineError::Invalid)?;
+    pub fn new(rules: &RuleSet, registry: SensorRegistry, settings: &EngineSettings) -> Self {
+        use settings::ms;
+        let utc_offset_ms = settings.time_zone.utc_offset_ms();
         let catalog = MetricCatalog::new(rules.metrics());
-        let default_lateness_ms = config.allowed_lateness.as_millis() as i64;
+        let default_lateness_ms = ms(settings.allowed_lateness);
         let groups = by_store(rules, default_lateness_ms)
             .into_iter()
             .map(|(key, rules)| new_group(key, rules, &catalog, utc_offset_ms, i64::MIN))
             .collect();
-        Ok(Engine {
+        Engine {
             groups,
             catalog: catalog.clone(),
-            watermarks: Watermarks::new(
-                config.allowed_delay.as_millis() as i64,
-                config.idle_timeout.map(|d| d.as_millis() as i64),
-            ),
+            watermarks: Watermarks::new(ms(settings.allowed_delay), settings.idle_timeout.map(ms)),
             book: WarningBook::new(),
             recent: yujing_ingest::duplicates::RecentReadings::new(),
             aggregator: WindowAggregator::new(),
-            max_future_skew_ms: config.max_future_skew.as_millis() as i64,
-            max_age_ms: config.max_age.map(|d| d.as_millis() as i64),
+            max_future_skew_ms: ms(settings.max_future_skew),
+            max_age_ms: settings.max_age.map(ms),
             utc_offset_ms,
             default_lateness_ms,
             rules: rules.clone(),
             silent_metrics: silence::silent_metrics(rules, &catalog),
             last_seen: HashMap::new(),
             measurements: None,
-            ranges: Vec::new(),
+            limits: Vec::new(),
+            last_values: limits::LastValues::default(),
             sessions: sessions::by_session_store(rules)
                 .into_iter()
                 .map(|(key, rules)| sessions::new_session_group(key, rules, &catalog))
@@ -304,13 +310,13 @@ impl Engine {
             baselines: BaselineBook::new(),
             sensor_partitions: partitions::SensorPartitions::new(registry.len()),
             registry,
-        })
+        }
     }
 
     /// Refuse readings outside their metric's physical range (as
     /// `out_of_range`, to the dead-letter topic).
     pub fn with_measurements(mut self, measurements: Measurements) -> Self {
-        self.ranges = ranges(&self.catalog, Some(&measurements));
+        self.limits = limits::by_metric(&self.catalog, Some(&measurements));
         self.measurements = Some(measurements);
         self
     }
@@ -335,6 +341,7 @@ impl Engine {
         now_ms: i64,
     ) -> Result<Placed, DecodeError> {
         let mut ids = Vec::with_capacity(readings.len());
+        let mut updates = Vec::new();
         for r in readings {
             let Some(sensor) = self.registry.index_of(&r.sensor_id) else {
                 return Err(DecodeError::UnknownSensor(r.sensor_id.clone()));
@@ -356,18 +363,24 @@ impl Engine {
                 });
             }
             let metric = self.catalog.id(&r.metric);
-            if let Some(Some((low, high))) = metric.and_then(|m| self.ranges.get(m as usize))
-                && !(*low..=*high).contains(&r.value)
+            if let Some(m) = metric
+                && let Some(limits) = self.limits.get(m as usize)
             {
-                return Err(DecodeError::OutOfRange {
-                    sensor_id: r.sensor_id.clone(),
-                    metric: r.metric.clone(),
-                    value: r.value,
-                    low: *low,
-                    high: *high,
-                });
+                match limits.check(r, (sensor, m), &self.last_values) {
+                    Ok(update) => updates.extend(update),
+                    Err(refusal) => {
+                        let (e, update) = *refusal;
+                        if let Some(u) = update {
+                            self.last_values.apply(u);
+                        }
+                        return Err(e);
+                    }
+                }
             }
             ids.push((sensor, metric));
+        }
+        for u in updates {
+            self.last_values.apply(u);
         }
         let from = self.sensor_partitions.index(topic, partition);
         for &(sensor, _) in &ids {

@@ -17,7 +17,7 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::support::{ExternalProcess, free_port, read_topic_with};
+use super::{ExternalProcess, free_port, read_topic_with};
 
 /// 2026-07-15 08:00 +08:00.
 pub(crate) const T0: i64 = 1_784_073_600_000;
@@ -375,14 +375,4 @@ metrics:
             .map(|r| serde_json::from_slice(&r.payload).unwrap())
             .collect()
     }
-}
-
-pub(crate) async fn wait_for(what: &str, mut done: impl FnMut() -> bool) {
-    for _ in 0..600 {
-        if done() {
-            return;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("timed out waiting for {what}");
 }

@@ -4,26 +4,23 @@
 //! 2026-07-15 10:00 +08:00  ORANGE II  escalated     pm25-1h  grid cq-yb-g03 (Yubei)  avg pm25 162.3 > 150 ug/m3  [09:00–10:00]
 //! ```
 
+pub mod config;
+pub use config::TerminalConfig;
+
 use std::io::Write;
 
 use crate::alert::{AlertMessage, fmt_number, fmt_value};
 use crate::error::SinkError;
-use crate::route::Route;
 
 /// Writes warnings as text lines, coloured by grade when asked to.
 pub struct TerminalSink {
     out: Box<dyn Write + Send>,
     colour: bool,
-    route: Route,
 }
 
 impl TerminalSink {
     pub fn new(out: Box<dyn Write + Send>, colour: bool) -> Self {
-        TerminalSink {
-            out,
-            colour,
-            route: Route::default(),
-        }
+        TerminalSink { out, colour }
     }
 
     /// Standard output, coloured when it is a terminal and `NO_COLOR` is unset.
@@ -33,14 +30,8 @@ impl TerminalSink {
         Self::new(Box::new(std::io::stdout()), colour)
     }
 
-    /// Print only the warnings `route` takes.
-    pub fn with_route(mut self, route: Route) -> Self {
-        self.route = route;
-        self
-    }
-
     pub fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
-        for a in alerts.iter().filter(|a| self.route.matches(a)) {
+        for a in alerts.iter() {
             writeln!(self.out, "{}", line(a, self.colour))?;
         }
         self.out.flush()?;

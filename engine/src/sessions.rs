@@ -12,7 +12,7 @@ use yujing_ingest::{AreaLevel, MetricCatalog, SessionSpec, SessionStore};
 use yujing_rules::{Rule, RuleSet, WarningTransition};
 
 use super::Engine;
-use crate::pipeline::PipelineError;
+use crate::EngineError;
 
 pub(super) type SessionKey = (SessionSpec, AreaLevel);
 
@@ -74,7 +74,7 @@ impl Engine {
     pub(super) async fn close_sessions(
         &mut self,
         watermark: i64,
-    ) -> Result<Vec<WarningTransition>, PipelineError> {
+    ) -> Result<Vec<WarningTransition>, EngineError> {
         let mut out = Vec::new();
         // Called for every message: nothing can close or go quiet unless
         // the watermark moved.

@@ -13,6 +13,9 @@
 //!   `{"schema": "yujing.alert-group/v1", "group": {...}, "alerts": [...]}`.
 //! - HTTPS uses rustls with the Mozilla root certificates.
 
+pub mod config;
+pub use config::{GroupConfig, WebhookConfig};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -22,7 +25,6 @@ use sha2::Sha256;
 
 use crate::alert::AlertMessage;
 use crate::error::SinkError;
-use crate::route::Route;
 
 /// How a webhook is reached.
 #[derive(Debug, Clone)]
@@ -47,7 +49,6 @@ pub struct WebhookSettings {
 pub struct WebhookSink {
     settings: WebhookSettings,
     client: reqwest::Client,
-    route: Route,
 }
 
 /// The signature header's value for `body`.
@@ -89,16 +90,7 @@ impl WebhookSink {
             }
         }
         let client = builder.build().map_err(|e| error(e.to_string()))?;
-        Ok(WebhookSink {
-            settings,
-            client,
-            route: Route::default(),
-        })
-    }
-
-    pub fn with_route(mut self, route: Route) -> Self {
-        self.route = route;
-        self
+        Ok(WebhookSink { settings, client })
     }
 
     /// The URL without its query, for metric labels and logs: a receiver
@@ -115,7 +107,7 @@ impl WebhookSink {
     /// the rest were still sent).
     pub async fn deliver(&self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
         let mut rejected = None;
-        for alert in alerts.iter().filter(|a| self.route.matches(a)) {
+        for alert in alerts.iter() {
             if let Err(e) = self.post(alert).await {
                 match e {
                     SinkError::Rejected { .. } => {
@@ -226,7 +218,7 @@ impl WebhookSink {
         by: &[String],
     ) -> Result<(), SinkError> {
         let mut groups: Vec<(BTreeMap<String, String>, Vec<&AlertMessage>)> = Vec::new();
-        for alert in alerts.iter().filter(|a| self.route.matches(a)) {
+        for alert in alerts.iter() {
             let key = group_of(alert, by);
             match groups.iter_mut().find(|(k, _)| *k == key) {
                 Some((_, members)) => members.push(alert),

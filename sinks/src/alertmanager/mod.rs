@@ -16,6 +16,9 @@
 //!   keeps it while yujing runs and lets it expire if yujing disappears.
 //!   Resolving sends `endsAt` = the time of resolution.
 
+pub mod config;
+pub use config::AlertmanagerConfig;
+
 use std::collections::{BTreeMap, HashMap};
 use std::time::{Duration, Instant};
 
@@ -23,7 +26,6 @@ use serde::Serialize;
 
 use crate::alert::{AlertMessage, TimeFormat};
 use crate::error::SinkError;
-use crate::route::Route;
 
 /// How Alertmanager is reached and how often active warnings are re-sent.
 #[derive(Debug, Clone)]
@@ -54,7 +56,6 @@ pub struct PostableAlert {
 pub struct AlertmanagerSink {
     settings: AlertmanagerSettings,
     client: reqwest::Client,
-    route: Route,
     /// Firing alerts by warning fingerprint: what is re-sent.
     active: HashMap<String, PostableAlert>,
     last_resend: Instant,
@@ -126,16 +127,10 @@ impl AlertmanagerSink {
         Ok(AlertmanagerSink {
             settings,
             client,
-            route: Route::default(),
             active: HashMap::new(),
             last_resend: Instant::now(),
             times,
         })
-    }
-
-    pub fn with_route(mut self, route: Route) -> Self {
-        self.route = route;
-        self
     }
 
     pub fn url(&self) -> &str {
@@ -159,7 +154,7 @@ impl AlertmanagerSink {
         let valid_until = self
             .times
             .rfc3339(now_ms + self.settings.valid_for.as_millis() as i64);
-        for m in alerts.iter().filter(|a| self.route.matches(a)) {
+        for m in alerts.iter() {
             let event_ms = chrono::DateTime::parse_from_rfc3339(&m.event_time)
                 .map_or(now_ms, |t| t.timestamp_millis())
                 .min(now_ms);

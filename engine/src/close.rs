@@ -9,7 +9,7 @@ use yujing_rules::aqi::AqiSets;
 use yujing_rules::{PerWindow, Quality, Rule, WindowAggregate, WindowSet, WindowSpec};
 
 use super::{AQI_MOVING, Closed, Engine, SeriesKey, StoreKey, series_key};
-use crate::pipeline::PipelineError;
+use crate::EngineError;
 
 /// Aggregates computed for one close: rule `r` of store `i` reads
 /// `results[slots[(i, r)]]`; silence rules have no slot.
@@ -22,7 +22,7 @@ struct Computed {
 impl Engine {
     /// Advance the watermark to processing time `now_ms`; close every window
     /// it passed, aggregate and grade them. `None` when nothing closed.
-    pub async fn close_ready(&mut self, now_ms: i64) -> Result<Option<Closed>, PipelineError> {
+    pub async fn close_ready(&mut self, now_ms: i64) -> Result<Option<Closed>, EngineError> {
         let Some(watermark) = self.watermarks.advance(now_ms) else {
             return Ok(None);
         };
@@ -60,14 +60,21 @@ impl Engine {
                 .store
                 .close_until(watermark, &self.registry, &self.catalog)?;
             let latest = g.latest_end(watermark);
-            let is_tracked = g.is_tracked(&self.book);
-            if let (Some(from), true) = (g.evaluated_until, is_tracked) {
-                let with_data: BTreeSet<i64> = windows
-                    .iter()
-                    .filter(|w| !w.correction)
-                    .map(|w| w.end_ms)
-                    .collect();
-                let slide = g.store.windows().slide_ms;
+            let slide = g.store.windows().slide_ms;
+            let with_data: BTreeSet<i64> = windows
+                .iter()
+                .filter(|w| !w.correction)
+                .map(|w| w.end_ms)
+                .collect();
+            // Window ends without readings are graded where a warning may
+            // be tracked: one already is, or one may be raised by this
+            // batch's windows, before a gap in the readings (a backtest
+            // closes a long stretch of history at once).
+            let is_tracked = g.is_tracked(&self.book) || !with_data.is_empty();
+            let from = g
+                .evaluated_until
+                .or_else(|| with_data.first().map(|first| first - slide));
+            if let (Some(from), true) = (from, is_tracked) {
                 let limit = g.empty_run_limit();
                 let (mut end, mut run) = (from + slide, 0);
                 while end <= latest {
@@ -160,7 +167,7 @@ impl Engine {
     async fn aggregate_due(
         &self,
         due: &[(i64, usize, Option<ClosedWindow>)],
-    ) -> Result<Computed, PipelineError> {
+    ) -> Result<Computed, EngineError> {
         // The stores an hourly AQI reads its moving means from.
         let aqi_sources: Vec<StoreKey> = self
             .groups

@@ -144,6 +144,7 @@ impl Engine {
             }
             self.recent.forget_sensors(&mine);
             self.last_seen.retain(|(s, _), _| !mine[*s as usize]);
+            self.last_values.forget(|s| mine[s as usize]);
         }
         state
     }

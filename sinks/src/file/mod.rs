@@ -5,13 +5,15 @@
 //! oldest dropped) and a new file starts. Each batch is flushed and synced
 //! before the pipeline commits the readings behind it.
 
+pub mod config;
+pub use config::FileSinkConfig;
+
 use std::fs::{File, OpenOptions};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
 use crate::alert::AlertMessage;
 use crate::error::SinkError;
-use crate::route::Route;
 
 pub struct FileSink {
     path: PathBuf,
@@ -19,7 +21,6 @@ pub struct FileSink {
     keep: usize,
     file: File,
     size: u64,
-    route: Route,
 }
 
 impl FileSink {
@@ -34,14 +35,7 @@ impl FileSink {
             keep,
             file,
             size,
-            route: Route::default(),
         })
-    }
-
-    /// Write only the warnings `route` takes.
-    pub fn with_route(mut self, route: Route) -> Self {
-        self.route = route;
-        self
     }
 
     pub fn path(&self) -> &Path {
@@ -78,9 +72,6 @@ impl FileSink {
 
     pub fn deliver(&mut self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
         for a in alerts {
-            if !self.route.matches(a) {
-                continue;
-            }
             let mut line = serde_json::to_vec(a)?;
             line.push(b'\n');
             if self.size > 0 && self.size + line.len() as u64 > self.max_bytes {

@@ -6,6 +6,9 @@
 //! waits for the broker's acknowledgement (`acks=all`, idempotent producer)
 //! before the pipeline commits the readings behind the warnings.
 
+pub mod config;
+pub use config::{CapConfig, KafkaSinkConfig, SinkFormat};
+
 use std::collections::BTreeMap;
 use std::time::Duration;
 
@@ -15,13 +18,12 @@ use rdkafka::producer::{FutureProducer, FutureRecord, Producer};
 use crate::alert::AlertMessage;
 use crate::cap::{CapSender, cap_xml};
 use crate::error::SinkError;
-use crate::route::{Route, topic_for};
+use crate::route::topic_for;
 
 pub struct KafkaAlertSink {
     producer: FutureProducer,
     topic: String,
     format: AlertFormat,
-    route: Route,
 }
 
 /// How alerts are written on the topic.
@@ -57,7 +59,6 @@ impl KafkaAlertSink {
             producer,
             topic: topic.to_owned(),
             format: AlertFormat::Json,
-            route: Route::default(),
         })
     }
 
@@ -68,14 +69,7 @@ impl KafkaAlertSink {
             producer,
             topic: topic.to_owned(),
             format: AlertFormat::Json,
-            route: Route::default(),
         }
-    }
-
-    /// Send only the warnings `route` takes.
-    pub fn with_route(mut self, route: Route) -> Self {
-        self.route = route;
-        self
     }
 
     /// Write alerts in `format` instead of JSON.
@@ -93,7 +87,7 @@ impl KafkaAlertSink {
     /// producer keeps order across retries.
     pub async fn deliver(&self, alerts: &[AlertMessage]) -> Result<(), SinkError> {
         let mut pending = Vec::with_capacity(alerts.len());
-        for alert in alerts.iter().filter(|a| self.route.matches(a)) {
+        for alert in alerts.iter() {
             let topic = topic_for(&self.topic, alert);
             let (body, content_type) = match &self.format {
                 AlertFormat::Json => (serde_json::to_vec(alert)?, "application/json"),

@@ -105,7 +105,7 @@ impl Engine {
             self.sessions.push(group);
         }
         self.silent_metrics = super::silence::silent_metrics(rules, &self.catalog);
-        self.ranges = super::ranges(&self.catalog, self.measurements.as_ref());
+        self.limits = super::limits::by_metric(&self.catalog, self.measurements.as_ref());
         self.rules = rules.clone();
         out
     }
