@@ -39,6 +39,17 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The local record of messages the dead-letter topic refused for good.
 pub const REFUSED_FILE: &str = "dead-letter-refused.jsonl";
 
+/// One dead-letter copy to send: the message, why it was refused, where
+/// to, and whether cut to its first bytes (with the digest of the whole).
+#[derive(Clone, Copy)]
+struct Copy<'a> {
+    m: &'a Fetched,
+    error: &'a DecodeError,
+    reason: &'a str,
+    to: &'a str,
+    cut: Option<(usize, &'a str)>,
+}
+
 /// Whether retrying the same record cannot succeed.
 pub fn is_permanent(e: &KafkaError) -> bool {
     matches!(
@@ -80,7 +91,14 @@ impl State {
     pub(super) async fn dead_letter(&self, m: &Fetched, error: &DecodeError, to: &str) {
         let (topic, partition, offset) = (&*m.topic, m.partition, m.offset);
         let reason = error.to_string();
-        let permanent = match self.send_held(m, error, &reason, to, None).await {
+        let whole = Copy {
+            m,
+            error,
+            reason: &reason,
+            to,
+            cut: None,
+        };
+        let permanent = match self.send_held(whole).await {
             Ok(()) => return,
             Err(e) => e,
         };
@@ -88,7 +106,7 @@ impl State {
         let mut last = permanent.to_string();
         for head in HEADS.into_iter().filter(|h| *h < m.payload.len()) {
             let cut = Some((head, digest.as_str()));
-            match self.send_held(m, error, &reason, to, cut).await {
+            match self.send_held(Copy { cut, ..whole }).await {
                 Ok(()) => {
                     DeadLetterTruncated {
                         to,
@@ -119,19 +137,13 @@ impl State {
     /// One copy (whole, or `cut` to its first bytes with the digest of the
     /// whole), retried while the failures are transient. Err: refused for
     /// good.
-    async fn send_held(
-        &self,
-        m: &Fetched,
-        error: &DecodeError,
-        reason: &str,
-        to: &str,
-        cut: Option<(usize, &str)>,
-    ) -> Result<(), KafkaError> {
+    async fn send_held(&self, copy: Copy<'_>) -> Result<(), KafkaError> {
+        let m = copy.m;
         let (mut attempt, mut backoff) = (0u32, Duration::from_secs(1));
         let mut since: Option<(i64, String)> = None;
         loop {
             attempt += 1;
-            match self.send_once(m, error, reason, to, cut).await {
+            match self.send_once(copy).await {
                 Ok(()) => {
                     if since.is_some() {
                         DeadLetterReleased {
@@ -169,14 +181,14 @@ impl State {
         }
     }
 
-    async fn send_once(
-        &self,
-        m: &Fetched,
-        error: &DecodeError,
-        reason: &str,
-        to: &str,
-        cut: Option<(usize, &str)>,
-    ) -> Result<(), KafkaError> {
+    async fn send_once(&self, copy: Copy<'_>) -> Result<(), KafkaError> {
+        let Copy {
+            m,
+            error,
+            reason,
+            to,
+            cut,
+        } = copy;
         let partition_s = m.partition.to_string();
         let offset_s = m.offset.to_string();
         let size_s = m.payload.len().to_string();

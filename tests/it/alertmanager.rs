@@ -7,8 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::City;
-use crate::support::{ExternalProcess, free_port};
+use crate::support::{City, ExternalProcess, free_port, run_while};
 
 /// Start Alertmanager on a free loopback port; its base URL.
 async fn start_alertmanager(dir: &std::path::Path) -> Option<(ExternalProcess, String)> {
@@ -35,12 +34,7 @@ async fn start_alertmanager(dir: &std::path::Path) -> Option<(ExternalProcess, S
 
 /// Active alerts of rule `pm25-1m`.
 async fn active(url: &str) -> Vec<Value> {
-    let text = reqwest::get(format!("{url}/api/v2/alerts"))
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap();
+    let text = crate::support::get_text(format!("{url}/api/v2/alerts")).await;
     let body: Vec<Value> = serde_json::from_str(&text).unwrap();
     body.into_iter()
         .filter(|a| a["labels"]["alertname"] == "pm25-1m")
@@ -74,11 +68,7 @@ async fn warnings_fire_change_grade_stay_and_resolve_in_a_real_alertmanager() {
     let config = city.config(&format!(
         "  - kind: alertmanager\n    url: \"{am_url}\"\n    resend_every: 1s\n    valid_for: 3s\n    generator_url: \"http://grafana.example/d/yujing\"\n"
     ));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, ()) = run_while(config, async {
         // Minute 0 at 100 (blue), closed by a reading in minute 1.
         city.produce(&[(0, vec![100.0]), (1, vec![200.0])]).await;
         let firing = until_grades(&am_url, &["blue"]).await;
@@ -118,8 +108,7 @@ async fn warnings_fire_change_grade_stay_and_resolve_in_a_real_alertmanager() {
         // Minute 2 at 10: resolved.
         city.produce(&[(3, vec![10.0])]).await;
         until_grades(&am_url, &[]).await;
-        let _ = stop_tx.send(());
-    };
-    let (result, ()) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
 }

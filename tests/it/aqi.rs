@@ -10,7 +10,8 @@
 
 use std::collections::BTreeMap;
 
-use yujing_ingest::{AreaLevel, MetricCatalog, Sensor, SensorRegistry, WindowStore, Windows};
+use crate::support::beijing::StationReading as Reading;
+use yujing_ingest::{AreaLevel, MetricCatalog, SensorRegistry, WindowStore, Windows};
 use yujing_rules::aqi::AqiWindows;
 use yujing_rules::{Aggregate, Direction, Grade, Rule, WindowAggregator, WindowSpec};
 
@@ -18,56 +19,17 @@ const HOUR: i64 = 3_600_000;
 const CST: i64 = 8 * HOUR;
 const METRICS: [&str; 6] = ["pm25", "pm10", "so2", "no2", "co", "o3"];
 
-struct Reading {
-    station: String,
-    metric: &'static str,
-    ts: i64,
-    value: f64,
-}
-
 fn readings() -> Vec<Reading> {
     let text = include_str!("../data/beijing-aqi-2014-01-01-07.csv");
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let date = chrono::NaiveDate::from_ymd_opt(
-            f[1].parse().unwrap(),
-            f[2].parse().unwrap(),
-            f[3].parse().unwrap(),
-        )
-        .unwrap();
-        let local = date.and_hms_opt(f[4].parse().unwrap(), 0, 0).unwrap();
-        // A reading labelled hour h is the mean of h..h+1: stamp it inside.
-        let ts = local.and_utc().timestamp_millis() - CST + HOUR / 2;
-        for (i, metric) in METRICS.iter().enumerate() {
-            if let Ok(mut value) = f[5 + i].parse::<f64>() {
-                if *metric == "co" {
-                    value /= 1000.0;
-                }
-                out.push(Reading {
-                    station: f[0].to_owned(),
-                    metric,
-                    ts,
-                    value,
-                });
-            }
-        }
-    }
-    out
+    // A reading labelled hour h is the mean of h..h+1: stamp it inside;
+    // CO is given in ug/m3, the AQI table reads mg/m3.
+    crate::support::beijing::station_readings(text, &METRICS, HOUR / 2, |m, v| {
+        if m == "co" { v / 1000.0 } else { v }
+    })
 }
 
 fn registry() -> SensorRegistry {
-    let s = |id: &str| Sensor {
-        sensor_id: id.into(),
-        kind: "air".into(),
-        district: "Beijing".into(),
-        district_code: "110000".into(),
-        street: id.into(),
-        grid: id.into(),
-        lat: 39.9,
-        lon: 116.4,
-    };
-    SensorRegistry::new(vec![s("Dongsi"), s("Guanyuan"), s("Tiantan")]).unwrap()
+    crate::support::beijing::stations(|id| (id.to_owned(), id.to_owned()))
 }
 
 /// (station, hour end) → (AQI, primary pollutant when AQI > 50).

@@ -430,10 +430,8 @@ async fn backtest_and_the_live_pipeline_give_the_same_warnings() {
     }
 
     // The live pipeline, on the mock cluster, one message at a time.
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter", "late-readings"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let cluster =
+        crate::support::mock_cluster(&["readings", "alerts", "dead-letter", "late-readings"]);
     let bootstrap = cluster.bootstrap_servers();
     let config = dir.path().join("yujing.yaml");
     std::fs::write(

@@ -6,8 +6,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{City, T0};
-use crate::support::{parse_prometheus_text, read_topic};
+use crate::support::{City, T0, parse_prometheus_text, read_topic, run_while};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn duplicates_count_once_and_oversized_messages_are_refused() {
@@ -20,11 +19,7 @@ async fn duplicates_count_once_and_oversized_messages_are_refused() {
     let reading = |ts: i64, v: f64| {
         format!(r#"{{"sensor_id":"s000","ts":{ts},"metric":"pm25","value":{v}}}"#)
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (alerts, text)) = run_while(config, async {
         // Minute 0: two readings, the first sent three times (alone, then
         // in a batch beside the second).
         let first = reading(T0 + 1_000, 100.0);
@@ -43,10 +38,9 @@ async fn duplicates_count_once_and_oversized_messages_are_refused() {
         city.produce_raw(&reading(T0 + 61_000, 100.0)).await;
         let alerts = city.alerts(1).await;
         let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
         (alerts, text)
-    };
-    let (result, (alerts, text)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
 
     assert_eq!(alerts.len(), 1);
@@ -94,11 +88,7 @@ async fn a_missing_readings_topic_is_named_on_health_with_how_to_create_it() {
         "readings_topics: [readings-absent]",
     );
     std::fs::write(&path, text).unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = yujing::cli::run(path, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, health) = run_while(path, async {
         let mut health = String::new();
         for _ in 0..200 {
             tokio::time::sleep(Duration::from_millis(100)).await;
@@ -112,10 +102,9 @@ async fn a_missing_readings_topic_is_named_on_health_with_how_to_create_it() {
                 break;
             }
         }
-        let _ = stop_tx.send(());
         health
-    };
-    let (result, health) = tokio::join!(run, driver);
+    })
+    .await;
     result.expect("stops cleanly");
     let h: Value = serde_json::from_str(&health).unwrap_or_else(|e| panic!("{e}: {health}"));
     assert_eq!(h["status"], "degraded", "{h:#}");

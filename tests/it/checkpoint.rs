@@ -6,9 +6,7 @@
 
 use std::time::Duration;
 
-use crate::restart::run_until;
-use crate::support::City;
-use crate::support::metric;
+use crate::support::{City, metric, run_until};
 
 const CONSUMED: &str = "yujing_messages_consumed_total{topic=\"readings\"}";
 

@@ -170,10 +170,7 @@ fn wait_for_metric(port: u16, name: &str, want: f64) {
 
 #[test]
 fn sighup_reloads_the_rules_of_a_running_pipeline() {
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let cluster = crate::support::mock_cluster(&["readings", "alerts", "dead-letter"]);
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     let rule = |id: &str| {
@@ -253,10 +250,7 @@ fn sighup_reloads_the_rules_of_a_running_pipeline() {
 /// `/metrics` or `/health`.
 #[test]
 fn secrets_stay_out_of_logs_and_metrics() {
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let cluster = crate::support::mock_cluster(&["readings", "alerts", "dead-letter"]);
     let dir = tempfile::tempdir().unwrap();
     let port = crate::support::free_port();
     std::fs::write(

@@ -8,8 +8,7 @@ use std::time::Duration;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use sha2::{Digest, Sha256};
 
-use crate::support::{City, T0};
-use crate::support::{committed_offset, parse_prometheus_text, read_topic};
+use crate::support::{City, T0, committed_offset, parse_prometheus_text, read_topic, run_until};
 
 fn reading(ts: i64, v: f64) -> String {
     format!(r#"{{"sensor_id":"s000","ts":{ts},"metric":"pm25","value":{v}}}"#)
@@ -31,28 +30,6 @@ async fn produce_large(city: &City, key: &str, payload: &[u8]) {
         .unwrap();
 }
 
-/// Run `yujing run` on `config` while `drive` produces; stop when it
-/// returns; the metrics text at that moment.
-async fn run_while(
-    city: &City,
-    config: std::path::PathBuf,
-    drive: impl std::future::Future<Output = ()>,
-) -> String {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
-        drive.await;
-        let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
-        text
-    };
-    let (result, text) = tokio::join!(pipeline, driver);
-    result.expect("the pipeline stops cleanly");
-    text
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_too_large_for_the_dead_letter_topic_goes_there_cut_and_the_offset_moves() {
     let city = City::new(1);
@@ -60,7 +37,7 @@ async fn a_message_too_large_for_the_dead_letter_topic_goes_there_cut_and_the_of
     // 3 MB: the readings topic takes it, yujing refuses it as oversized
     // (over 1 MiB), and the dead-letter producer cannot send it whole.
     let big = vec![b'x'; 3_000_000];
-    let text = run_while(&city, config, async {
+    let text = run_until(&city, &config, async {
         produce_large(&city, "k", &big).await;
         city.produce_raw(&reading(T0 + 1_000, 100.0)).await;
         city.produce_raw(&reading(T0 + 61_000, 100.0)).await;
@@ -135,7 +112,7 @@ async fn a_message_the_dead_letter_topic_refuses_even_cut_is_recorded_locally() 
     let state = config.parent().unwrap().join("state");
     // Not JSON, 5 kB: refused as malformed.
     let junk = vec![b'{'; 5_000];
-    let text = run_while(&city, config.clone(), async {
+    let text = run_until(&city, &config, async {
         produce_large(&city, &"k".repeat(1_000), &junk).await;
         city.produce_raw(&reading(T0 + 1_000, 100.0)).await;
         city.produce_raw(&reading(T0 + 61_000, 100.0)).await;
@@ -176,7 +153,7 @@ async fn a_transient_dead_letter_failure_is_retried_and_shown_until_it_clears() 
             "  producer_properties:\n    allow.auto.create.topics: \"false\"\n    message.timeout.ms: \"1000\"\n  consumer_properties:",
         );
     std::fs::write(&config, text).unwrap();
-    run_while(&city, config, async {
+    run_until(&city, &config, async {
         city.produce_raw("not json").await;
         let mut health = String::new();
         for _ in 0..200 {

@@ -8,8 +8,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{City, Receiver, wait_for};
-use crate::support::{assert_valid_alert, parse_prometheus_text};
+use crate::support::{
+    City, Receiver, assert_valid_alert, parse_prometheus_text, run_while, sample, wait_for,
+};
 
 fn ids(alerts: &[Value]) -> Vec<(String, u64)> {
     alerts
@@ -66,11 +67,7 @@ async fn webhook_outage(city: City) {
     ));
     city.produce(&three_transitions()).await;
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (on_kafka, text, health)) = run_while(config, async {
         // The pipeline goes on while the webhook is down: the bureau's
         // topic gets every warning.
         let on_kafka = city.alerts(9).await;
@@ -94,10 +91,9 @@ async fn webhook_outage(city: City) {
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
         let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
         (on_kafka, text, health)
-    };
-    let (result, (on_kafka, text, health)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
 
     let delivered = receiver.accepted();
@@ -111,21 +107,15 @@ async fn webhook_outage(city: City) {
     );
     assert_eq!(health["status"], "ok", "{health}");
     let samples = parse_prometheus_text(&text).unwrap();
-    let sink = format!("sink=\"webhook:{url}\"");
-    let metric = |name: &str| -> f64 {
-        samples
-            .iter()
-            .filter(|(k, _)| k.starts_with(name) && k.contains(&sink))
-            .map(|(_, v)| *v)
-            .sum()
-    };
-    assert_eq!(metric("yujing_sink_spooled_alerts_total{"), 9.0, "{text}");
-    assert_eq!(metric("yujing_sink_alerts_total{"), 9.0);
-    assert_eq!(metric("yujing_sink_spool_alerts{"), 0.0);
-    assert_eq!(metric("yujing_sink_up{"), 1.0);
-    assert!(metric("yujing_sink_failures_total{") >= 2.0);
-    assert!(metric("yujing_sink_retries_total{") >= 2.0);
-    assert_eq!(metric("yujing_sink_delivery_seconds_count{"), 9.0);
+    let sink = format!("webhook:{url}");
+    let metric = |name: &str| sample(&samples, name, &[("sink", &sink)]);
+    assert_eq!(metric("yujing_sink_spooled_alerts_total"), 9.0, "{text}");
+    assert_eq!(metric("yujing_sink_alerts_total"), 9.0);
+    assert_eq!(metric("yujing_sink_spool_alerts"), 0.0);
+    assert_eq!(metric("yujing_sink_up"), 1.0);
+    assert!(metric("yujing_sink_failures_total") >= 2.0);
+    assert!(metric("yujing_sink_retries_total") >= 2.0);
+    assert_eq!(metric("yujing_sink_delivery_seconds_count"), 9.0);
     let quick: f64 = samples
         .iter()
         .filter(|(k, _)| {
@@ -151,34 +141,24 @@ async fn spooled_alerts_survive_a_restart_and_are_not_made_twice() {
     city.produce(&three_transitions()).await;
 
     // First run: the webhook is down throughout.
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config.clone(), async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, on_kafka) = run_while(config.clone(), async {
         let on_kafka = city.alerts(9).await;
         wait_for("a refused attempt", || receiver.refused() >= 1).await;
-        let _ = stop_tx.send(());
         on_kafka
-    };
-    let (result, on_kafka) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("first run stops cleanly");
     assert!(receiver.accepted().is_empty());
     assert!(spool_files(&spool) >= 1, "the alerts wait on disk");
 
     // Second run: the webhook is back; no new readings.
     receiver.down.store(false, Ordering::SeqCst);
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, ()) = run_while(config, async {
         wait_for("the spool to drain", || receiver.accepted().len() >= 9).await;
         // Give a wrong re-read of the readings time to show itself.
         tokio::time::sleep(Duration::from_secs(2)).await;
-        let _ = stop_tx.send(());
-    };
-    let (result, ()) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("second run stops cleanly");
     assert_eq!(ids(&receiver.accepted()), ids(&on_kafka));
     assert_eq!(
@@ -198,18 +178,13 @@ async fn a_storm_of_500_groups_reaches_people_as_a_few_messages_and_the_topic_wh
     ));
     city.produce(&[(0, vec![100.0; 500]), (1, vec![100.0; 1])])
         .await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (on_kafka, text)) = run_while(config, async {
         let on_kafka = city.alerts(500).await;
         wait_for("the webhook's messages", || receiver.accepted().len() >= 22).await;
         let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
         (on_kafka, text)
-    };
-    let (result, (on_kafka, text)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
 
     assert_eq!(on_kafka.len(), 500, "the bureau's topic takes no limits");
@@ -241,17 +216,11 @@ async fn a_storm_of_500_groups_reaches_people_as_a_few_messages_and_the_topic_wh
         assert!(a["summary"].as_str().unwrap().starts_with(&text), "{a:#}");
     }
     let samples = parse_prometheus_text(&text).unwrap();
-    let sink = format!("sink=\"webhook:{url}\"");
-    let total = |name: &str| -> f64 {
-        samples
-            .iter()
-            .filter(|(k, _)| k.starts_with(name) && k.contains(&sink))
-            .map(|(_, v)| *v)
-            .sum()
-    };
-    assert_eq!(total("yujing_storm_held_back_total{"), 480.0, "{text}");
-    assert_eq!(total("yujing_storm_summaries_total{"), 2.0);
-    assert_eq!(total("yujing_sink_alerts_total{"), 22.0);
+    let sink = format!("webhook:{url}");
+    let total = |name: &str| sample(&samples, name, &[("sink", &sink)]);
+    assert_eq!(total("yujing_storm_held_back_total"), 480.0, "{text}");
+    assert_eq!(total("yujing_storm_summaries_total"), 2.0);
+    assert_eq!(total("yujing_sink_alerts_total"), 22.0);
 }
 
 /// A sink routed to orange and above, with storm limits and a spool:
@@ -269,18 +238,13 @@ async fn alerts_outside_a_route_neither_count_toward_the_storm_nor_reach_the_spo
     let mut first = vec![100.0; 497];
     first.extend([200.0; 3]);
     city.produce(&[(0, first), (1, vec![100.0; 1])]).await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (on_kafka, text)) = run_while(config, async {
         let on_kafka = city.alerts(500).await;
         wait_for("the webhook's messages", || receiver.accepted().len() >= 3).await;
         let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
         (on_kafka, text)
-    };
-    let (result, (on_kafka, text)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
 
     assert_eq!(
@@ -300,18 +264,12 @@ async fn alerts_outside_a_route_neither_count_toward_the_storm_nor_reach_the_spo
         .collect();
     assert_eq!(grades, [("raised", "orange"); 3], "{people:#?}");
     let samples = parse_prometheus_text(&text).unwrap();
-    let sink = format!("sink=\"webhook:{url}\"");
-    let total = |name: &str| -> f64 {
-        samples
-            .iter()
-            .filter(|(k, _)| k.starts_with(name) && k.contains(&sink))
-            .map(|(_, v)| *v)
-            .sum()
-    };
-    assert_eq!(total("yujing_storm_held_back_total{"), 0.0, "{text}");
-    assert_eq!(total("yujing_storm_summaries_total{"), 0.0, "{text}");
-    assert_eq!(total("yujing_sink_spooled_alerts_total{"), 3.0, "{text}");
-    assert_eq!(total("yujing_sink_alerts_total{"), 3.0, "{text}");
+    let sink = format!("webhook:{url}");
+    let total = |name: &str| sample(&samples, name, &[("sink", &sink)]);
+    assert_eq!(total("yujing_storm_held_back_total"), 0.0, "{text}");
+    assert_eq!(total("yujing_storm_summaries_total"), 0.0, "{text}");
+    assert_eq!(total("yujing_sink_spooled_alerts_total"), 3.0, "{text}");
+    assert_eq!(total("yujing_sink_alerts_total"), 3.0, "{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -324,17 +282,12 @@ async fn a_grouped_webhook_gets_one_request_per_district() {
     ));
     city.produce(&[(0, vec![100.0; 6]), (1, vec![100.0; 1])])
         .await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, ()) = run_while(config, async {
         wait_for("two grouped requests", || receiver.accepted().len() >= 2).await;
         // Nothing more comes.
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let _ = stop_tx.send(());
-    };
-    let (result, ()) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
     let bodies = receiver.accepted();
     assert_eq!(bodies.len(), 2, "{bodies:#?}");

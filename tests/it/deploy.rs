@@ -356,16 +356,13 @@ async fn the_simulator_creates_a_missing_topic_when_asked_on_a_real_broker() {
 /// refused for being stamped in the future.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_shipped_config_warns_about_what_the_simulator_publishes() {
-    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
-    for topic in [
+    let cluster = crate::support::mock_cluster(&[
         "city.readings",
         "city.alerts",
         "city.alerts.cap",
         "city.readings.dead-letter",
         "city.readings.late",
-    ] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    ]);
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     for f in ["rules.yaml", "sensors.csv", "measurements.yaml"] {
@@ -388,39 +385,23 @@ async fn the_shipped_config_warns_about_what_the_simulator_publishes() {
     yujing::demo::simulate::simulate(&args, std::future::pending())
         .await
         .unwrap();
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = yujing::cli::run(path, async {
-        let _ = stop_rx.await;
-    });
     let reader = bootstrap.clone();
-    let driver = async move {
+    let (result, (alerts, samples)) = crate::support::run_while(path, async move {
         let alerts = tokio::task::spawn_blocking(move || {
             read_topic(&reader, "city.alerts", 1, Duration::from_secs(60))
         })
         .await
         .unwrap();
-        let metrics = reqwest::get(format!("http://127.0.0.1:{port}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let _ = stop_tx.send(());
-        (alerts, metrics)
-    };
-    let (result, (alerts, metrics)) = tokio::join!(run, driver);
+        (alerts, crate::support::scrape(port).await)
+    })
+    .await;
     result.expect("yujing run stops cleanly");
     assert!(!alerts.is_empty(), "the walk-through shows warnings");
-    let samples = crate::support::parse_prometheus_text(&metrics).unwrap();
-    let refused = |reason: &str| -> f64 {
-        samples
-            .iter()
-            .filter(|(k, _)| k.contains(&format!("reason=\"{reason}\"")))
-            .map(|(_, v)| *v)
-            .sum()
+    let refused = |reason| {
+        crate::support::sample(&samples, "yujing_bad_messages_total", &[("reason", reason)])
     };
-    assert_eq!(refused("future_timestamp"), 0.0, "{metrics}");
-    assert_eq!(refused("too_old"), 0.0, "{metrics}");
+    assert_eq!(refused("future_timestamp"), 0.0, "{samples:?}");
+    assert_eq!(refused("too_old"), 0.0, "{samples:?}");
 }
 
 /// The `[workspace] members` of a Cargo manifest (a line-based read: the

@@ -10,7 +10,9 @@ use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::support::{committed_offset, free_port, parse_prometheus_text, read_topic, sample};
+use crate::support::{
+    committed_offset, free_port, parse_prometheus_text, read_topic, run_while, sample,
+};
 
 /// 2026-07-15T08:00:00+08:00
 const T0: i64 = 1_784_073_600_000;
@@ -88,11 +90,7 @@ fn script() -> Vec<(&'static str, String)> {
 
 /// A mock cluster with the topics the tests' config names.
 fn cluster() -> MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter", "late-readings"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
-    cluster
+    crate::support::mock_cluster(&["readings", "alerts", "dead-letter", "late-readings"])
 }
 
 /// Produce keyed readings in order, each acknowledged before the next.
@@ -213,11 +211,7 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
     let metrics_port = free_port();
     let config = write_config(dir.path(), &bootstrap, metrics_port, "  allowed_delay: 10s");
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (summary, (alerts, dead, content_type, body)) = run_while(config, async {
         produce(&bootstrap, script()).await;
         let alerts = {
             let b = bootstrap.clone();
@@ -247,10 +241,9 @@ async fn readings_become_graded_warnings_on_the_alert_topic() {
             .unwrap()
             .to_owned();
         let body = response.text().await.unwrap();
-        let _ = stop_tx.send(());
         (alerts, dead, content_type, body)
-    };
-    let (summary, (alerts, dead, content_type, body)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     let summary = summary.expect("pipeline ran and stopped cleanly");
 
     // --- the alert topic: exactly the expected transitions, in order ---
@@ -475,11 +468,7 @@ async fn quiet_stream_still_closes_its_last_window() {
     let pipeline = "  allowed_delay: 1s\n  idle_timeout: 1s";
     let config = write_config(dir.path(), &bootstrap, free_port(), pipeline);
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, alerts) = run_while(config, async {
         let readings = vec![
             ("a1", epoch("a1", T0 + 10_000, 200.0)),
             ("a2", epoch("a2", T0 + 58_000, 220.0)),
@@ -487,15 +476,11 @@ async fn quiet_stream_still_closes_its_last_window() {
         produce(&bootstrap, readings).await;
         // No later reading ever comes. Minute 0 must still close.
         let b = bootstrap.clone();
-        let alerts = tokio::task::spawn_blocking(move || {
-            read_topic(&b, "alerts", 1, Duration::from_secs(40))
-        })
-        .await
-        .unwrap();
-        let _ = stop_tx.send(());
-        alerts
-    };
-    let (result, alerts) = tokio::join!(run, driver);
+        tokio::task::spawn_blocking(move || read_topic(&b, "alerts", 1, Duration::from_secs(40)))
+            .await
+            .unwrap()
+    })
+    .await;
     result.unwrap();
     assert_eq!(
         alerts.len(),
@@ -530,11 +515,7 @@ async fn a_dead_letter_topic_refusing_for_good_does_not_pin_the_offset() {
     let metrics_port = free_port();
     let config = write_config(dir.path(), &bootstrap, metrics_port, "  allowed_delay: 1s");
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let run = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (alerts, body)) = run_while(config, async {
         let readings = vec![
             ("a1", epoch("a1", T0 + 10_000, 200.0)),
             ("a1", r#"{"sensor_id":"a1","ts":"#.to_owned()),
@@ -549,16 +530,11 @@ async fn a_dead_letter_topic_refusing_for_good_does_not_pin_the_offset() {
         .await
         .unwrap();
         tokio::time::sleep(Duration::from_millis(1500)).await;
-        let body = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let _ = stop_tx.send(());
+        let body =
+            crate::support::get_text(format!("http://127.0.0.1:{metrics_port}/metrics")).await;
         (alerts, body)
-    };
-    let (result, (alerts, body)) = tokio::join!(run, driver);
+    })
+    .await;
     result.unwrap();
     assert_eq!(alerts.len(), 1, "the pipeline went on past the failure");
     let samples = parse_prometheus_text(&body).unwrap();

@@ -20,8 +20,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{BaseProducer, BaseRecord, Producer};
 use serde_json::Value;
 
-use crate::support::Cluster;
-use crate::support::{free_port, read_topic};
+use crate::support::{Cluster, free_port, read_topic, run_while};
 
 /// 2026-07-15 08:00 +08:00.
 const T0: i64 = 1_784_073_600_000;
@@ -283,11 +282,7 @@ async fn a_broker_outage_is_waited_out_and_nothing_is_lost() {
     let city = City::new(2);
     let config = city.config("  - kind: kafka\n    topic: alerts\n");
     let health = || async { serde_json::from_str::<Value>(&city.get("/health").await).unwrap() };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (alerts, total, back, text)) = run_while(config, async {
         city.produce(&[(0, vec![100.0; 2]), (1, vec![100.0; 2])])
             .await;
         assert_eq!(city.alerts(2).await.len(), 2);
@@ -322,10 +317,9 @@ async fn a_broker_outage_is_waited_out_and_nothing_is_lost() {
         }
         let text = city.get("/metrics").await;
         let more = city.alerts_within(5, Duration::from_secs(3)).await;
-        let _ = stop_tx.send(());
         (alerts, more.len(), back, text)
-    };
-    let (result, (alerts, total, back, text)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline rode out the outage and stops cleanly");
     let transitions: Vec<&str> = alerts
         .iter()
@@ -355,11 +349,7 @@ async fn a_real_broker_crash_and_restart_is_waited_out() {
     };
     let city = City::on_cluster(cluster, 2).await.unwrap();
     let config = city.config("  - kind: kafka\n    topic: alerts\n");
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (alerts, total)) = run_while(config, async {
         city.produce(&[(0, vec![100.0; 2]), (1, vec![100.0; 2])])
             .await;
         assert_eq!(city.alerts(2).await.len(), 2);
@@ -372,10 +362,9 @@ async fn a_real_broker_crash_and_restart_is_waited_out() {
             .await;
         let alerts = city.alerts(4).await;
         let more = city.alerts_within(5, Duration::from_secs(3)).await;
-        let _ = stop_tx.send(());
         (alerts, more.len())
-    };
-    let (result, (alerts, total)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline rode out the broker's restart");
     let transitions: Vec<&str> = alerts
         .iter()

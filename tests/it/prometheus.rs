@@ -12,8 +12,9 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::{City, Receiver, T0, wait_for};
-use crate::support::{ExternalProcess, external_program, free_port};
+use crate::support::{
+    City, ExternalProcess, Receiver, T0, external_program, free_port, run_while, wait_for,
+};
 
 fn repo() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
@@ -131,11 +132,7 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
     else {
         return;
     };
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (lint_ok, problems, metadata, results, series)) = run_while(config, async {
         // Four sensors warned, one message refused, one reading late.
         city.produce(&[
             (0, vec![100.0; 4]),
@@ -187,12 +184,7 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
         tokio::time::sleep(Duration::from_secs(4)).await;
 
         let metadata: Value = serde_json::from_str(
-            &reqwest::get(format!("{prom}/api/v1/metadata"))
-                .await
-                .unwrap()
-                .text()
-                .await
-                .unwrap(),
+            &crate::support::get_text(format!("{prom}/api/v1/metadata")).await,
         )
         .unwrap();
         let mut results = BTreeMap::new();
@@ -200,10 +192,9 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
             results.insert((title, expr.clone()), query(&prom, &expr).await);
         }
         let series = query(&prom, "yujing_sink_up").await.unwrap();
-        let _ = stop_tx.send(());
         (lint.status.success(), problems, metadata, results, series)
-    };
-    let (result, (lint_ok, problems, metadata, results, series)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline stops cleanly");
 
     assert!(

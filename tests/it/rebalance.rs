@@ -12,8 +12,7 @@ use rdkafka::ClientConfig;
 use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 
-use crate::support::Cluster;
-use crate::support::{free_port, wait_until};
+use crate::support::{Cluster, free_port, wait_until};
 
 const RULES: &str = "\
 rules:
@@ -409,10 +408,7 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
 /// rather than handovers that silently find nothing.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_missing_state_topic_is_refused_at_start() {
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let cluster = crate::support::mock_cluster(&["readings", "alerts", "dead-letter"]);
     let dir = tempfile::tempdir().unwrap();
     let kafka = "  state_topic: no-such-state-topic";
     let config = config_with(

@@ -9,11 +9,10 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 
 use rdkafka::ClientConfig;
-use rdkafka::mocking::MockCluster;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::support::{free_port, read_topic};
+use crate::support::{free_port, read_topic, sample as value, scrape};
 
 const SENSORS: &str = "\
 sensor_id,kind,district,district_code,street,grid,lat,lon
@@ -102,8 +101,6 @@ metrics:
     path
 }
 
-use crate::support::{sample as value, scrape};
-
 /// Wait until a metric reaches `at_least`.
 async fn wait_for(port: u16, name: &str, labels: &[(&str, &str)], at_least: f64) {
     crate::support::wait_for_metric(port, name, labels, at_least).await;
@@ -121,10 +118,7 @@ async fn post_reload(port: u16, token: Option<&str>) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn rules_swap_under_load_without_loss_or_storm() {
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let cluster = crate::support::mock_cluster(&["readings", "alerts", "dead-letter"]);
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     let port = free_port();

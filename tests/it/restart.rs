@@ -7,29 +7,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::support::City;
-use crate::support::metric;
-
-/// Run `yujing run` until `until` returns; the metrics text at the end.
-pub(crate) async fn run_until<F: std::future::Future<Output = ()>>(
-    city: &City,
-    config: &std::path::Path,
-    until: F,
-) -> String {
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config.to_owned(), async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
-        until.await;
-        let text = city.get("/metrics").await;
-        let _ = stop_tx.send(());
-        text
-    };
-    let (result, text) = tokio::join!(pipeline, driver);
-    result.expect("the pipeline stops cleanly");
-    text
-}
+use crate::support::{City, metric, run_until};
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_restart_neither_raises_again_nor_forgets_an_active_warning() {

@@ -17,8 +17,7 @@ use rdkafka::consumer::{BaseConsumer, Consumer};
 use serde_json::Value;
 
 use crate::delivery::three_transitions;
-use crate::support::{City, Cluster, TOPICS};
-use crate::support::{TestCa, external_program, free_port};
+use crate::support::{City, Cluster, TOPICS, TestCa, external_program, free_port, run_while};
 
 const PASSWORD: &str = "cq-duty-7f3a-S3CRET";
 
@@ -223,11 +222,7 @@ async fn readings_and_warnings_flow_over_mutual_tls_with_scram_authentication() 
     std::fs::write(&password_file, PASSWORD).unwrap();
     let before = tls_sessions.load(Ordering::SeqCst);
 
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (run, ()) = run_while(config, async {
         // 3 sensors: raised blue, escalated orange, resolved.
         let alerts = city.alerts(9).await;
         assert_eq!(alerts.len(), 9, "{alerts:?}");
@@ -247,9 +242,8 @@ async fn readings_and_warnings_flow_over_mutual_tls_with_scram_authentication() 
         assert_eq!(health["status"], "ok", "{health}");
         let metrics = city.get("/metrics").await;
         assert!(!metrics.contains(PASSWORD));
-        let _ = stop_tx.send(());
-    };
-    let (run, ()) = tokio::join!(pipeline, driver);
+    })
+    .await;
     run.unwrap();
     // yujing's consumer, producer and admin clients came in through TLS.
     assert!(

@@ -5,7 +5,7 @@
 use std::time::{Duration, Instant};
 
 use crate::delivery::three_transitions;
-use crate::support::{City, Receiver, wait_for, wait_for_metric};
+use crate::support::{City, Receiver, run_while, wait_for, wait_for_metric};
 
 /// A webhook that accepts connections and never answers.
 async fn silent_webhook() -> String {
@@ -33,15 +33,10 @@ async fn replayed_after_restart(city: &City) {
     let receiver = Receiver::default();
     let url = receiver.start().await;
     let config = city.config_with("shutdown_deadline: 5s", &webhook_sink(&url));
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, ()) = run_while(config, async {
         wait_for("the replayed alerts", || receiver.accepted().len() >= 9).await;
-        let _ = stop_tx.send(());
-    };
-    let (result, ()) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the restarted pipeline stops cleanly");
     let transitions: Vec<String> = receiver
         .accepted()
@@ -58,16 +53,11 @@ async fn a_stop_with_a_destination_gone_ends_at_the_deadline_and_names_what_is_r
     let url = silent_webhook().await;
     let config = city.config_with("shutdown_deadline: 2s", &webhook_sink(&url));
     city.produce(&three_transitions()).await;
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, stopped_at) = run_while(config, async {
         wait_until_delivering(&city).await;
-        let _ = stop_tx.send(());
         Instant::now()
-    };
-    let (result, stopped_at) = tokio::join!(pipeline, driver);
+    })
+    .await;
     let took = stopped_at.elapsed();
     let e = result.expect_err("a cut-short stop is an error (exit code 1)");
     let text = e.to_string();

@@ -10,7 +10,7 @@ use axum::routing::post;
 use yujing_sinks::webhook::signature;
 use yujing_sinks::{AlertMessage, WebhookSettings, WebhookSink};
 
-use crate::support::TestCa;
+use crate::support::{TestCa, run_while};
 
 /// What the receiver saw: (headers, body) per request.
 type Seen = Arc<Mutex<Vec<(HeaderMap, Vec<u8>)>>>;
@@ -122,14 +122,11 @@ async fn a_refusal_is_not_retried_and_gives_up_after_max_attempts() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_refusing_webhook_is_counted_and_delivery_goes_on() {
     use rdkafka::ClientConfig;
-    use rdkafka::mocking::MockCluster;
     use rdkafka::producer::{FutureProducer, FutureRecord};
 
     let (url, seen) = receiver(vec![Some(StatusCode::BAD_REQUEST); 100]).await;
-    let cluster = MockCluster::new(1).unwrap();
-    for topic in ["readings", "alerts", "dead-letter", "late-readings"] {
-        cluster.create_topic(topic, 1, 1).unwrap();
-    }
+    let cluster =
+        crate::support::mock_cluster(&["readings", "alerts", "dead-letter", "late-readings"]);
     let bootstrap = cluster.bootstrap_servers();
     let dir = tempfile::tempdir().unwrap();
     std::fs::write(
@@ -186,27 +183,18 @@ metrics:
             .await
             .unwrap();
     }
-    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let pipeline = yujing::cli::run(config, async {
-        let _ = stop_rx.await;
-    });
-    let driver = async {
+    let (result, (alerts, text)) = run_while(config, async {
         let b = bootstrap.clone();
         let alerts = tokio::task::spawn_blocking(move || {
             crate::support::read_topic(&b, "alerts", 1, Duration::from_secs(60))
         })
         .await
         .unwrap();
-        let text = reqwest::get(format!("http://127.0.0.1:{metrics_port}/metrics"))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap();
-        let _ = stop_tx.send(());
+        let text =
+            crate::support::get_text(format!("http://127.0.0.1:{metrics_port}/metrics")).await;
         (alerts, text)
-    };
-    let (result, (alerts, text)) = tokio::join!(pipeline, driver);
+    })
+    .await;
     result.expect("the pipeline keeps running and stops cleanly");
     assert_eq!(alerts.len(), 1, "the Kafka sink still got the warning");
     assert_eq!(seen.lock().unwrap().len(), 1, "refused once, not retried");

@@ -6,50 +6,22 @@
 use std::collections::BTreeMap;
 use std::sync::Arc;
 
+use crate::support::beijing::StationReading as Reading;
 use arrow::array::{Array, Float64Array, Int64Array, RecordBatch, StringArray};
 use arrow::datatypes::{DataType, Field, Schema};
 use datafusion::functions_aggregate::expr_fn::{
     avg, count, first_value, last_value, max, min, regr_slope, stddev, sum,
 };
 use datafusion::prelude::{Expr, SessionContext, cast, col, lit};
-use yujing_ingest::{AreaLevel, MetricCatalog, Sensor, SensorRegistry, WindowStore, Windows};
+use yujing_ingest::{AreaLevel, MetricCatalog, SensorRegistry, WindowStore, Windows};
 use yujing_rules::{Aggregate, Direction, Grade, Rule, WindowAggregator, WindowSpec};
 
 const HOUR: i64 = 3_600_000;
 const CST: i64 = 8 * HOUR;
 
-struct Reading {
-    station: String,
-    metric: &'static str,
-    ts: i64,
-    value: f64,
-}
-
 fn readings() -> Vec<Reading> {
     let text = include_str!("../data/beijing-air-2013-12.csv");
-    let mut out = Vec::new();
-    for line in text.lines().skip(1) {
-        let f: Vec<&str> = line.split(',').collect();
-        let date = chrono::NaiveDate::from_ymd_opt(
-            f[1].parse().unwrap(),
-            f[2].parse().unwrap(),
-            f[3].parse().unwrap(),
-        )
-        .unwrap();
-        let local = date.and_hms_opt(f[4].parse().unwrap(), 0, 0).unwrap();
-        let ts = local.and_utc().timestamp_millis() - CST;
-        for (metric, col) in [("pm25", 5), ("pm10", 6), ("no2", 7)] {
-            if let Ok(value) = f[col].parse::<f64>() {
-                out.push(Reading {
-                    station: f[0].to_owned(),
-                    metric,
-                    ts,
-                    value,
-                });
-            }
-        }
-    }
-    out
+    crate::support::beijing::station_readings(text, &["pm25", "pm10", "no2"], 0, |_, v| v)
 }
 
 fn grid_of(station: &str) -> &'static str {
@@ -61,17 +33,7 @@ fn grid_of(station: &str) -> &'static str {
 }
 
 fn registry() -> SensorRegistry {
-    let s = |id: &str| Sensor {
-        sensor_id: id.into(),
-        kind: "air".into(),
-        district: "Beijing".into(),
-        district_code: "110000".into(),
-        street: "centre".into(),
-        grid: grid_of(id).into(),
-        lat: 39.9,
-        lon: 116.4,
-    };
-    SensorRegistry::new(vec![s("Dongsi"), s("Guanyuan"), s("Tiantan")]).unwrap()
+    crate::support::beijing::stations(|id| ("centre".to_owned(), grid_of(id).to_owned()))
 }
 
 fn rule(metric: &str, aggregate: Aggregate, group_by: AreaLevel, window: WindowSpec) -> Rule {

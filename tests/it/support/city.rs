@@ -354,12 +354,7 @@ metrics:
     }
 
     pub(crate) async fn get(&self, path: &str) -> String {
-        reqwest::get(format!("http://127.0.0.1:{}{path}", self.metrics_port))
-            .await
-            .unwrap()
-            .text()
-            .await
-            .unwrap()
+        crate::support::get_text(format!("http://127.0.0.1:{}{path}", self.metrics_port)).await
     }
 
     pub(crate) async fn alerts(&self, n: usize) -> Vec<Value> {

@@ -11,10 +11,12 @@
 //!   waited on;
 //! - [`wait`]: waiting for a condition, with a deadline;
 //! - [`alerts`]: alert messages checked against the published schema;
+//! - [`beijing`]: the one reader of the Beijing air samples in `tests/data/`;
 //! - [`external`]: programs from the machine started for a test;
 //! - [`tls`]: a certificate authority made in the test.
 
 pub mod alerts;
+pub mod beijing;
 pub mod city;
 pub mod external;
 pub mod kafka;
@@ -37,4 +39,59 @@ pub fn free_port() -> u16 {
         .local_addr()
         .unwrap()
         .port()
+}
+
+/// Run `yujing run` on `config` while `driver` runs, and stop it (as
+/// SIGTERM would) once the driver is done: what the run returned, and what
+/// the driver did.
+pub async fn run_while<T>(
+    config: std::path::PathBuf,
+    driver: impl std::future::Future<Output = T>,
+) -> (
+    Result<yujing::pipeline::RunSummary, yujing::pipeline::PipelineError>,
+    T,
+) {
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let pipeline = yujing::cli::run(config, async {
+        let _ = stop_rx.await;
+    });
+    let driver = async {
+        let out = driver.await;
+        let _ = stop_tx.send(());
+        out
+    };
+    tokio::join!(pipeline, driver)
+}
+
+/// [`run_while`] for a [`City`]: run until `until` is done, expect a clean
+/// stop, and return the metrics text scraped just before stopping.
+pub async fn run_until(
+    city: &City,
+    config: &std::path::Path,
+    until: impl std::future::Future<Output = ()>,
+) -> String {
+    let (result, text) = run_while(config.to_owned(), async {
+        until.await;
+        city.get("/metrics").await
+    })
+    .await;
+    result.expect("the pipeline stops cleanly");
+    text
+}
+
+/// `GET url`: the body (panics when the server does not answer).
+pub async fn get_text(url: impl reqwest::IntoUrl) -> String {
+    reqwest::get(url).await.unwrap().text().await.unwrap()
+}
+
+/// librdkafka's mock cluster (one broker) with `topics`, one partition
+/// each.
+pub fn mock_cluster(
+    topics: &[&str],
+) -> rdkafka::mocking::MockCluster<'static, rdkafka::producer::DefaultProducerContext> {
+    let cluster = rdkafka::mocking::MockCluster::new(1).unwrap();
+    for topic in topics {
+        cluster.create_topic(topic, 1, 1).unwrap();
+    }
+    cluster
 }
