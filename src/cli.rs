@@ -361,6 +361,7 @@ pub async fn run_until(
         measurements,
         rules,
         registry,
+        units,
     } = Loaded::load(&config_path)?;
     let metrics = Metrics::new();
     let Destinations {
@@ -399,7 +400,20 @@ pub async fn run_until(
         ),
         None => std::env::var(&config.reload.http_token_env).ok(),
     };
-    let server = server.with_reload(reload_tx, token);
+    let mut server = server.with_reload(reload_tx, token);
+    let responses = match (units, &config.response) {
+        (Some(units), Some(r)) => {
+            let (tx, requests) = crate::response_api::channel();
+            let tokens = unit_tokens(&units)?;
+            server = server.with_responses(crate::response_api::Api { tx, tokens });
+            Some(pipeline::ResponseSetup {
+                units,
+                topic: r.topic.clone(),
+                requests,
+            })
+        }
+        _ => None,
+    };
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.serve(async {
         let _ = stop_rx.await;
@@ -419,6 +433,7 @@ pub async fn run_until(
         transactions,
         shutdown_deadline: Some(config.shutdown_deadline),
         force_stop: force,
+        responses,
     };
     let result = pipeline::run(setup, shutdown).await;
     let _ = stop_tx.send(());
@@ -432,4 +447,37 @@ fn parse_property(s: &str) -> Result<(String, String), String> {
         Some((k, v)) if !k.trim().is_empty() => Ok((k.trim().to_owned(), v.to_owned())),
         _ => Err(format!("expected KEY=VALUE, got {s:?}")),
     }
+}
+
+/// Each unit's API token, from its `token_env` or `token_file`; units
+/// without one cannot use the API (they still get assignments).
+fn unit_tokens(units: &yujing_response::Units) -> Result<Vec<(String, String)>, PipelineError> {
+    let mut out = Vec::new();
+    for u in &units.units {
+        let token = match (&u.token_env, &u.token_file) {
+            (Some(var), _) => std::env::var(var).ok(),
+            (None, Some(f)) => Some(
+                std::fs::read_to_string(f)
+                    .map_err(|e| {
+                        PipelineError::Invalid(format!(
+                            "unit {}: token file {}: {e}",
+                            u.id,
+                            f.display()
+                        ))
+                    })?
+                    .trim()
+                    .to_owned(),
+            ),
+            (None, None) => None,
+        };
+        match token.filter(|t| !t.is_empty()) {
+            Some(t) => out.push((t, u.id.clone())),
+            None if u.token_env.is_some() => tracing::warn!(
+                unit = %u.id,
+                "the unit's token variable is not set: it cannot use the responders' API"
+            ),
+            None => {}
+        }
+    }
+    Ok(out)
 }

@@ -15,6 +15,8 @@
 //!   starts where a checkpoint left off, if it covers the checkpoint.
 //! - [`reload`]: rules reload requests from SIGHUP, file changes and
 //!   `POST /-/reload`.
+//! - [`response_api`]: the responders' HTTP API (acknowledge, dispatch,
+//!   refer, close), answered by the pipeline's response book.
 //! - [`backtest`]: `yujing backtest`, history through the engine, scored.
 //! - [`replay`]: `yujing replay`, history published to Kafka as readings.
 //! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
@@ -47,6 +49,7 @@ pub mod pipeline;
 pub mod rebalance;
 pub mod reload;
 pub mod replay;
+pub mod response_api;
 pub mod rules_tool;
 pub mod telemetry;
 pub mod topics;

@@ -1,9 +1,10 @@
 //! The Prometheus endpoint: `GET /metrics` (text exposition format),
 //! `GET /healthz` (the process answers), `GET /health` (JSON: each sink up
 //! or failing, and its spool); with `yujing run`, also `POST /-/reload`
-//! (rules reload, bearer token required). No endpoint takes a body: one
-//! declared larger than [`MAX_REQUEST_BODY`], or sent chunked, is refused
-//! (413) before any handler runs; hyper bounds the request head.
+//! (rules reload, bearer token required) and, with a responsibility file,
+//! the responders' API (`/api/v1/warnings`, see [`crate::response_api`]).
+//! A body declared larger than [`MAX_REQUEST_BODY`], or sent chunked, is
+//! refused (413) before any handler runs; hyper bounds the request head.
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -24,6 +25,7 @@ use crate::telemetry::Metrics;
 pub struct MetricsServer {
     listener: TcpListener,
     state: AppState,
+    api: Option<crate::response_api::Api>,
 }
 
 #[derive(Clone)]
@@ -42,7 +44,11 @@ impl MetricsServer {
             metrics,
             reload: None,
         };
-        Ok(MetricsServer { listener, state })
+        Ok(MetricsServer {
+            listener,
+            state,
+            api: None,
+        })
     }
 
     /// Serve `POST /-/reload`, sending requests to `tx`; callers must
@@ -51,6 +57,12 @@ impl MetricsServer {
     /// city's rules.
     pub fn with_reload(mut self, tx: ReloadSender, token: Option<String>) -> Self {
         self.state.reload = Some((tx, token.filter(|t| !t.is_empty())));
+        self
+    }
+
+    /// Serve the responders' API, answered by the pipeline through `api`.
+    pub fn with_responses(mut self, api: crate::response_api::Api) -> Self {
+        self.api = Some(api);
         self
     }
 
@@ -63,20 +75,29 @@ impl MetricsServer {
         self,
         shutdown: impl Future<Output = ()> + Send + 'static,
     ) -> std::io::Result<()> {
-        let app = Router::new()
+        let mut app = Router::new()
             .route("/metrics", get(metrics))
             .route("/healthz", get(|| async { "ok\n" }))
             .route("/health", get(health))
             .route("/-/reload", post(reload))
-            .layer(axum::middleware::from_fn(limit_body))
             .with_state(self.state);
+        if let Some(api) = self.api {
+            use crate::response_api::{command, list};
+            app = app.merge(
+                Router::new()
+                    .route("/api/v1/warnings", get(list))
+                    .route("/api/v1/warnings/{*warning_id}", post(command))
+                    .with_state(api),
+            );
+        }
+        let app = app.layer(axum::middleware::from_fn(limit_body));
         axum::serve(self.listener, app)
             .with_graceful_shutdown(shutdown)
             .await
     }
 }
 
-/// The largest request body accepted (none is read).
+/// The largest request body accepted (a responder's command).
 pub const MAX_REQUEST_BODY: u64 = 1024;
 
 async fn limit_body(request: Request, next: Next) -> Response {
@@ -90,7 +111,7 @@ async fn limit_body(request: Request, next: Next) -> Response {
     {
         return (
             StatusCode::PAYLOAD_TOO_LARGE,
-            format!("request body over {MAX_REQUEST_BODY} bytes: these endpoints take none\n"),
+            format!("request body over {MAX_REQUEST_BODY} bytes (or chunked): refused\n"),
         )
             .into_response();
     }

@@ -288,6 +288,7 @@ pub async fn pipeline_throughput(
         transactions: None,
         shutdown_deadline: None,
         force_stop: None,
+        responses: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

@@ -38,6 +38,9 @@ pub enum ConfigError {
     /// The rules the config names.
     #[error(transparent)]
     Rules(#[from] yujing_rules::RulesError),
+    /// The responsibility file the config names.
+    #[error(transparent)]
+    Response(#[from] yujing_response::ResponseError),
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -80,6 +83,27 @@ pub struct Config {
     pub metrics: MetricsConfig,
     #[serde(default)]
     pub reload: ReloadConfig,
+    /// The response loop: who answers for each area, deadlines,
+    /// escalation, the responders' API (off without it).
+    #[serde(default)]
+    pub response: Option<ResponseConfig>,
+}
+
+/// The response loop's settings.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct ResponseConfig {
+    /// The responsibility file: units, communities, deadlines (relative to
+    /// this config).
+    pub units: PathBuf,
+    /// Topic for response changes (`yujing.response/v1`, keyed by
+    /// warning id).
+    #[serde(default = "default_response_topic")]
+    pub topic: String,
+}
+
+fn default_response_topic() -> String {
+    "city.responses".into()
 }
 
 /// How running rules are replaced. SIGHUP always reloads.
@@ -419,6 +443,9 @@ impl Config {
         for sink in &mut config.sinks {
             sink.resolve_paths(base);
         }
+        if let Some(r) = &mut config.response {
+            r.units = base.join(&r.units);
+        }
         if let Some(f) = &config.reload.http_token_file {
             config.reload.http_token_file = Some(base.join(f));
         }
@@ -467,6 +494,9 @@ pub struct Loaded {
     pub measurements: Option<yujing_ingest::Measurements>,
     pub rules: yujing_rules::RuleSet,
     pub registry: yujing_ingest::SensorRegistry,
+    /// With `response:`, the responsibility file, checked against the
+    /// registry.
+    pub units: Option<yujing_response::Units>,
 }
 
 impl Loaded {
@@ -484,11 +514,16 @@ impl Loaded {
             .map(yujing_ingest::Measurements::names);
         let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())?;
         let registry = yujing_ingest::SensorRegistry::load(&config.sensors)?;
+        let units = match &config.response {
+            Some(r) => Some(yujing_response::Units::load(&r.units, &registry)?),
+            None => None,
+        };
         Ok(Loaded {
             config,
             measurements,
             rules,
             registry,
+            units,
         })
     }
 }

@@ -178,6 +178,7 @@ pub async fn run(
         transactions: None,
         shutdown_deadline: None,
         force_stop: None,
+        responses: None,
     };
     let stop = async {
         tokio::select! {

@@ -22,6 +22,8 @@
 //! - [`checkpoint`]: the open windows saved to `state_dir` and taken up;
 //! - [`handover`]: partition states through `kafka.state_topic`;
 //! - [`rules_reload`]: rules swapped in while running, or refused;
+//! - [`responses`]: the response loop (assignment, escalation, the
+//!   responders' API) on the warnings this pipeline publishes;
 //! - [`stop`]: shutdown within its deadline, and what a cut-short stop
 //!   leaves to replay.
 
@@ -45,12 +47,14 @@ pub use handover::{HandoverLink, StateReader};
 mod dead_letter;
 mod intake;
 mod outbox;
+mod responses;
 mod rules_reload;
 mod state_chunks;
 mod stop;
 pub mod warning_state;
 
 use outbox::Outbox;
+pub use responses::{RESPONSES_FILE, ResponseSetup};
 pub use stop::ForceStop;
 pub use yujing_sinks::{SinkSetup, SpoolConfig};
 
@@ -123,6 +127,8 @@ pub struct Setup {
     /// Stop at once when this completes (a second signal), even while
     /// stopping.
     pub force_stop: Option<ForceStop>,
+    /// With a responsibility file: the response loop.
+    pub responses: Option<ResponseSetup>,
 }
 
 /// What a run did, for the closing summary.
@@ -175,6 +181,8 @@ struct State {
     /// Where messages the dead-letter topic refused for good are recorded
     /// (`state_dir`, whether or not a state topic is used).
     refused_dir: Option<PathBuf>,
+    /// The response book and its units, with a responsibility file.
+    responses: Option<responses::ResponseLoop>,
 }
 
 /// The readings consumer's name in `/health`.
@@ -307,6 +315,17 @@ async fn run_pipeline(
     for s in setup.sinks {
         sinks.push(Outbox::start(s, setup.metrics.clone())?);
     }
+    let (response_loop, api_requests) = match setup.responses {
+        Some(r) => (
+            Some(responses::ResponseLoop::new(
+                r.units,
+                r.topic,
+                setup.state_dir.as_deref(),
+            )),
+            Some(r.requests),
+        ),
+        None => (None, None),
+    };
     let mut state = State {
         engine,
         topic_counters: HashMap::new(),
@@ -337,6 +356,7 @@ async fn run_pipeline(
         consumer_up: true,
         stop_report,
         refused_dir: setup.state_dir.clone(),
+        responses: response_loop,
     };
     for sink in &state.sinks {
         state.stop_report.add_sink(sink.name(), sink.in_flight());
@@ -348,6 +368,7 @@ async fn run_pipeline(
     }
     let rule_paths = setup.rules.paths.clone();
     let mut reloads = setup.reloads;
+    let mut api_requests = api_requests;
     state
         .metrics
         .rules_loaded
@@ -372,12 +393,20 @@ async fn run_pipeline(
                     break Err(e);
                 }
             }
+            Some(req) = next_api(&mut api_requests) => {
+                if let Err(e) = state.on_api(req).await {
+                    break Err(e);
+                }
+            }
             Some(req) = rules_reload::next(&mut reloads) => {
                 if let Err(e) = state.reload(&rule_paths, known_metrics.as_deref(), req).await {
                     break Err(e);
                 }
             }
             _ = tick.tick() => {
+                if let Err(e) = state.response_tick().await {
+                    break Err(e);
+                }
                 state.now_ms = state.clock.now_ms();
                 state.update_gauges();
                 state.report_refusals();
@@ -508,6 +537,7 @@ impl State {
         }
         if !alerts.is_empty() {
             self.deliver(&alerts).await?;
+            self.respond_to(&alerts).await?;
         }
         Ok(())
     }
@@ -581,5 +611,15 @@ impl State {
         self.metrics
             .uncommitted_messages
             .set(self.offsets.uncommitted());
+    }
+}
+
+/// The next request of the responders' API, if it is served.
+async fn next_api(
+    rx: &mut Option<crate::response_api::ApiReceiver>,
+) -> Option<crate::response_api::ApiRequest> {
+    match rx {
+        Some(rx) => rx.recv().await,
+        None => std::future::pending().await,
     }
 }

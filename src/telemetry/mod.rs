@@ -13,6 +13,7 @@ use yujing_ingest::DecodeError;
 
 mod checkpoint;
 mod dead_letter;
+mod responses;
 mod sinks;
 mod warning_state;
 
@@ -24,6 +25,7 @@ pub use dead_letter::{
     DeadLetterHeld, DeadLetterMetrics, DeadLetterRecordedLocally, DeadLetterReleased,
     DeadLetterTruncated,
 };
+pub use responses::{ResponseChanged, ResponseMetrics, ResponseRefused};
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
 };
@@ -72,6 +74,7 @@ pub struct Metrics {
     pub checkpoint: CheckpointMetrics,
     pub handover: HandoverMetrics,
     pub dead_letter: DeadLetterMetrics,
+    pub responses: ResponseMetrics,
 }
 
 impl Metrics {
@@ -275,6 +278,7 @@ impl Metrics {
             checkpoint: CheckpointMetrics::register(&registry),
             handover: HandoverMetrics::register(&registry),
             dead_letter: DeadLetterMetrics::register(&registry),
+            responses: ResponseMetrics::register(&registry),
             registry,
         };
         m.rules_last_reload_success.set(1);

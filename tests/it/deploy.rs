@@ -424,3 +424,13 @@ mod toml_members {
         )
     }
 }
+
+#[test]
+fn the_example_responsibility_file_checks_against_the_example_registry() {
+    let examples = deploy().join("examples");
+    let registry = yujing_ingest::SensorRegistry::load(&examples.join("sensors.csv")).unwrap();
+    let units = yujing_response::Units::load(&examples.join("units.yaml"), &registry)
+        .unwrap_or_else(|e| panic!("{e}"));
+    assert!(units.get("city").is_some());
+    assert_eq!(units.community_of["cq-yb-g01"], "Longxi-1");
+}

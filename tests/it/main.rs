@@ -19,6 +19,7 @@ mod golden;
 mod prometheus;
 mod rebalance;
 mod reload;
+mod responses;
 mod restart;
 mod security;
 mod stop;

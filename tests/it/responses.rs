@@ -1,0 +1,218 @@
+//! The response loop through `yujing run` on the mock cluster: a warning
+//! acknowledged in time stays with its grid; an ignored one climbs grid →
+//! street → district → city with a new assignee and deadline at each rung;
+//! the API answers each unit only for its own warnings and says why it
+//! refuses; a restart keeps every assignment.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::support::{City, read_topic, run_while, wait_until};
+
+const UNITS: &str = "\
+units:
+  - id: grid-g0
+    level: grid
+    areas: [g0]
+    token_env: YUJING_TEST_TOKEN_GRID_G0
+  - id: grid-g1
+    level: grid
+    areas: [g1]
+  - id: street-st
+    level: street
+    areas: [st]
+  - id: jiangbei
+    level: district
+    areas: [\"500105\"]
+  - id: city
+    level: city
+    token_env: YUJING_TEST_TOKEN_CITY
+deadlines:
+  blue: { acknowledge: 2s }
+";
+
+fn response_city() -> (City, std::path::PathBuf) {
+    let city = City::new(2);
+    city.mock()
+        .unwrap()
+        .create_topic("responses", 1, 1)
+        .unwrap();
+    std::fs::write(city.dir.path().join("units.yaml"), UNITS).unwrap();
+    let config = city.config_with(
+        "state_dir: state\nresponse: { units: units.yaml, topic: responses }",
+        "  - kind: kafka\n    topic: alerts\n",
+    );
+    (city, config)
+}
+
+async fn api(
+    city: &City,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: &str,
+) -> (u16, Value) {
+    let client = reqwest::Client::new();
+    let url = format!("http://127.0.0.1:{}{path}", city.metrics_port());
+    let mut req = match method {
+        "GET" => client.get(url),
+        _ => client.post(url).body(body.to_owned()),
+    };
+    if let Some(t) = token {
+        req = req.header("authorization", format!("Bearer {t}"));
+    }
+    let resp = req.send().await.unwrap();
+    let status = resp.status().as_u16();
+    let text = resp.text().await.unwrap();
+    (
+        status,
+        serde_json::from_str(&text).unwrap_or(Value::String(text)),
+    )
+}
+
+fn responses(city: &City, n: usize) -> Vec<Value> {
+    read_topic(city.bootstrap(), "responses", n, Duration::from_secs(30))
+        .iter()
+        .map(|r| serde_json::from_slice(&r.payload).unwrap())
+        .collect()
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn warnings_are_assigned_answered_or_climb_the_ladder_and_survive_a_restart() {
+    // SAFETY of the test: these variables are read only by this test's run.
+    unsafe {
+        std::env::set_var("YUJING_TEST_TOKEN_GRID_G0", "token-g0");
+        std::env::set_var("YUJING_TEST_TOKEN_CITY", "token-city");
+    }
+    let (city, config) = response_city();
+    city.produce(&[(0, vec![100.0, 100.0]), (1, vec![100.0, 100.0])])
+        .await;
+    let (result, ()) = run_while(config.clone(), async {
+        // Both raised: s000's with grid-g0, s001's with grid-g1.
+        let mut mine = Vec::new();
+        wait_until("grid-g0's warning", async || {
+            let (_, list) = api(&city, "GET", "/api/v1/warnings", Some("token-g0"), "").await;
+            mine = list["warnings"].as_array().cloned().unwrap_or_default();
+            !mine.is_empty()
+        })
+        .await;
+        assert_eq!(mine.len(), 1, "grid-g0 sees only its own: {mine:#?}");
+        let id = mine[0]["warning_id"].as_str().unwrap().to_owned();
+        let path = format!("/api/v1/warnings/{id}");
+        let ack = r#"{"action":"acknowledge","note":"on my way"}"#;
+        assert_eq!(api(&city, "POST", &path, None, ack).await.0, 401);
+        assert_eq!(api(&city, "POST", &path, Some("wrong"), ack).await.0, 401);
+        let (status, body) = api(&city, "POST", &path, Some("token-g0"), ack).await;
+        assert_eq!(status, 200, "{body}");
+        assert_eq!(body["change"], "acknowledged");
+        assert_eq!(
+            api(&city, "POST", &path, Some("token-g0"), ack).await.0,
+            409
+        );
+        assert_eq!(
+            api(
+                &city,
+                "POST",
+                &path,
+                Some("token-g0"),
+                "{\"action\":\"fly\"}"
+            )
+            .await
+            .0,
+            422
+        );
+        assert_eq!(
+            api(
+                &city,
+                "POST",
+                "/api/v1/warnings/nope",
+                Some("token-g0"),
+                ack
+            )
+            .await
+            .0,
+            404
+        );
+        // The other warning is not grid-g0's.
+        let (_, all) = api(&city, "GET", "/api/v1/warnings", Some("token-city"), "").await;
+        let other = all["warnings"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|w| w["warning_id"] != id.as_str())
+            .unwrap()["warning_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        let (status, _) = api(
+            &city,
+            "POST",
+            &format!("/api/v1/warnings/{other}"),
+            Some("token-g0"),
+            ack,
+        )
+        .await;
+        assert_eq!(status, 403);
+        // Nobody answers the other: it climbs, 2 s a rung, to the city.
+        wait_until("the ignored warning to reach the city", async || {
+            let (_, all) = api(&city, "GET", "/api/v1/warnings", Some("token-city"), "").await;
+            all["warnings"]
+                .as_array()
+                .unwrap()
+                .iter()
+                .any(|w| w["warning_id"] == other.as_str() && w["assignee"] == "city")
+        })
+        .await;
+    })
+    .await;
+    result.expect("stops cleanly");
+
+    let published = responses(&city, 7);
+    let trail: Vec<(String, String, String)> = published
+        .iter()
+        .map(|m| {
+            (
+                m["change"].as_str().unwrap().to_owned(),
+                m["assignee"].as_str().unwrap().to_owned(),
+                m["missed_by"].as_str().unwrap_or("-").to_owned(),
+            )
+        })
+        .collect();
+    let s = |a: &str, b: &str, c: &str| (a.to_owned(), b.to_owned(), c.to_owned());
+    for want in [
+        s("assigned", "grid-g0", "-"),
+        s("acknowledged", "grid-g0", "-"),
+        s("assigned", "grid-g1", "-"),
+        s("escalated", "street-st", "grid-g1"),
+        s("escalated", "jiangbei", "street-st"),
+        s("escalated", "city", "jiangbei"),
+    ] {
+        assert!(trail.contains(&want), "{want:?} missing from {trail:#?}");
+    }
+    assert!(
+        !trail.contains(&s("escalated", "street-st", "grid-g0")),
+        "acknowledged in time: no escalation"
+    );
+    for m in &published {
+        assert_eq!(m["schema"], "yujing.response/v1");
+        assert!(m["at"].as_str().unwrap().ends_with("+08:00"), "{m}");
+    }
+
+    // A restart takes the book up: the city still holds the ignored one.
+    let (result, held) = run_while(config, async {
+        let (_, all) = api(&city, "GET", "/api/v1/warnings", Some("token-city"), "").await;
+        all["warnings"].as_array().unwrap().clone()
+    })
+    .await;
+    result.expect("stops cleanly");
+    assert_eq!(held.len(), 2, "{held:#?}");
+    assert!(
+        held.iter()
+            .any(|w| w["assignee"] == "city" && w["escalations"] == 3)
+    );
+    assert!(
+        held.iter()
+            .any(|w| w["assignee"] == "grid-g0" && w["state"] == "acknowledged")
+    );
+}
