@@ -276,10 +276,12 @@ async fn run_pipeline(
             (Some(rx), Some(link), Some(side))
         }
     };
-    // A missing readings or dead-letter topic is named, with how to
-    // create it, in the log and on /health (the consumer only waits).
+    // A missing readings, dead-letter or response topic is named, with
+    // how to create it, in the log and on /health (the consumer only
+    // waits).
     let mut watched = k.readings_topics.clone();
     watched.push(k.dead_letter_topic.clone());
+    watched.extend(setup.responses.as_ref().map(|r| r.topic.clone()));
     let topic_watch = crate::topics::watch(
         kafka::client_config(&k.bootstrap_servers, &[], &consumer_props, &[]),
         watched,
