@@ -32,7 +32,18 @@ async fn produce_large(city: &City, key: &str, payload: &[u8]) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_message_too_large_for_the_dead_letter_topic_goes_there_cut_and_the_offset_moves() {
-    let city = City::new(1);
+    too_large_goes_cut(City::new(1)).await;
+}
+
+/// The same on a real broker process.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_message_too_large_for_the_dead_letter_topic_goes_there_cut_on_a_real_broker() {
+    if let Some(city) = City::on_tansu(1).await {
+        too_large_goes_cut(city).await;
+    }
+}
+
+async fn too_large_goes_cut(city: City) {
     let config = city.config("  - kind: kafka\n    topic: alerts\n");
     // 3 MB: the readings topic takes it, yujing refuses it as oversized
     // (over 1 MiB), and the dead-letter producer cannot send it whole.
