@@ -246,13 +246,7 @@ impl ResponseBook {
             return Err(Refusal::Unauthenticated(format!("no unit {unit:?}")));
         };
         let department = r.referred_to.as_deref() == Some(unit);
-        let over = r
-            .ladder
-            .iter()
-            .enumerate()
-            .skip(r.rung)
-            .any(|(_, rung)| rung.level == actor.level && covers(&actor.areas, rung));
-        if !(unit == r.assignee || over || department) {
+        if !r.concerns(actor) {
             return Err(Refusal::Forbidden(format!(
                 "warning {} is assigned to {}; {unit} is neither it, above it on the ladder, nor a department it was referred to",
                 r.warning_id, r.assignee
@@ -371,6 +365,18 @@ impl ResponseBook {
 }
 
 impl Response {
+    /// Whether `unit` may see and act on this response: it holds it, a
+    /// rung of the ladder above the holder is its, or it was referred to.
+    pub fn concerns(&self, unit: &crate::units::Unit) -> bool {
+        self.assignee == unit.id
+            || self.referred_to.as_deref() == Some(unit.id.as_str())
+            || self
+                .ladder
+                .iter()
+                .skip(self.rung)
+                .any(|rung| rung.level == unit.level && covers(&unit.areas, rung))
+    }
+
     fn start(&mut self, step: Step, units: &Units, now_ms: i64) {
         self.step = step;
         self.since_ms = now_ms;

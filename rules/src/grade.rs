@@ -18,6 +18,11 @@ impl Grade {
     /// All grades, least serious first.
     pub const ALL: [Grade; 4] = [Grade::Blue, Grade::Yellow, Grade::Orange, Grade::Red];
 
+    /// The grade named `blue`, `yellow`, `orange` or `red`.
+    pub fn parse(name: &str) -> Option<Grade> {
+        Grade::ALL.into_iter().find(|g| g.as_str() == name)
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Grade::Blue => "blue",

@@ -43,20 +43,11 @@ pub struct Route {
 
 fn grade<'de, D: serde::Deserializer<'de>>(d: D) -> Result<Option<Grade>, D::Error> {
     let name = String::deserialize(d)?;
-    Grade::ALL
-        .into_iter()
-        .find(|g| g.as_str() == name)
-        .map(Some)
-        .ok_or_else(|| {
-            serde::de::Error::custom(format!(
-                "route.min_grade `{name}` is not a grade (blue, yellow, orange, red)"
-            ))
-        })
-}
-
-/// A grade as the alert message writes it.
-fn parse_grade(name: &str) -> Option<Grade> {
-    Grade::ALL.into_iter().find(|g| g.as_str() == name)
+    Grade::parse(&name).map(Some).ok_or_else(|| {
+        serde::de::Error::custom(format!(
+            "route.min_grade `{name}` is not a grade (blue, yellow, orange, red)"
+        ))
+    })
 }
 
 impl Route {
@@ -80,7 +71,7 @@ impl Route {
             Some(min) => [a.grade.as_deref(), a.previous_grade.as_deref()]
                 .into_iter()
                 .flatten()
-                .filter_map(parse_grade)
+                .filter_map(Grade::parse)
                 .any(|g| g >= min),
         };
         let district_ok = self.districts.is_empty()

@@ -539,7 +539,7 @@ impl State {
         }
         if !alerts.is_empty() {
             self.deliver(&alerts).await?;
-            self.respond_to(&alerts).await?;
+            self.respond_to(transitions, &alerts).await?;
         }
         Ok(())
     }

@@ -10,9 +10,8 @@ use std::path::PathBuf;
 use std::time::Duration;
 
 use rdkafka::producer::FutureRecord;
-use yujing_ingest::AreaLevel;
 use yujing_response::{Change, ResponseBook, Units, WarningEvent};
-use yujing_rules::Grade;
+use yujing_rules::WarningTransition;
 use yujing_sinks::AlertMessage;
 
 use super::{PipelineError, State};
@@ -63,24 +62,12 @@ impl ResponseLoop {
     }
 }
 
-fn grade(name: Option<&str>) -> Option<Grade> {
-    Grade::ALL.into_iter().find(|g| Some(g.as_str()) == name)
-}
-
-fn level(by: &str) -> AreaLevel {
-    match by {
-        "grid" => AreaLevel::Grid,
-        "street" => AreaLevel::Street,
-        "district" => AreaLevel::District,
-        _ => AreaLevel::Sensor,
-    }
-}
-
 impl State {
     /// Warning changes just delivered: assign new warnings, follow grades,
     /// record the ones that resolved unanswered.
     pub(super) async fn respond_to(
         &mut self,
+        transitions: &[WarningTransition],
         alerts: &[AlertMessage],
     ) -> Result<(), PipelineError> {
         let Some(r) = &mut self.responses else {
@@ -88,13 +75,14 @@ impl State {
         };
         let now = yujing_ingest::clock::wall_now_ms();
         let mut changes = Vec::new();
-        for a in alerts.iter().filter(|a| a.transition != "summary") {
+        // `alerts` were made from `transitions`, one each, in order.
+        for (t, a) in transitions.iter().zip(alerts) {
             let event = WarningEvent {
                 warning_id: &a.warning_id,
                 rule: &a.rule.id,
                 category: &a.rule.category,
-                grade: grade(a.grade.as_deref()),
-                level: level(&a.group.by),
+                grade: t.grade,
+                level: t.rule.group_by,
                 key: &a.group.key,
             };
             changes.extend(
@@ -127,7 +115,7 @@ impl State {
                 let list = r
                     .book
                     .responses()
-                    .filter(|resp| may_see(resp, &unit, &r.units))
+                    .filter(|resp| r.units.get(&unit).is_some_and(|u| resp.concerns(u)))
                     .filter_map(|resp| serde_json::to_value(resp).ok())
                     .collect();
                 let _ = reply.send(list);
@@ -199,21 +187,6 @@ impl State {
         }
         Ok(())
     }
-}
-
-/// Whether `unit` may see `resp`: its own, lower on its ladder, or
-/// referred to it; the city sees all.
-fn may_see(resp: &yujing_response::Response, unit: &str, units: &Units) -> bool {
-    let Some(u) = units.get(unit) else {
-        return false;
-    };
-    resp.assignee == unit
-        || resp.referred_to.as_deref() == Some(unit)
-        || resp
-            .ladder
-            .iter()
-            .skip(resp.rung)
-            .any(|rung| rung.level == u.level && yujing_response::ladder::covers(&u.areas, rung))
 }
 
 fn save(path: &std::path::Path, book: &ResponseBook) -> Result<(), PipelineError> {
