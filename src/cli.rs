@@ -405,7 +405,11 @@ pub async fn run_until(
         (Some(units), Some(r)) => {
             let (tx, requests) = crate::response_api::channel();
             let tokens = unit_tokens(&units)?;
-            server = server.with_responses(crate::response_api::Api { tx, tokens });
+            server = server.with_responses(crate::response_api::Api {
+                tx,
+                tokens,
+                metrics: metrics.clone(),
+            });
             Some(pipeline::ResponseSetup {
                 units,
                 topic: r.topic.clone(),

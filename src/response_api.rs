@@ -48,6 +48,8 @@ pub struct Api {
     pub tx: ApiSender,
     /// (token, unit id).
     pub tokens: Vec<(String, String)>,
+    /// Refusals made here (no token, unreadable body) are counted too.
+    pub metrics: crate::telemetry::Metrics,
 }
 
 impl Api {
@@ -67,6 +69,12 @@ impl Api {
         }
         found.ok_or_else(|| Refusal::Unauthenticated("the token is no unit's".into()))
     }
+}
+
+/// Refused before reaching the pipeline: counted like its refusals.
+fn refused_here(api: &Api, unit: &str, r: &Refusal) -> Response {
+    crate::telemetry::ResponseRefused { unit, refusal: r }.emit(&api.metrics);
+    refused(r)
 }
 
 fn refused(r: &Refusal) -> Response {
@@ -89,7 +97,7 @@ fn stopped() -> Response {
 pub async fn list(State(api): State<Api>, headers: HeaderMap) -> Response {
     let unit = match api.unit(&headers) {
         Ok(u) => u,
-        Err(r) => return refused(&r),
+        Err(r) => return refused_here(&api, "-", &r),
     };
     let (reply, answer) = oneshot::channel();
     if api.tx.send(ApiRequest::List { unit, reply }).await.is_err() {
@@ -109,18 +117,18 @@ pub async fn command(
 ) -> Response {
     let unit = match api.unit(&headers) {
         Ok(u) => u,
-        Err(r) => return refused(&r),
+        Err(r) => return refused_here(&api, "-", &r),
     };
     let mut value: serde_json::Value = match serde_json::from_slice(&body) {
         Ok(v) => v,
-        Err(e) => return refused(&Refusal::Malformed(e.to_string())),
+        Err(e) => return refused_here(&api, &unit, &Refusal::Malformed(e.to_string())),
     };
     if let Some(map) = value.as_object_mut() {
         map.insert("warning_id".into(), warning_id.into());
     }
     let command: Command = match serde_json::from_value(value) {
         Ok(c) => c,
-        Err(e) => return refused(&Refusal::Malformed(e.to_string())),
+        Err(e) => return refused_here(&api, &unit, &Refusal::Malformed(e.to_string())),
     };
     let (reply, answer) = oneshot::channel();
     let request = ApiRequest::Command {

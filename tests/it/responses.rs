@@ -88,7 +88,7 @@ async fn warnings_are_assigned_answered_or_climb_the_ladder_and_survive_a_restar
     let (city, config) = response_city();
     city.produce(&[(0, vec![100.0, 100.0]), (1, vec![100.0, 100.0])])
         .await;
-    let (result, ()) = run_while(config.clone(), async {
+    let (result, metrics) = run_while(config.clone(), async {
         // Both raised: s000's with grid-g0, s001's with grid-g1.
         let mut mine = Vec::new();
         wait_until("grid-g0's warning", async || {
@@ -164,9 +164,44 @@ async fn warnings_are_assigned_answered_or_climb_the_ladder_and_survive_a_restar
                 .any(|w| w["warning_id"] == other.as_str() && w["assignee"] == "city")
         })
         .await;
+        crate::support::scrape(city.metrics_port()).await
     })
     .await;
     result.expect("stops cleanly");
+    let m = |name: &str, labels: &[(&str, &str)]| crate::support::sample(&metrics, name, labels);
+    assert_eq!(
+        m("yujing_response_changes_total", &[("change", "assigned")]),
+        2.0
+    );
+    assert_eq!(
+        m("yujing_response_changes_total", &[("change", "escalated")]),
+        3.0
+    );
+    assert_eq!(
+        m(
+            "yujing_response_refused_total",
+            &[("reason", "unauthenticated")]
+        ),
+        2.0
+    );
+    assert_eq!(
+        m("yujing_response_refused_total", &[("reason", "forbidden")]),
+        1.0
+    );
+    assert_eq!(
+        m(
+            "yujing_response_refused_total",
+            &[("reason", "impossible_transition")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(
+            "yujing_response_seconds_count",
+            &[("step", "acknowledge"), ("level", "grid")]
+        ),
+        1.0
+    );
 
     let published = responses(&city, 7);
     let trail: Vec<(String, String, String)> = published
