@@ -94,6 +94,9 @@ pub enum Command {
     /// Check and test rules before deploying them.
     #[command(subcommand)]
     Rules(RulesCommand),
+    /// Responders' verdicts: export them as backtest labels.
+    #[command(subcommand)]
+    Feedback(crate::feedback_export::FeedbackCommand),
     /// Same as `rules check` (kept for scripts written before it).
     #[command(hide = true)]
     CheckRules {
@@ -150,6 +153,19 @@ pub fn main() -> ExitCode {
             }
             Err(problem) => {
                 eprintln!("{problem}");
+                ExitCode::FAILURE
+            }
+        };
+    }
+    if let Command::Feedback(command) = &cli.command {
+        return match crate::feedback_export::run(command) {
+            Ok(n) => {
+                let crate::feedback_export::FeedbackCommand::Export { out, .. } = command;
+                println!("{n} verdicts written to {}", out.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("error: {e}");
                 ExitCode::FAILURE
             }
         };
@@ -244,7 +260,8 @@ pub fn main() -> ExitCode {
             }
             Command::CheckRules { .. }
             | Command::Rules(RulesCommand::Check { .. })
-            | Command::Config(_) => {
+            | Command::Config(_)
+            | Command::Feedback(_) => {
                 Ok(ExitCode::SUCCESS)
             }
         }
@@ -413,6 +430,7 @@ pub async fn run_until(
             Some(pipeline::ResponseSetup {
                 units,
                 topic: r.topic.clone(),
+                feedback_topic: r.feedback_topic.clone(),
                 requests,
             })
         }

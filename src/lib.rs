@@ -17,6 +17,8 @@
 //!   `POST /-/reload`.
 //! - [`response_api`]: the responders' HTTP API (acknowledge, dispatch,
 //!   refer, close), answered by the pipeline's response book.
+//! - [`feedback_export`]: `yujing feedback export`, responders' verdicts
+//!   from the response topic as backtest labels.
 //! - [`backtest`]: `yujing backtest`, history through the engine, scored.
 //! - [`replay`]: `yujing replay`, history published to Kafka as readings.
 //! - [`rules_tool`]: `yujing rules check` and `yujing rules test`.
@@ -43,6 +45,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod destinations;
+pub mod feedback_export;
 pub mod fetch;
 pub mod metrics_server;
 pub mod pipeline;

@@ -5,7 +5,7 @@
 //! owner, which merges it into its own engine instead of re-reading the
 //! readings behind those windows.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 
 use yujing_ingest::{AreaLevel, PartitionProgress, SessionSnapshot, StoreSnapshot};
 use yujing_rules::GroupState;
@@ -33,6 +33,19 @@ pub struct PartitionState {
     max_event_ms: Option<i64>,
     /// Rule id → its groups' warnings and timers.
     warnings: Vec<(String, Vec<(String, GroupState)>)>,
+    /// What the pipeline hands over beside the engine's state, by name
+    /// (`responses`: the response book's entries for these warnings).
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub extras: BTreeMap<String, serde_json::Value>,
+}
+
+impl PartitionState {
+    /// The ids of the active warnings it carries.
+    pub fn warning_ids(&self) -> impl Iterator<Item = &str> {
+        self.warnings
+            .iter()
+            .flat_map(|(_, groups)| groups.iter().filter_map(|(_, g)| g.warning_id()))
+    }
 }
 
 /// What merging a handed-over partition did.
@@ -132,6 +145,7 @@ impl Engine {
                 .collect(),
             max_event_ms,
             warnings,
+            extras: BTreeMap::new(),
         };
         if take && mine.contains(&true) {
             self.sensor_partitions

@@ -30,6 +30,18 @@ pub enum State {
     Handled,
 }
 
+impl State {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            State::Assigned => "assigned",
+            State::Acknowledged => "acknowledged",
+            State::Dispatched => "dispatched",
+            State::OnSite => "on_site",
+            State::Handled => "handled",
+        }
+    }
+}
+
 /// A responder's verdict, or the system's when nobody answered.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -40,6 +52,18 @@ pub enum Outcome {
     Duplicate,
     /// The condition resolved before anyone acknowledged.
     Unanswered,
+}
+
+impl Outcome {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Outcome::Confirmed => "confirmed",
+            Outcome::FalseAlarm => "false_alarm",
+            Outcome::SensorFault => "sensor_fault",
+            Outcome::Duplicate => "duplicate",
+            Outcome::Unanswered => "unanswered",
+        }
+    }
 }
 
 /// What a responder asks.
@@ -92,7 +116,8 @@ pub struct Change {
     pub warning_id: String,
     pub sequence: u64,
     /// `assigned`, `acknowledged`, `dispatched`, `on_site`, `referred`,
-    /// `reported_in`, `handled`, `escalated`, `unanswered`, `note`.
+    /// `reported_in`, `handled`, `escalated`, `unanswered`, `resolved`
+    /// (the condition ended; the response goes on), `note`.
     pub change: String,
     /// The unit that acted; `system` for assignments and escalations.
     pub actor: String,
@@ -119,6 +144,17 @@ pub struct Response {
     pub warning_id: String,
     pub rule: String,
     pub category: String,
+    /// The warning's group: its level and key (a sensor id, grid, street
+    /// or district code), for verdict labels.
+    #[serde(default = "sensor_level")]
+    pub level: AreaLevel,
+    #[serde(default)]
+    pub key: String,
+    /// Event time: when the condition started, and ended (resolved).
+    #[serde(default)]
+    pub started_ms: i64,
+    #[serde(default)]
+    pub ended_ms: Option<i64>,
     pub grade: Grade,
     pub ladder: Vec<Rung>,
     /// Index in `ladder` of the assignee's rung.
@@ -137,6 +173,9 @@ pub struct Response {
     pub outcome: Option<Outcome>,
     pub condition_resolved: bool,
     pub escalations: u32,
+    /// Its deadline passed at the top of the ladder: nobody answered.
+    #[serde(default)]
+    pub overdue: bool,
     pub sequence: u64,
     pub history: Vec<Change>,
 }
@@ -150,6 +189,13 @@ pub struct WarningEvent<'a> {
     pub grade: Option<Grade>,
     pub level: AreaLevel,
     pub key: &'a str,
+    /// Event time the condition started, and of this change.
+    pub started_ms: i64,
+    pub event_ms: i64,
+}
+
+fn sensor_level() -> AreaLevel {
+    AreaLevel::Sensor
 }
 
 /// Every open (and recently handled) response, by warning id.
@@ -185,6 +231,10 @@ impl ResponseBook {
                     warning_id: e.warning_id.to_owned(),
                     rule: e.rule.to_owned(),
                     category: e.category.to_owned(),
+                    level: e.level,
+                    key: e.key.to_owned(),
+                    started_ms: e.started_ms,
+                    ended_ms: None,
                     grade,
                     ladder,
                     rung,
@@ -200,6 +250,7 @@ impl ResponseBook {
                     outcome: None,
                     condition_resolved: false,
                     escalations: 0,
+                    overdue: false,
                     sequence: 0,
                     history: Vec::new(),
                 };
@@ -209,7 +260,7 @@ impl ResponseBook {
             }
             (Some(r), Some(grade)) => {
                 // A graver grade shortens what is left of the step.
-                if grade > r.grade && r.state != State::Handled {
+                if grade > r.grade && r.state != State::Handled && !r.overdue {
                     let due = r.since_ms + units.deadlines.get(grade, r.step);
                     r.deadline_ms = r.deadline_ms.min(due);
                 }
@@ -218,6 +269,7 @@ impl ResponseBook {
             }
             (Some(r), None) => {
                 r.condition_resolved = true;
+                r.ended_ms = Some(e.event_ms);
                 if r.state == State::Assigned && r.referred_to.is_none() {
                     r.state = State::Handled;
                     r.outcome = Some(Outcome::Unanswered);
@@ -225,7 +277,8 @@ impl ResponseBook {
                     let c = r.record("unanswered", "system", now_ms, None, units);
                     return vec![c];
                 }
-                Vec::new()
+                // Said, so responders know, and verdicts carry the end.
+                vec![r.record("resolved", "system", now_ms, None, units)]
             }
             (None, None) => Vec::new(),
         }
@@ -319,6 +372,9 @@ impl ResponseBook {
             }
             Action::Note => "note",
         };
+        if command.action != Action::Note {
+            r.overdue = false;
+        }
         Ok(r.record(change, unit, now_ms, command.note.clone(), units))
     }
 
@@ -343,7 +399,10 @@ impl ResponseBook {
                     r.start(Step::Acknowledge, units, now_ms);
                 }
                 // At the top: overdue there, and said once.
-                None => r.deadline_ms = i64::MAX,
+                None => {
+                    r.deadline_ms = i64::MAX;
+                    r.overdue = true;
+                }
             }
             let mut c = r.record("escalated", "system", now_ms, None, units);
             c.missed_by = Some(missed);
@@ -353,6 +412,42 @@ impl ResponseBook {
             out.push(c);
         }
         out
+    }
+
+    /// The responses of `warning_ids`, removed from this book (`take`: a
+    /// partition is handed over) or copied (a checkpoint of it).
+    pub fn extract<'a>(
+        &mut self,
+        warning_ids: impl Iterator<Item = &'a str>,
+        take: bool,
+    ) -> Vec<Response> {
+        warning_ids
+            .filter_map(|id| {
+                if take {
+                    self.responses.remove(id)
+                } else {
+                    self.responses.get(id).cloned()
+                }
+            })
+            .collect()
+    }
+
+    /// Responses handed over by another instance. One already here is
+    /// replaced only by a later one (higher sequence). Returns how many
+    /// were taken.
+    pub fn merge(&mut self, responses: Vec<Response>) -> usize {
+        let mut taken = 0;
+        for r in responses {
+            let newer = self
+                .responses
+                .get(&r.warning_id)
+                .is_none_or(|mine| mine.sequence < r.sequence);
+            if newer {
+                self.responses.insert(r.warning_id.clone(), r);
+                taken += 1;
+            }
+        }
+        taken
     }
 
     /// Forget handled responses older than `before_ms` (their history has

@@ -14,19 +14,24 @@
 //!   warning's group;
 //! - [`deadlines`]: how long each step may take, per grade;
 //! - [`book`]: each warning's response lifecycle, commands, escalation;
+//! - [`feedback`]: commands read from the feedback topic;
+//! - [`verdicts`]: responders' verdicts per rule, and as backtest labels;
 //! - [`error`]: [`ResponseError`] (the file) and [`Refusal`] (a command).
 
 pub mod book;
 pub mod deadlines;
 pub mod error;
+pub mod feedback;
 pub mod ladder;
 pub mod units;
+pub mod verdicts;
 
 pub use book::{Action, Change, Command, Outcome, Response, ResponseBook, State, WarningEvent};
 pub use deadlines::{Deadlines, Step};
 pub use error::{Refusal, ResponseError};
 pub use ladder::{Rung, ladder};
 pub use units::{Unit, UnitLevel, Units};
+pub use verdicts::Verdict;
 
 #[cfg(test)]
 mod tests;

@@ -76,6 +76,8 @@ fn raise(
             grade: Some(grade),
             level: AreaLevel::Sensor,
             key,
+            started_ms: at,
+            event_ms: at,
         },
         &registry(),
         units,
@@ -328,6 +330,8 @@ fn a_condition_gone_before_anyone_answered_is_recorded_unanswered() {
             grade: None,
             level: AreaLevel::Sensor,
             key: "a2",
+            started_ms: 0,
+            event_ms: MIN,
         },
         &registry(),
         &u,
@@ -388,4 +392,31 @@ deadlines: { red: { acknowledge: soon } }
         e.starts_with("units.yaml:3:5:") && e.contains("levl"),
         "{e}"
     );
+}
+
+#[test]
+fn responses_move_with_their_partition_and_the_later_copy_wins() {
+    let u = units(UNITS);
+    let mut here = ResponseBook::default();
+    raise(&mut here, &u, "w", Grade::Red, "a1", 0);
+    raise(&mut here, &u, "v", Grade::Blue, "a3", 0);
+    let copy = here.extract(["w"].into_iter(), false);
+    assert!(here.get("w").is_some(), "a checkpoint copies");
+    let moved = here.extract(["w", "gone"].into_iter(), true);
+    assert_eq!(moved, copy);
+    assert!(here.get("w").is_none() && here.get("v").is_some());
+
+    let mut there = ResponseBook::default();
+    assert_eq!(there.merge(moved.clone()), 1);
+    there
+        .command(
+            "grid-g1",
+            &command("w", r#"{"action":"acknowledge"}"#),
+            &u,
+            MIN,
+        )
+        .unwrap();
+    // An older copy (a checkpoint written before) does not undo it.
+    assert_eq!(there.merge(moved), 0);
+    assert_eq!(there.get("w").unwrap().state, State::Acknowledged);
 }

@@ -139,6 +139,11 @@ impl GroupState {
     pub fn is_active(&self) -> bool {
         self.0.active.is_some()
     }
+
+    /// The active warning's id, if any.
+    pub fn warning_id(&self) -> Option<&str> {
+        self.0.active.as_ref().map(|a| a.warning_id.as_str())
+    }
 }
 
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]

@@ -5,8 +5,9 @@
 //! - this module: options, loading, running one rule set over the history;
 //! - [`args`]: its command line and exit codes;
 //! - [`input`]: JSONL and CSV history, with a column mapping;
-//! - [`events`]: labelled events (NAB windows, CSV);
+//! - [`events`]: labelled events (NAB windows, CSV, exported verdicts);
 //! - [`score`]: episodes, per-rule summaries, detection scores;
+//! - [`verdicts`]: each rule's precision against responders' verdicts;
 //! - [`run`]: one rule set through the engine;
 //! - [`report`]: the Markdown report, `summary.json` and the timeline;
 //! - [`plot`]: one SVG per series: values, thresholds, warnings, events.
@@ -27,6 +28,7 @@ pub mod plot;
 pub mod report;
 pub mod run;
 pub mod score;
+pub mod verdicts;
 
 pub use input::{CsvMapping, History, MetricColumn, Span, TimeColumns};
 pub use run::{RunOutcome, progress_bar, registry_for, run_rules, sensors_by_group};
@@ -109,9 +111,13 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         .map_err(BacktestError::Ingest)?;
     let spans = history.spans();
     let data_end = history.points.last().map_or(0, |p| p.ts_ms);
-    let (events, labelled) = match &options.events {
+    let (events, labelled, verdicts) = match &options.events {
         Some(path) => {
-            let (mut events, series) = events::load(path, offset)?;
+            let events::Labels {
+                mut events,
+                series,
+                verdicts,
+            } = events::load(path, offset)?;
             // Only events the history covers can be detected or missed.
             events.retain(|e| {
                 history
@@ -119,9 +125,9 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
                     .and_then(|i| spans[i])
                     .is_some_and(|(first, last)| e.start_ms <= last && e.end_ms >= first)
             });
-            (Some(events), Some(series))
+            (Some(events), Some(series), verdicts)
         }
-        None => (None, None),
+        None => (None, None, Vec::new()),
     };
     // Series-hours of the labelled series (all series without events).
     let series_hours: HashMap<String, f64> = history
@@ -155,7 +161,18 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
                 scores.insert(rule.clone(), grade_scores(&mine));
             }
         }
+        let mut against_verdicts = std::collections::BTreeMap::new();
+        if !verdicts.is_empty() {
+            let all: Vec<&score::Episode> = episodes.iter().collect();
+            against_verdicts.insert("*".to_owned(), verdicts::score(&all, &verdicts, data_end));
+            for rule in summary.keys() {
+                let mine: Vec<&score::Episode> =
+                    episodes.iter().filter(|e| &e.rule == rule).collect();
+                against_verdicts.insert(rule.clone(), verdicts::score(&mine, &verdicts, data_end));
+            }
+        }
         report::RuleSetFigures {
+            verdicts: against_verdicts,
             rule_files: paths.iter().map(|p| p.display().to_string()).collect(),
             readings: outcome.readings,
             refused: outcome

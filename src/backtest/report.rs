@@ -27,6 +27,9 @@ pub struct RuleSetFigures {
     pub summary: BTreeMap<String, [GradeSummary; 4]>,
     /// With events: per rule and overall (key `*`), per grade.
     pub scores: BTreeMap<String, [Score; 4]>,
+    /// With responders' verdicts: per rule and overall (key `*`).
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub verdicts: BTreeMap<String, super::verdicts::VerdictScore>,
     #[serde(skip)]
     pub episodes: Vec<Episode>,
 }
@@ -308,6 +311,29 @@ pub fn markdown(summary: &Summary, plots: &[String]) -> String {
                     minutes(x.lead_minutes_mean)
                 );
             }
+        }
+    }
+    if !summary.rules.verdicts.is_empty() {
+        let _ = writeln!(s, "\n## Against responders' verdicts\n");
+        let _ = writeln!(
+            s,
+            "A warning is judged by the verdicts of its rule on its sensors that overlap it: confirmed if one confirmed it, else a false alarm if one said so; precision is confirmed / judged. Unjudged warnings are ones responders never closed (or new ones of a proposed rule).\n"
+        );
+        let _ = writeln!(
+            s,
+            "| rule | confirmed | false alarms | precision | unjudged |"
+        );
+        let _ = writeln!(s, "|---|---:|---:|---:|---:|");
+        for (rule, v) in &summary.rules.verdicts {
+            let name = if rule == "*" { "**all rules**" } else { rule };
+            let _ = writeln!(
+                s,
+                "| {name} | {} | {} | {} | {} |",
+                v.confirmed,
+                v.false_alarms,
+                pct(v.precision),
+                v.unjudged
+            );
         }
     }
     if let (Some(base), Some(diff)) = (&summary.baseline, &summary.diff) {

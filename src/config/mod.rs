@@ -100,6 +100,10 @@ pub struct ResponseConfig {
     /// warning id).
     #[serde(default = "default_response_topic")]
     pub topic: String,
+    /// Topic the city's dispatch systems send commands to (JSON keyed by
+    /// warning id, with the acting `unit`); none: only the HTTP API.
+    #[serde(default)]
+    pub feedback_topic: Option<String>,
 }
 
 fn default_response_topic() -> String {

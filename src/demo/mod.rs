@@ -4,9 +4,12 @@
 //! alert and dead-letter topics, plays the synthetic [`city`] on a
 //! simulated clock, and runs the real pipeline against it: a consumer
 //! group reads the readings topic, warnings are printed and published as
-//! JSON on the alert topic, and metrics are served over HTTP.
+//! JSON on the alert topic, and metrics are served over HTTP. Simulated
+//! [`responders`] answer the warnings on the feedback topic, so the
+//! response loop runs too.
 
 pub mod city;
+pub mod responders;
 pub mod simulate;
 
 use std::collections::BTreeMap;
@@ -38,6 +41,17 @@ pub const DEFAULT_MEASUREMENTS: &str = include_str!("../../deploy/examples/measu
 pub const READINGS_TOPIC: &str = "city.readings";
 pub const ALERTS_TOPIC: &str = "city.alerts";
 pub const DEAD_LETTER_TOPIC: &str = "city.readings.dead-letter";
+pub const RESPONSES_TOPIC: &str = "city.responses";
+pub const FEEDBACK_TOPIC: &str = "city.feedback";
+/// The city centre's token for the responders' API in the demo.
+pub const DEMO_CITY_TOKEN: &str = "demo-city";
+
+/// What a demo run did: the pipeline's summary and the responders'.
+#[derive(Debug, Clone)]
+pub struct DemoSummary {
+    pub run: RunSummary,
+    pub responses: responders::ResponderReport,
+}
 
 /// Demo settings (the `yujing demo` flags).
 #[derive(Debug, Clone)]
@@ -72,7 +86,7 @@ impl Default for DemoOptions {
 pub async fn run(
     opts: DemoOptions,
     shutdown: impl Future<Output = ()>,
-) -> Result<RunSummary, PipelineError> {
+) -> Result<DemoSummary, PipelineError> {
     let measurements = Measurements::parse(
         Path::new("deploy/examples/measurements.yaml"),
         DEFAULT_MEASUREMENTS,
@@ -85,11 +99,24 @@ pub async fn run(
     cluster.create_topic(READINGS_TOPIC, 3, 1)?;
     cluster.create_topic(ALERTS_TOPIC, 3, 1)?;
     cluster.create_topic(DEAD_LETTER_TOPIC, 1, 1)?;
+    cluster.create_topic(RESPONSES_TOPIC, 1, 1)?;
+    cluster.create_topic(FEEDBACK_TOPIC, 1, 1)?;
+    let registry = city::registry();
+    let units_path = Path::new("demo-units.yaml");
+    let units =
+        yujing_response::Units::parse(units_path, &responders::units_yaml(&registry), &registry)
+            .map_err(|e| PipelineError::Invalid(format!("the demo's units: {e}")))?;
+    let (api_tx, api_requests) = crate::response_api::channel();
     let bootstrap = cluster.bootstrap_servers();
 
     let metrics = Metrics::new();
+    let api = crate::response_api::Api {
+        tx: api_tx,
+        tokens: vec![(DEMO_CITY_TOKEN.into(), "city".into())],
+        metrics: metrics.clone(),
+    };
     let server = match MetricsServer::bind(opts.metrics_addr, metrics.clone()).await {
-        Ok(s) => s,
+        Ok(s) => s.with_responses(api.clone()),
         Err(e) => {
             eprintln!(
                 "note: {} is taken ({e}); serving metrics on a free port instead",
@@ -98,6 +125,7 @@ pub async fn run(
             MetricsServer::bind(SocketAddr::from(([127, 0, 0, 1], 0)), metrics.clone())
                 .await
                 .map_err(|e| PipelineError::Invalid(format!("cannot bind metrics endpoint: {e}")))?
+                .with_responses(api)
         }
     };
     let metrics_addr = server
@@ -126,10 +154,33 @@ pub async fn run(
         opts.speed,
         humantime::format_duration(opts.duration)
     );
+    eprintln!("           responses → {RESPONSES_TOPIC}, responders' commands ← {FEEDBACK_TOPIC}");
     eprintln!("  metrics  http://{metrics_addr}/metrics");
+    eprintln!(
+        "  api      curl -H 'Authorization: Bearer {DEMO_CITY_TOKEN}' http://{metrics_addr}/api/v1/warnings"
+    );
     eprintln!();
 
     let generator = tokio::spawn(generate(bootstrap.clone(), clock.clone(), stop_rx.clone()));
+    let responders = tokio::spawn({
+        let (bootstrap, clock, stop, print) = (
+            bootstrap.clone(),
+            clock.clone(),
+            stop_rx.clone(),
+            opts.print,
+        );
+        async move {
+            responders::respond(
+                bootstrap,
+                RESPONSES_TOPIC,
+                FEEDBACK_TOPIC,
+                clock,
+                stop,
+                print,
+            )
+            .await
+        }
+    });
 
     let mut sinks = vec![Sink::Kafka(
         KafkaAlertSink::new(&bootstrap, ALERTS_TOPIC, &BTreeMap::new())
@@ -167,7 +218,7 @@ pub async fn run(
             max_message_bytes: 1024 * 1024,
         },
         rules,
-        registry: city::registry(),
+        registry,
         sinks: sinks.into_iter().map(Into::into).collect(),
         metrics: metrics.clone(),
         clock,
@@ -178,7 +229,12 @@ pub async fn run(
         transactions: None,
         shutdown_deadline: None,
         force_stop: None,
-        responses: None,
+        responses: Some(pipeline::ResponseSetup {
+            units,
+            topic: RESPONSES_TOPIC.into(),
+            feedback_topic: Some(FEEDBACK_TOPIC.into()),
+            requests: api_requests,
+        }),
     };
     let stop = async {
         tokio::select! {
@@ -189,10 +245,43 @@ pub async fn run(
     let result = pipeline::run(setup, stop).await;
     let _ = stop_tx.send(true);
     let _ = generator.await;
+    let responses = responders.await.unwrap_or_default();
     let summary = result?;
     print_summary(&summary, &metrics);
+    print_responses(&responses);
     drop(cluster);
-    Ok(summary)
+    Ok(DemoSummary {
+        run: summary,
+        responses,
+    })
+}
+
+fn print_responses(r: &responders::ResponderReport) {
+    eprintln!("  responses");
+    for (unit, minutes) in &r.acknowledged {
+        let mean = minutes.iter().sum::<f64>() / minutes.len().max(1) as f64;
+        eprintln!(
+            "    {unit:<28} acknowledged {:>3}, {mean:.0} min after the raise on average",
+            minutes.len()
+        );
+    }
+    if !r.climbed.is_empty() {
+        let path: Vec<&str> = std::iter::once(r.climbed[0].0.as_str())
+            .chain(r.climbed.iter().map(|(_, to)| to.as_str()))
+            .collect();
+        eprintln!("    ignored warning climbed {}", path.join(" → "));
+    }
+    eprintln!(
+        "    unanswered before the condition ended: {}",
+        r.unanswered
+    );
+    for (rule, (confirmed, false_alarms)) in &r.verdicts {
+        let judged = confirmed + false_alarms;
+        eprintln!(
+            "    precision of {rule:<24} {:.0}% ({confirmed} confirmed, {false_alarms} false alarms)",
+            100.0 * f64::from(*confirmed) / f64::from(judged.max(1))
+        );
+    }
 }
 
 fn print_summary(s: &RunSummary, metrics: &Metrics) {

@@ -39,13 +39,28 @@ const MAX_BACKOFF: Duration = Duration::from_secs(30);
 /// The local record of messages the dead-letter topic refused for good.
 pub const REFUSED_FILE: &str = "dead-letter-refused.jsonl";
 
+/// Why a message is dead-lettered: a fixed label (`yujing.reason`) and
+/// the message (`yujing.error`).
+pub(super) struct Why {
+    pub label: &'static str,
+    pub message: String,
+}
+
+impl From<&DecodeError> for Why {
+    fn from(e: &DecodeError) -> Self {
+        Why {
+            label: e.reason(),
+            message: e.to_string(),
+        }
+    }
+}
+
 /// One dead-letter copy to send: the message, why it was refused, where
 /// to, and whether cut to its first bytes (with the digest of the whole).
 #[derive(Clone, Copy)]
 struct Copy<'a> {
     m: &'a Fetched,
-    error: &'a DecodeError,
-    reason: &'a str,
+    why: &'a Why,
     to: &'a str,
     cut: Option<(usize, &'a str)>,
 }
@@ -80,7 +95,8 @@ impl State {
         }
         .emit(&self.metrics);
         self.summary.bad_messages += 1;
-        self.dead_letter(m, &error, &self.dead_letter_topic).await;
+        self.dead_letter(m, &Why::from(&error), &self.dead_letter_topic)
+            .await;
         self.offsets.consumed(topic, partition, offset, None);
     }
 
@@ -88,13 +104,11 @@ impl State {
     /// or its head when the whole is refused for good, or recorded locally
     /// when even the head is. Returns once one of them is done; transient
     /// failures are retried until then.
-    pub(super) async fn dead_letter(&self, m: &Fetched, error: &DecodeError, to: &str) {
+    pub(super) async fn dead_letter(&self, m: &Fetched, why: &Why, to: &str) {
         let (topic, partition, offset) = (&*m.topic, m.partition, m.offset);
-        let reason = error.to_string();
         let whole = Copy {
             m,
-            error,
-            reason: &reason,
+            why,
             to,
             cut: None,
         };
@@ -122,7 +136,7 @@ impl State {
                 Err(e) => last = e.to_string(),
             }
         }
-        let record = self.record_refused(m, error, to, &digest, &last);
+        let record = self.record_refused(m, why, to, &digest, &last);
         DeadLetterRecordedLocally {
             to,
             topic,
@@ -182,20 +196,14 @@ impl State {
     }
 
     async fn send_once(&self, copy: Copy<'_>) -> Result<(), KafkaError> {
-        let Copy {
-            m,
-            error,
-            reason,
-            to,
-            cut,
-        } = copy;
+        let Copy { m, why, to, cut } = copy;
         let partition_s = m.partition.to_string();
         let offset_s = m.offset.to_string();
         let size_s = m.payload.len().to_string();
         let at = self.times.rfc3339(yujing_ingest::clock::wall_now_ms());
         let mut headers = vec![
-            ("yujing.reason", error.reason()),
-            ("yujing.error", reason),
+            ("yujing.reason", why.label),
+            ("yujing.error", why.message.as_str()),
             ("yujing.source.topic", &*m.topic),
             ("yujing.source.partition", partition_s.as_str()),
             ("yujing.source.offset", offset_s.as_str()),
@@ -234,7 +242,7 @@ impl State {
     fn record_refused(
         &self,
         m: &Fetched,
-        error: &DecodeError,
+        why: &Why,
         to: &str,
         digest: &str,
         refusal: &str,
@@ -248,8 +256,8 @@ impl State {
             "topic": &*m.topic,
             "partition": m.partition,
             "offset": m.offset,
-            "reason": error.reason(),
-            "error": error.to_string(),
+            "reason": why.label,
+            "error": why.message,
             "dead_letter_topic": to,
             "refused_with": refusal,
             "bytes": m.payload.len(),

@@ -336,6 +336,7 @@ impl State {
     ) -> Result<(), PipelineError> {
         for (topic, partition) in &request.partitions {
             let mut state = self.engine.partition_state(topic, *partition, true);
+            self.attach_responses(&mut state, true);
             state.progress = self.offsets.progress(topic, *partition);
             if state.progress.is_some() {
                 self.write_partition_state(&state).await;
@@ -363,6 +364,7 @@ impl State {
             let mut state = self
                 .engine
                 .partition_state(&progress.topic, progress.partition, false);
+            self.attach_responses(&mut state, false);
             state.progress = Some(progress);
             self.write_partition_state(&state).await;
         }
@@ -410,6 +412,7 @@ impl State {
             .remove(&(topic.to_owned(), partition));
         let Some(mut state) = arrived else { return };
         let progress = state.progress.take();
+        let mut extras = std::mem::take(&mut state.extras);
         match self
             .engine
             .merge_partition_state(state, self.clock.now_ms())
@@ -418,6 +421,7 @@ impl State {
                 if let Some(p) = progress {
                     self.offsets.restore(std::slice::from_ref(&p));
                 }
+                self.take_responses(&mut extras);
                 tracing::info!(
                     topic,
                     partition,

@@ -122,7 +122,8 @@ impl State {
             .emit(&self.metrics);
             // A copy for the record; the readings were skipped, the
             // message's new readings (if any) were placed.
-            self.dead_letter(m, &e, &self.dead_letter_topic).await;
+            self.dead_letter(m, &(&e).into(), &self.dead_letter_topic)
+                .await;
         }
 
         if let Some((e, late_count)) = placed.late {
@@ -134,7 +135,7 @@ impl State {
             }
             .emit(&self.metrics);
             self.summary.late_readings += late_count;
-            self.dead_letter(m, &e, &self.late_topic).await;
+            self.dead_letter(m, &(&e).into(), &self.late_topic).await;
         }
         self.offsets.consumed(topic, partition, offset, done_at);
     }

@@ -24,6 +24,7 @@
 //! - [`rules_reload`]: rules swapped in while running, or refused;
 //! - [`responses`]: the response loop (assignment, escalation, the
 //!   responders' API) on the warnings this pipeline publishes;
+//! - [`feedback`]: responders' commands from the feedback topic;
 //! - [`stop`]: shutdown within its deadline, and what a cut-short stop
 //!   leaves to replay.
 
@@ -45,6 +46,7 @@ mod handover;
 
 pub use handover::{HandoverLink, StateReader};
 mod dead_letter;
+mod feedback;
 mod intake;
 mod outbox;
 mod responses;
@@ -281,7 +283,10 @@ async fn run_pipeline(
     // waits).
     let mut watched = k.readings_topics.clone();
     watched.push(k.dead_letter_topic.clone());
-    watched.extend(setup.responses.as_ref().map(|r| r.topic.clone()));
+    if let Some(r) = &setup.responses {
+        watched.push(r.topic.clone());
+        watched.extend(r.feedback_topic.clone());
+    }
     let topic_watch = crate::topics::watch(
         kafka::client_config(&k.bootstrap_servers, &[], &consumer_props, &[]),
         watched,
@@ -317,17 +322,52 @@ async fn run_pipeline(
     for s in setup.sinks {
         sinks.push(Outbox::start(s, setup.metrics.clone())?);
     }
-    let (response_loop, api_requests) = match setup.responses {
-        Some(r) => (
-            Some(responses::ResponseLoop::new(
-                r.units,
-                r.topic,
-                setup.state_dir.as_deref(),
-            )),
-            Some(r.requests),
-        ),
-        None => (None, None),
+    let (response_loop, api_requests, mut feedback) = match setup.responses {
+        Some(r) => {
+            let feedback = match &r.feedback_topic {
+                None => None,
+                Some(topic) => Some(feedback::FeedbackConsumer::new(
+                    kafka::client_config(
+                        &k.bootstrap_servers,
+                        &[("enable.partition.eof", "false")],
+                        &consumer_props,
+                        &[
+                            ("group.id", &format!("{}.feedback", k.group_id)),
+                            ("enable.auto.commit", "false"),
+                            // People wait on these: no half-second batching.
+                            ("fetch.wait.max.ms", "100"),
+                        ],
+                    ),
+                    topic.clone(),
+                )?),
+            };
+            let producer = kafka::client_config(
+                &k.bootstrap_servers,
+                &[
+                    ("acks", "all"),
+                    ("message.timeout.ms", "30000"),
+                    ("linger.ms", "0"),
+                    // In order per warning, even when a send is retried.
+                    ("enable.idempotence", "true"),
+                ],
+                &producer_props,
+                &[],
+            )
+            .create()?;
+            (
+                Some(responses::ResponseLoop::new(
+                    r.units,
+                    r.topic,
+                    producer,
+                    setup.state_dir.as_deref(),
+                )),
+                Some(r.requests),
+                feedback,
+            )
+        }
+        None => (None, None, None),
     };
+    let first_partition = (k.readings_topics[0].clone(), 0);
     let mut state = State {
         engine,
         topic_counters: HashMap::new(),
@@ -363,6 +403,13 @@ async fn run_pipeline(
     for sink in &state.sinks {
         state.stop_report.add_sink(sink.name(), sink.in_flight());
     }
+    if let Some(r) = &state.responses {
+        crate::telemetry::start_response_series(
+            &state.metrics,
+            setup.rules.rules.iter().map(|rule| rule.id.as_str()),
+            &r.units,
+        );
+    }
 
     state.restore_warnings(fetcher.consumer());
     if let Some(p) = &state.transactions {
@@ -382,14 +429,6 @@ async fn run_pipeline(
         tokio::select! {
             biased;
             _ = &mut shutdown => break Ok(()),
-            batch = fetcher.next() => {
-                let Some(batch) = batch else {
-                    break Err(PipelineError::Invalid("the consumer thread stopped".into()));
-                };
-                if let Err(e) = state.on_batch(batch).await {
-                    break Err(e);
-                }
-            },
             Some(req) = handover::next_request(&mut handover_requests) => {
                 if let Err(e) = state.hand_over(fetcher.consumer(), req).await {
                     break Err(e);
@@ -400,12 +439,26 @@ async fn run_pipeline(
                     break Err(e);
                 }
             }
+            Some(m) = feedback::next(&feedback) => {
+                if let Err(e) = state.on_feedback(m).await {
+                    break Err(e);
+                }
+            }
             Some(req) = rules_reload::next(&mut reloads) => {
                 if let Err(e) = state.reload(&rule_paths, known_metrics.as_deref(), req).await {
                     break Err(e);
                 }
             }
             _ = tick.tick() => {
+                if let (Some(f), Some(r)) = (&mut feedback, &state.responses) {
+                    f.ensure_assigned(&r.feedback.next);
+                }
+                let refuses_unknown = fetcher.consumer().assignment().is_ok_and(|a| {
+                    a.find_partition(&first_partition.0, first_partition.1).is_some()
+                });
+                if let Err(e) = state.retry_parked(refuses_unknown).await {
+                    break Err(e);
+                }
                 if let Err(e) = state.response_tick().await {
                     break Err(e);
                 }
@@ -420,6 +473,16 @@ async fn run_pipeline(
                     break Err(e);
                 }
                 if let Err(e) = state.close_ready().await {
+                    break Err(e);
+                }
+            }
+            // Last: under a backlog readings are always ready, and the
+            // rare, human-paced work above must not wait behind them.
+            batch = fetcher.next() => {
+                let Some(batch) = batch else {
+                    break Err(PipelineError::Invalid("the consumer thread stopped".into()));
+                };
+                if let Err(e) = state.on_batch(batch).await {
                     break Err(e);
                 }
             }

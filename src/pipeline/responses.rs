@@ -5,42 +5,69 @@
 //! topic (`yujing.response/v1`, keyed by warning id) and the book is saved
 //! to `state_dir/responses.json`, so a restart keeps every assignment and
 //! deadline (one that passed while yujing was down escalates at once).
+//! Response time is the pipeline's clock: the wall clock under `yujing
+//! run`, the simulated clock in the demo.
 
+use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
 
 use rdkafka::producer::FutureRecord;
 use yujing_response::{Change, ResponseBook, Units, WarningEvent};
 use yujing_rules::WarningTransition;
 use yujing_sinks::AlertMessage;
 
+use super::feedback::FeedbackProgress;
 use super::{PipelineError, State};
 use crate::response_api::{ApiReceiver, ApiRequest};
-use crate::telemetry::{ResponseChanged, ResponseRefused};
+use crate::telemetry::{ResponseChanged, ResponseRefused, ResponsesOpen};
 
 /// What `yujing run` needs for the response loop.
 pub struct ResponseSetup {
     pub units: Units,
     /// Where response changes are published.
     pub topic: String,
+    /// Where responders' commands are read from, if anywhere.
+    pub feedback_topic: Option<String>,
     pub requests: ApiReceiver,
 }
 
 /// The loop's state in the pipeline.
 pub(super) struct ResponseLoop {
-    book: ResponseBook,
-    units: Units,
+    pub(super) book: ResponseBook,
+    pub(super) units: Units,
     topic: String,
+    /// Publishes to `topic` without lingering (people wait on it).
+    producer: rdkafka::producer::FutureProducer,
     saved_to: Option<PathBuf>,
+    pub(super) feedback: FeedbackProgress,
+}
+
+/// What `responses.json` holds: the book, and how far the feedback topic
+/// was read.
+#[derive(Default, Serialize, Deserialize)]
+struct Saved {
+    #[serde(flatten)]
+    book: ResponseBook,
+    /// Feedback partition → next offset to read.
+    #[serde(default)]
+    feedback_offsets: BTreeMap<i32, i64>,
 }
 
 /// The file the book is saved to, under `state_dir`.
 pub const RESPONSES_FILE: &str = "responses.json";
 
 impl ResponseLoop {
-    pub(super) fn new(units: Units, topic: String, state_dir: Option<&std::path::Path>) -> Self {
+    pub(super) fn new(
+        units: Units,
+        topic: String,
+        producer: rdkafka::producer::FutureProducer,
+        state_dir: Option<&std::path::Path>,
+    ) -> Self {
         let saved_to = state_dir.map(|d| d.join(RESPONSES_FILE));
-        let book = saved_to
+        let saved: Saved = saved_to
             .as_deref()
             .and_then(|p| std::fs::read(p).ok())
             .and_then(|bytes| match serde_json::from_slice(&bytes) {
@@ -54,12 +81,45 @@ impl ResponseLoop {
             })
             .unwrap_or_default();
         ResponseLoop {
-            book,
+            book: saved.book,
             units,
             topic,
+            producer,
             saved_to,
+            feedback: FeedbackProgress {
+                next: saved.feedback_offsets,
+                ..FeedbackProgress::default()
+            },
         }
     }
+
+    /// Save the book and the feedback offsets (when saving is configured).
+    pub(super) fn save(&mut self) -> Result<(), PipelineError> {
+        self.feedback.dirty = false;
+        let Some(path) = &self.saved_to else {
+            return Ok(());
+        };
+        let saved = SavedRef {
+            book: &self.book,
+            feedback_offsets: self.feedback.to_save(),
+        };
+        let bytes =
+            serde_json::to_vec(&saved).map_err(|e| PipelineError::Invalid(e.to_string()))?;
+        let tmp = path.with_extension("json.tmp");
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir).ok();
+        }
+        std::fs::write(&tmp, bytes)
+            .and_then(|()| std::fs::rename(&tmp, path))
+            .map_err(|e| PipelineError::Invalid(format!("saving {}: {e}", path.display())))
+    }
+}
+
+#[derive(Serialize)]
+struct SavedRef<'a> {
+    #[serde(flatten)]
+    book: &'a ResponseBook,
+    feedback_offsets: BTreeMap<i32, i64>,
 }
 
 impl State {
@@ -73,7 +133,7 @@ impl State {
         let Some(r) = &mut self.responses else {
             return Ok(());
         };
-        let now = yujing_ingest::clock::wall_now_ms();
+        let now = self.clock.now_ms();
         let mut changes = Vec::new();
         // `alerts` were made from `transitions`, one each, in order.
         for (t, a) in transitions.iter().zip(alerts) {
@@ -84,6 +144,8 @@ impl State {
                 grade: t.grade,
                 level: t.rule.group_by,
                 key: &a.group.key,
+                started_ms: t.started_at_ms,
+                event_ms: t.window_end_ms,
             };
             changes.extend(
                 r.book
@@ -98,11 +160,22 @@ impl State {
         let Some(r) = &mut self.responses else {
             return Ok(());
         };
-        let now = yujing_ingest::clock::wall_now_ms();
+        let now = self.clock.now_ms();
         let changes = r.book.tick(&r.units, now);
         // Handled responses are kept a day for the API, then dropped.
         r.book.prune(now - 24 * 3_600_000);
-        self.publish_responses(changes).await
+        self.publish_responses(changes).await?;
+        if let Some(r) = &self.responses {
+            ResponsesOpen {
+                book: &r.book,
+                units: &r.units,
+            }
+            .emit(&self.metrics);
+        }
+        match &mut self.responses {
+            Some(r) if r.feedback.dirty => r.save(),
+            _ => Ok(()),
+        }
     }
 
     /// A request of the responders' API.
@@ -126,7 +199,7 @@ impl State {
                 command,
                 reply,
             } => {
-                let now = yujing_ingest::clock::wall_now_ms();
+                let now = self.clock.now_ms();
                 let result = r.book.command(&unit, &command, &r.units, now);
                 match &result {
                     Ok(_) => {}
@@ -144,13 +217,17 @@ impl State {
     }
 
     /// Publish `changes` to the response topic, count them, save the book.
-    async fn publish_responses(&mut self, changes: Vec<Change>) -> Result<(), PipelineError> {
+    pub(super) async fn publish_responses(
+        &mut self,
+        changes: Vec<Change>,
+    ) -> Result<(), PipelineError> {
         let Some(r) = &self.responses else {
             return Ok(());
         };
         if changes.is_empty() {
             return Ok(());
         }
+        let mut deliveries = Vec::with_capacity(changes.len());
         for c in &changes {
             let response = r.book.get(&c.warning_id);
             ResponseChanged {
@@ -170,32 +247,100 @@ impl State {
                 );
                 if let Some(resp) = response {
                     m.insert("rule".into(), resp.rule.clone().into());
+                    m.insert("category".into(), resp.category.clone().into());
                     m.insert("grade".into(), resp.grade.as_str().into());
+                    m.insert(
+                        "group".into(),
+                        serde_json::json!({"level": resp.level, "key": resp.key}),
+                    );
+                    m.insert(
+                        "started_at".into(),
+                        self.times.rfc3339(resp.started_ms).into(),
+                    );
+                    m.insert(
+                        "ended_at".into(),
+                        resp.ended_ms.map(|t| self.times.rfc3339(t)).into(),
+                    );
                 }
             }
             let body = message.to_string();
             let record = FutureRecord::to(&r.topic)
                 .key(c.warning_id.as_str())
                 .payload(body.as_str());
-            self.dead_letter
-                .send(record, Duration::from_secs(30))
-                .await
-                .map_err(|(e, _)| PipelineError::Kafka(e))?;
+            // Queued at once, awaited together below: the pipeline waits
+            // one round trip per call, not one per change.
+            match r.producer.send_result(record) {
+                Ok(delivery) => deliveries.push(delivery),
+                Err((_, record)) => {
+                    r.producer
+                        .send(record, Duration::from_secs(30))
+                        .await
+                        .map_err(|(e, _)| PipelineError::Kafka(e))?;
+                }
+            }
         }
-        if let Some(path) = &r.saved_to {
-            save(path, &r.book)?;
+        for delivery in deliveries {
+            match delivery.await {
+                Ok(Ok(_)) => {}
+                Ok(Err((e, _))) => return Err(PipelineError::Kafka(e)),
+                Err(_) => {
+                    return Err(PipelineError::Invalid(
+                        "the response topic's producer was dropped".into(),
+                    ));
+                }
+            }
         }
-        Ok(())
+        match &mut self.responses {
+            Some(r) => r.save(),
+            None => Ok(()),
+        }
     }
 }
 
-fn save(path: &std::path::Path, book: &ResponseBook) -> Result<(), PipelineError> {
-    let bytes = serde_json::to_vec(book).map_err(|e| PipelineError::Invalid(e.to_string()))?;
-    let tmp = path.with_extension("json.tmp");
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).ok();
+/// The name of the response book's part in a handed-over partition state.
+const EXTRA: &str = "responses";
+
+impl State {
+    /// Put the responses of `state`'s warnings into it: moved out of the
+    /// book when the partition is handed over (`take`), copied for a
+    /// checkpoint.
+    pub(super) fn attach_responses(
+        &mut self,
+        state: &mut yujing_engine::PartitionState,
+        take: bool,
+    ) {
+        let Some(r) = &mut self.responses else {
+            return;
+        };
+        let moved = r.book.extract(state.warning_ids(), take);
+        if moved.is_empty() {
+            return;
+        }
+        match serde_json::to_value(&moved) {
+            Ok(v) => {
+                state.extras.insert(EXTRA.into(), v);
+            }
+            Err(e) => tracing::error!("cannot hand the responses over: {e}"),
+        }
+        if take && let Err(e) = r.save() {
+            tracing::error!("{e}");
+        }
     }
-    std::fs::write(&tmp, bytes)
-        .and_then(|()| std::fs::rename(&tmp, path))
-        .map_err(|e| PipelineError::Invalid(format!("saving {}: {e}", path.display())))
+
+    /// Responses handed over with a partition this instance takes over.
+    pub(super) fn take_responses(&mut self, extras: &mut BTreeMap<String, serde_json::Value>) {
+        let (Some(r), Some(v)) = (&mut self.responses, extras.remove(EXTRA)) else {
+            return;
+        };
+        match serde_json::from_value::<Vec<yujing_response::Response>>(v) {
+            Ok(list) => {
+                let n = r.book.merge(list);
+                tracing::info!(responses = n, "took over responses with the partition");
+                if let Err(e) = r.save() {
+                    tracing::error!("{e}");
+                }
+            }
+            Err(e) => tracing::error!("handed-over responses cannot be read: {e}"),
+        }
+    }
 }

@@ -25,7 +25,9 @@ pub use dead_letter::{
     DeadLetterHeld, DeadLetterMetrics, DeadLetterRecordedLocally, DeadLetterReleased,
     DeadLetterTruncated,
 };
-pub use responses::{ResponseChanged, ResponseMetrics, ResponseRefused};
+pub use responses::{
+    ResponseChanged, ResponseMetrics, ResponseRefused, ResponsesOpen, start_response_series,
+};
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,
 };
