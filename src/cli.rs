@@ -431,6 +431,7 @@ pub async fn run_until(
                 units,
                 topic: r.topic.clone(),
                 feedback_topic: r.feedback_topic.clone(),
+                feedback_grace: r.feedback_grace,
                 requests,
             })
         }

@@ -104,6 +104,15 @@ pub struct ResponseConfig {
     /// warning id, with the acting `unit`); none: only the HTTP API.
     #[serde(default)]
     pub feedback_topic: Option<String>,
+    /// How long a feedback command for a warning no instance's book holds
+    /// yet (its partition is being handed over) waits before it is refused
+    /// as unknown.
+    #[serde(default = "default_feedback_grace", deserialize_with = "duration")]
+    pub feedback_grace: Duration,
+}
+
+fn default_feedback_grace() -> Duration {
+    Duration::from_secs(30)
 }
 
 fn default_response_topic() -> String {

@@ -233,6 +233,7 @@ pub async fn run(
             units,
             topic: RESPONSES_TOPIC.into(),
             feedback_topic: Some(FEEDBACK_TOPIC.into()),
+            feedback_grace: Duration::from_secs(30),
             requests: api_requests,
         }),
     };

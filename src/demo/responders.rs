@@ -123,23 +123,21 @@ pub async fn respond(
                         // Within every grade's deadline (red: 5 min).
                         queue.push(command(2 * MIN, json!({"action": "acknowledge"})));
                     }
-                    "escalated" => {
-                        if ignored.as_deref() == Some(id.as_str()) {
-                            let missed = change["missed_by"].as_str().unwrap_or("?").to_owned();
-                            if missed == unit {
-                                if print {
-                                    eprintln!("  responders: {id}: nobody at {unit} answered either; overdue at the top");
-                                }
-                                continue;
-                            }
+                    "escalated" if ignored.as_deref() == Some(id.as_str()) => {
+                        let missed = change["missed_by"].as_str().unwrap_or("?").to_owned();
+                        if missed == unit {
                             if print {
-                                eprintln!(
-                                    "  responders: {id} climbed from {missed} to {unit} ({})",
-                                    change["assignee_level"].as_str().unwrap_or("?")
-                                );
+                                eprintln!("  responders: {id}: nobody at {unit} answered either; overdue at the top");
                             }
-                            report.climbed.push((missed, unit));
+                            continue;
                         }
+                        if print {
+                            eprintln!(
+                                "  responders: {id} climbed from {missed} to {unit} ({})",
+                                change["assignee_level"].as_str().unwrap_or("?")
+                            );
+                        }
+                        report.climbed.push((missed, unit));
                     }
                     "acknowledged" => {
                         let from = raised_at.get(&id).copied().unwrap_or(at);

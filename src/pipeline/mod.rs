@@ -339,6 +339,7 @@ async fn run_pipeline(
                         ],
                     ),
                     topic.clone(),
+                    r.topic.clone(),
                 )?),
             };
             let producer = kafka::client_config(
@@ -359,6 +360,7 @@ async fn run_pipeline(
                     r.units,
                     r.topic,
                     producer,
+                    r.feedback_grace,
                     setup.state_dir.as_deref(),
                 )),
                 Some(r.requests),
@@ -451,7 +453,7 @@ async fn run_pipeline(
             }
             _ = tick.tick() => {
                 if let (Some(f), Some(r)) = (&mut feedback, &state.responses) {
-                    f.ensure_assigned(&r.feedback.next);
+                    f.ensure_assigned(&r.feedback.next, state.clock.now_ms());
                 }
                 let refuses_unknown = fetcher.consumer().assignment().is_ok_and(|a| {
                     a.find_partition(&first_partition.0, first_partition.1).is_some()

@@ -31,6 +31,8 @@ pub struct ResponseSetup {
     pub topic: String,
     /// Where responders' commands are read from, if anywhere.
     pub feedback_topic: Option<String>,
+    /// How long a command for a warning no book holds waits for its owner.
+    pub feedback_grace: Duration,
     pub requests: ApiReceiver,
 }
 
@@ -64,6 +66,7 @@ impl ResponseLoop {
         units: Units,
         topic: String,
         producer: rdkafka::producer::FutureProducer,
+        feedback_grace: Duration,
         state_dir: Option<&std::path::Path>,
     ) -> Self {
         let saved_to = state_dir.map(|d| d.join(RESPONSES_FILE));
@@ -88,6 +91,7 @@ impl ResponseLoop {
             saved_to,
             feedback: FeedbackProgress {
                 next: saved.feedback_offsets,
+                grace: feedback_grace,
                 ..FeedbackProgress::default()
             },
         }

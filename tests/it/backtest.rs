@@ -20,7 +20,7 @@ fn data(path: &str) -> PathBuf {
         .join(path)
 }
 
-fn options(inputs: Vec<PathBuf>, rules: PathBuf, out: &Path) -> BacktestOptions {
+pub(crate) fn options(inputs: Vec<PathBuf>, rules: PathBuf, out: &Path) -> BacktestOptions {
     BacktestOptions {
         inputs,
         rules: vec![rules],

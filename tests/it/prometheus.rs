@@ -121,9 +121,21 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
     let receiver = Receiver::default();
     let url = receiver.start().await;
     let city = City::new(4);
-    let config = city.config(&format!(
-        "  - kind: kafka\n    topic: alerts\n  - kind: webhook\n    url: \"{url}\"\n    spool: {{ dir: spool/duty }}\n    storm: {{ per_rule_per_minute: 1 }}\n"
-    ));
+    // The response loop too, for the dashboard's "Response" row.
+    city.create_topics(&[("responses", 1)]).await;
+    std::fs::write(
+        city.dir.path().join("units.yaml"),
+        "units:\n  - { id: street-st, level: street, areas: [st] }\n  - { id: city, level: city, token_env: YUJING_TEST_TOKEN_PROMETHEUS }\n",
+    )
+    .unwrap();
+    // SAFETY of the test: read only by this test's run.
+    unsafe { std::env::set_var("YUJING_TEST_TOKEN_PROMETHEUS", "prometheus-city") };
+    let config = city.config_with(
+        "response: { units: units.yaml, topic: responses }",
+        &format!(
+            "  - kind: kafka\n    topic: alerts\n  - kind: webhook\n    url: \"{url}\"\n    spool: {{ dir: spool/duty }}\n    storm: {{ per_rule_per_minute: 1 }}\n"
+        ),
+    );
     let Some((_prometheus, prom)) = start_prometheus(
         city.dir.path(),
         &format!("127.0.0.1:{}", city.metrics_port()),
@@ -149,6 +161,39 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
         .await;
         assert_eq!(city.alerts(4).await.len(), 4);
         wait_for("the webhook", || receiver.accepted().len() >= 2).await;
+        // The city centre answers one warning and confirms it.
+        let api = format!("http://127.0.0.1:{}/api/v1/warnings", city.metrics_port());
+        let client = reqwest::Client::new();
+        let auth = ("authorization", "Bearer prometheus-city");
+        let mut listed = Value::Null;
+        crate::support::wait_until("the warnings assigned", async || {
+            let text = client
+                .get(&api)
+                .header(auth.0, auth.1)
+                .send()
+                .await
+                .unwrap();
+            listed = serde_json::from_str(&text.text().await.unwrap()).unwrap();
+            listed["warnings"].as_array().is_some_and(|w| w.len() == 4)
+        })
+        .await;
+        let id = listed["warnings"][0]["warning_id"]
+            .as_str()
+            .unwrap()
+            .to_owned();
+        for body in [
+            r#"{"action":"acknowledge"}"#,
+            r#"{"action":"handled","outcome":"confirmed"}"#,
+        ] {
+            let resp = client
+                .post(format!("{api}/{id}"))
+                .header(auth.0, auth.1)
+                .body(body)
+                .send()
+                .await
+                .unwrap();
+            assert_eq!(resp.status().as_u16(), 200, "{body}");
+        }
 
         // Our own check of the exposition, then promtool's.
         let text = city.get("/metrics").await;
@@ -224,6 +269,12 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
         ("yujing_sink_delivery_seconds", "histogram"),
         ("yujing_storm_held_back_total", "counter"),
         ("yujing_rules_last_reload_success", "gauge"),
+        ("yujing_response_changes_total", "counter"),
+        ("yujing_response_seconds", "histogram"),
+        ("yujing_response_verdicts_total", "counter"),
+        ("yujing_response_missed_deadlines_total", "counter"),
+        ("yujing_response_open_warnings", "gauge"),
+        ("yujing_response_overdue_warnings", "gauge"),
     ] {
         assert_eq!(kind(name).as_deref(), Some(expected), "type of {name}");
     }
@@ -247,5 +298,5 @@ async fn prometheus_scrapes_yujing_and_every_dashboard_query_returns_data() {
         })
         .collect();
     assert!(failing.is_empty(), "{failing:#?}");
-    assert!(results.len() >= 19, "{} queries", results.len());
+    assert!(results.len() >= 25, "{} queries", results.len());
 }

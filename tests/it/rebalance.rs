@@ -42,6 +42,19 @@ fn config_with(
     rules: &str,
     kafka: &str,
 ) -> std::path::PathBuf {
+    config_full(dir, name, bootstrap, port, rules, kafka, "")
+}
+
+/// The same with `extra` top-level settings too.
+pub(crate) fn config_full(
+    dir: &Path,
+    name: &str,
+    bootstrap: &str,
+    port: u16,
+    rules: &str,
+    kafka: &str,
+    extra: &str,
+) -> std::path::PathBuf {
     std::fs::write(dir.join("rules.yaml"), rules).unwrap();
     std::fs::write(dir.join("sensors.csv"), SENSORS).unwrap();
     let path = dir.join(format!("{name}.yaml"));
@@ -63,6 +76,7 @@ pipeline:
   allowed_delay: 0s
   max_age: \"off\"
 reload: {{ watch: false }}
+{extra}
 sinks: [{{ kind: kafka, topic: alerts }}]
 metrics: {{ listen: \"127.0.0.1:{port}\" }}
 "
@@ -73,18 +87,21 @@ metrics: {{ listen: \"127.0.0.1:{port}\" }}
 }
 
 /// Starts B and stops each instance of a [`pair`].
-struct Pair {
-    start_b: tokio::sync::oneshot::Sender<()>,
-    stop_a: tokio::sync::oneshot::Sender<()>,
-    stop_b: tokio::sync::oneshot::Sender<()>,
+pub(crate) struct Pair {
+    pub start_b: tokio::sync::oneshot::Sender<()>,
+    pub stop_a: tokio::sync::oneshot::Sender<()>,
+    pub stop_b: tokio::sync::oneshot::Sender<()>,
 }
 
-type Run = Result<yujing::pipeline::RunSummary, yujing::pipeline::PipelineError>;
+pub(crate) type Run = Result<yujing::pipeline::RunSummary, yujing::pipeline::PipelineError>;
 
 /// Instances A (running at once) and B (once `start_b` is sent) in one
 /// group. The pipelines are not `Send` (DataFusion sessions): the future
 /// runs them on the caller's task, side by side with its driver.
-fn pair(config_a: PathBuf, config_b: PathBuf) -> (impl Future<Output = (Run, Option<Run>)>, Pair) {
+pub(crate) fn pair(
+    config_a: PathBuf,
+    config_b: PathBuf,
+) -> (impl Future<Output = (Run, Option<Run>)>, Pair) {
     let (stop_a, rx_a) = tokio::sync::oneshot::channel::<()>();
     let (stop_b, rx_b) = tokio::sync::oneshot::channel::<()>();
     let (start_b, go_b) = tokio::sync::oneshot::channel::<()>();
@@ -116,7 +133,13 @@ fn pair(config_a: PathBuf, config_b: PathBuf) -> (impl Future<Output = (Run, Opt
 }
 
 /// One pm25 reading of `sensor` on `partition` of the readings topic.
-async fn send_reading(p: &FutureProducer, sensor: &str, partition: i32, ts: i64, value: f64) {
+pub(crate) async fn send_reading(
+    p: &FutureProducer,
+    sensor: &str,
+    partition: i32,
+    ts: i64,
+    value: f64,
+) {
     let body = format!(r#"{{"sensor_id":"{sensor}","ts":{ts},"metric":"pm25","value":{value}}}"#);
     p.send(
         FutureRecord::to("readings")
@@ -130,7 +153,7 @@ async fn send_reading(p: &FutureProducer, sensor: &str, partition: i32, ts: i64,
 }
 
 /// The sum of a metric's series, or one series (`name{label="value"}`).
-async fn metric(port: u16, name: &str) -> f64 {
+pub(crate) async fn metric(port: u16, name: &str) -> f64 {
     crate::support::sample(&crate::support::scrape(port).await, name, &[])
 }
 

@@ -2,7 +2,8 @@
 //! acknowledged in time stays with its grid; an ignored one climbs grid →
 //! street → district → city with a new assignee and deadline at each rung;
 //! the API answers each unit only for its own warnings and says why it
-//! refuses; a restart keeps every assignment.
+//! refuses; a restart keeps every assignment. On the mock cluster and on
+//! a real broker process (tansu).
 
 use std::time::Duration;
 
@@ -32,12 +33,8 @@ deadlines:
   blue: { acknowledge: 2s }
 ";
 
-fn response_city() -> (City, std::path::PathBuf) {
-    let city = City::new(2);
-    city.mock()
-        .unwrap()
-        .create_topic("responses", 1, 1)
-        .unwrap();
+async fn response_city(city: City) -> (City, std::path::PathBuf) {
+    city.create_topics(&[("responses", 1)]).await;
     std::fs::write(city.dir.path().join("units.yaml"), UNITS).unwrap();
     let config = city.config_with(
         "state_dir: state\nresponse: { units: units.yaml, topic: responses }",
@@ -80,12 +77,25 @@ fn responses(city: &City, n: usize) -> Vec<Value> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn warnings_are_assigned_answered_or_climb_the_ladder_and_survive_a_restart() {
-    // SAFETY of the test: these variables are read only by this test's run.
+    answered_climbing_and_restarted(City::new(2)).await;
+}
+
+/// The same on a real broker process (tansu).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn on_a_real_broker_warnings_are_answered_or_climb_and_survive_a_restart() {
+    if let Some(city) = City::on_tansu(2).await {
+        answered_climbing_and_restarted(city).await;
+    }
+}
+
+async fn answered_climbing_and_restarted(city: City) {
+    // SAFETY of the test: these variables are read only by these tests'
+    // runs, and both set the same values.
     unsafe {
         std::env::set_var("YUJING_TEST_TOKEN_GRID_G0", "token-g0");
         std::env::set_var("YUJING_TEST_TOKEN_CITY", "token-city");
     }
-    let (city, config) = response_city();
+    let (city, config) = response_city(city).await;
     city.produce(&[(0, vec![100.0, 100.0]), (1, vec![100.0, 100.0])])
         .await;
     let (result, metrics) = run_while(config.clone(), async {

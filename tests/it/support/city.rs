@@ -328,6 +328,11 @@ metrics:
             .unwrap();
     }
 
+    /// More topics on the city's cluster.
+    pub(crate) async fn create_topics(&self, topics: &[(&str, i32)]) {
+        self._cluster.create_topics(topics).await;
+    }
+
     /// Kill the real broker process (SIGKILL), as a crash would.
     pub(crate) fn kill_broker(&self) {
         if let Cluster::Broker(process, _) = &self._cluster {
