@@ -400,11 +400,10 @@ pub async fn run_until(
     let (reload_tx, reload_rx) = reload::channel();
     reload::spawn_sighup(reload_tx.clone());
     if config.reload.watch {
-        reload::spawn_file_watch(
-            rules.paths.clone(),
-            config.reload.watch_interval,
-            reload_tx.clone(),
-        );
+        // The responsibility file is reloaded with the rules.
+        let mut watched = rules.paths.clone();
+        watched.extend(config.response.as_ref().map(|r| r.units.clone()));
+        reload::spawn_file_watch(watched, config.reload.watch_interval, reload_tx.clone());
     }
     let token = match &config.reload.http_token_file {
         Some(f) => Some(
@@ -429,6 +428,7 @@ pub async fn run_until(
             });
             Some(pipeline::ResponseSetup {
                 units,
+                units_path: Some(r.units.clone()),
                 topic: r.topic.clone(),
                 feedback_topic: r.feedback_topic.clone(),
                 feedback_grace: r.feedback_grace,

@@ -73,7 +73,13 @@ impl Api {
 
 /// Refused before reaching the pipeline: counted like its refusals.
 fn refused_here(api: &Api, unit: &str, r: &Refusal) -> Response {
-    crate::telemetry::ResponseRefused { unit, refusal: r }.emit(&api.metrics);
+    crate::telemetry::ResponseCommand {
+        source: "api",
+        action: "unread",
+        unit,
+        refusal: Some(r),
+    }
+    .emit(&api.metrics);
     refused(r)
 }
 

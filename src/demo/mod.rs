@@ -231,6 +231,7 @@ pub async fn run(
         force_stop: None,
         responses: Some(pipeline::ResponseSetup {
             units,
+            units_path: None,
             topic: RESPONSES_TOPIC.into(),
             feedback_topic: Some(FEEDBACK_TOPIC.into()),
             feedback_grace: Duration::from_secs(30),

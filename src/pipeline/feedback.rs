@@ -27,7 +27,7 @@ use yujing_response::{Command, Refusal};
 use super::dead_letter::Why;
 use super::{PipelineError, State};
 use crate::fetch::Fetched;
-use crate::telemetry::ResponseRefused;
+use crate::telemetry::ResponseCommand;
 
 /// The feedback topic's consumer, outside the pipeline's state so the
 /// main loop can wait on it.
@@ -233,7 +233,7 @@ impl State {
         r.feedback.dirty = true;
         match yujing_response::feedback::parse(m.key.as_deref(), &m.payload) {
             Err(refusal) => {
-                self.refuse_feedback(&m, "-", &refusal).await;
+                self.refuse_feedback(&m, "-", "unread", &refusal).await;
                 Ok(())
             }
             Ok((unit, command)) if r.book.get(&command.warning_id).is_none() => {
@@ -260,9 +260,19 @@ impl State {
         };
         let now = self.clock.now_ms();
         match r.book.command(unit, command, &r.units, now) {
-            Ok(change) => self.publish_responses(vec![change]).await,
+            Ok(change) => {
+                ResponseCommand {
+                    source: "kafka",
+                    action: command.action.as_str(),
+                    unit,
+                    refusal: None,
+                }
+                .emit(&self.metrics);
+                self.publish_responses(vec![change]).await
+            }
             Err(refusal) => {
-                self.refuse_feedback(m, unit, &refusal).await;
+                self.refuse_feedback(m, unit, command.action.as_str(), &refusal)
+                    .await;
                 Ok(())
             }
         }
@@ -302,7 +312,8 @@ impl State {
                 }
             } else if refuses_unknown && !elsewhere {
                 let refusal = Refusal::UnknownWarning(p.command.warning_id.clone());
-                self.refuse_feedback(&p.m, &p.unit, &refusal).await;
+                self.refuse_feedback(&p.m, &p.unit, p.command.action.as_str(), &refusal)
+                    .await;
             } else {
                 tracing::debug!(
                     warning_id = %p.command.warning_id,
@@ -316,8 +327,14 @@ impl State {
         Ok(())
     }
 
-    async fn refuse_feedback(&mut self, m: &Fetched, unit: &str, refusal: &Refusal) {
-        ResponseRefused { unit, refusal }.emit(&self.metrics);
+    async fn refuse_feedback(&mut self, m: &Fetched, unit: &str, action: &str, refusal: &Refusal) {
+        ResponseCommand {
+            source: "kafka",
+            action,
+            unit,
+            refusal: Some(refusal),
+        }
+        .emit(&self.metrics);
         let why = Why {
             label: refusal.reason(),
             message: refusal.to_string(),

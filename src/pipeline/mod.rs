@@ -357,7 +357,7 @@ async fn run_pipeline(
             .create()?;
             (
                 Some(responses::ResponseLoop::new(
-                    r.units,
+                    (r.units, r.units_path),
                     r.topic,
                     producer,
                     r.feedback_grace,

@@ -22,11 +22,14 @@ use yujing_sinks::AlertMessage;
 use super::feedback::FeedbackProgress;
 use super::{PipelineError, State};
 use crate::response_api::{ApiReceiver, ApiRequest};
-use crate::telemetry::{ResponseChanged, ResponseRefused, ResponsesOpen};
+use crate::telemetry::{ResponseChanged, ResponseCommand, ResponsesOpen, UnitsReloaded};
 
 /// What `yujing run` needs for the response loop.
 pub struct ResponseSetup {
     pub units: Units,
+    /// Where `units` was read from: read again at each reload (none: the
+    /// units are fixed).
+    pub units_path: Option<PathBuf>,
     /// Where response changes are published.
     pub topic: String,
     /// Where responders' commands are read from, if anywhere.
@@ -40,6 +43,7 @@ pub struct ResponseSetup {
 pub(super) struct ResponseLoop {
     pub(super) book: ResponseBook,
     pub(super) units: Units,
+    units_path: Option<PathBuf>,
     topic: String,
     /// Publishes to `topic` without lingering (people wait on it).
     producer: rdkafka::producer::FutureProducer,
@@ -63,7 +67,7 @@ pub const RESPONSES_FILE: &str = "responses.json";
 
 impl ResponseLoop {
     pub(super) fn new(
-        units: Units,
+        (units, units_path): (Units, Option<PathBuf>),
         topic: String,
         producer: rdkafka::producer::FutureProducer,
         feedback_grace: Duration,
@@ -86,6 +90,7 @@ impl ResponseLoop {
         ResponseLoop {
             book: saved.book,
             units,
+            units_path,
             topic,
             producer,
             saved_to,
@@ -205,14 +210,13 @@ impl State {
             } => {
                 let now = self.clock.now_ms();
                 let result = r.book.command(&unit, &command, &r.units, now);
-                match &result {
-                    Ok(_) => {}
-                    Err(refusal) => ResponseRefused {
-                        unit: &unit,
-                        refusal,
-                    }
-                    .emit(&self.metrics),
+                ResponseCommand {
+                    source: "api",
+                    action: command.action.as_str(),
+                    unit: &unit,
+                    refusal: result.as_ref().err(),
                 }
+                .emit(&self.metrics);
                 let change = result.as_ref().ok().cloned();
                 let _ = reply.send(result);
                 self.publish_responses(change.into_iter().collect()).await
@@ -346,5 +350,36 @@ impl State {
             }
             Err(e) => tracing::error!("handed-over responses cannot be read: {e}"),
         }
+    }
+}
+
+impl State {
+    /// Read the responsibility file again with the rules: swap it in, or
+    /// keep the running units. `None` without one.
+    pub(super) fn reload_units(&mut self, trigger: &str) -> Option<Result<String, String>> {
+        let r = self.responses.as_mut()?;
+        let path = r.units_path.as_ref()?;
+        let outcome = match Units::load(path, self.engine.registry()) {
+            Ok(units) => {
+                let n = units.units.len();
+                r.units = units;
+                UnitsReloaded {
+                    trigger,
+                    outcome: Ok(n),
+                }
+                .emit(&self.metrics);
+                Ok(format!("{n} units"))
+            }
+            Err(e) => {
+                let problems = e.to_string();
+                UnitsReloaded {
+                    trigger,
+                    outcome: Err(&problems),
+                }
+                .emit(&self.metrics);
+                Err(problems)
+            }
+        };
+        Some(outcome)
     }
 }

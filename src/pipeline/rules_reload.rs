@@ -1,6 +1,7 @@
 //! Rules reloaded while the pipeline runs (file watch, SIGHUP, `POST
 //! /-/reload`): the new rules are swapped in between two messages, or
-//! refused with the running ones kept.
+//! refused with the running ones kept. The responsibility file, with a
+//! response loop, is read again at the same time, the same way.
 
 use std::path::PathBuf;
 
@@ -67,6 +68,17 @@ impl State {
                 .emit(&self.metrics);
                 Err(problems)
             }
+        };
+        let outcome = match (outcome, self.reload_units(trigger)) {
+            (outcome, None) => outcome,
+            (Ok(rules), Some(Ok(units))) => Ok(format!("{rules}; {units}")),
+            (Ok(rules), Some(Err(problems))) => Err(format!(
+                "rules reloaded ({rules}), but the responsibility file is refused; the running units stay:\n{problems}"
+            )),
+            (Err(problems), Some(Ok(units))) => {
+                Err(format!("{problems}\n(units reloaded: {units})"))
+            }
+            (Err(rules), Some(Err(units))) => Err(format!("{rules}\n{units}")),
         };
         if let Some(reply) = req.reply {
             let _ = reply.send(outcome);

@@ -26,7 +26,8 @@ pub use dead_letter::{
     DeadLetterTruncated,
 };
 pub use responses::{
-    ResponseChanged, ResponseMetrics, ResponseRefused, ResponsesOpen, start_response_series,
+    ResponseChanged, ResponseCommand, ResponseMetrics, ResponsesOpen, UnitsReloaded,
+    start_response_series,
 };
 pub use sinks::{
     Health, SinkDelivered, SinkFailed, SinkHealth, SinkMetrics, SinkSpooled, StormHeldBack,

@@ -7,12 +7,15 @@ use yujing_response::{Change, Refusal, Response, Units};
 #[derive(Clone)]
 pub struct ResponseMetrics {
     pub changes: IntCounterVec,
+    pub commands: IntCounterVec,
     pub refused: IntCounterVec,
     pub seconds: HistogramVec,
     pub verdicts: IntCounterVec,
     pub missed: IntCounterVec,
     pub open: IntGaugeVec,
     pub overdue: IntGaugeVec,
+    pub units_reloads: IntCounterVec,
+    pub units_last_reload_success: prometheus::IntGauge,
 }
 
 impl ResponseMetrics {
@@ -23,6 +26,14 @@ impl ResponseMetrics {
                 "Response changes (assigned, acknowledged, dispatched, on_site, referred, reported_in, handled, escalated, unanswered, resolved, note), by the level of the unit holding the warning after the change.",
             ),
             &["change", "level"],
+        )
+        .expect("valid metric");
+        let commands = IntCounterVec::new(
+            Opts::new(
+                "yujing_response_commands_total",
+                "Responders' commands by source (api, kafka), action (acknowledge, dispatch, on_site, refer, handled, note; unread when it could not be read) and outcome (applied, refused).",
+            ),
+            &["source", "action", "outcome"],
         )
         .expect("valid metric");
         let refused = IntCounterVec::new(
@@ -74,8 +85,25 @@ impl ResponseMetrics {
             &["level"],
         )
         .expect("valid metric");
+        let units_reloads = IntCounterVec::new(
+            Opts::new(
+                "yujing_units_reloads_total",
+                "Reloads of the responsibility file (with the rules: SIGHUP, POST /-/reload, file changes), by outcome (success, failure: the running units stay).",
+            ),
+            &["outcome"],
+        )
+        .expect("valid metric");
+        let units_last_reload_success = prometheus::IntGauge::new(
+            "yujing_units_last_reload_success",
+            "1 if the last reload of the responsibility file was accepted (or none was asked), 0 if it was refused.",
+        )
+        .expect("valid metric");
+        units_last_reload_success.set(1);
         for m in [
             Box::new(changes.clone()) as Box<dyn prometheus::core::Collector>,
+            Box::new(commands.clone()),
+            Box::new(units_reloads.clone()),
+            Box::new(units_last_reload_success.clone()),
             Box::new(refused.clone()),
             Box::new(seconds.clone()),
             Box::new(verdicts.clone()),
@@ -87,12 +115,15 @@ impl ResponseMetrics {
         }
         ResponseMetrics {
             changes,
+            commands,
             refused,
             seconds,
             verdicts,
             missed,
             open,
             overdue,
+            units_reloads,
+            units_last_reload_success,
         }
     }
 }
@@ -151,22 +182,38 @@ impl ResponseChanged<'_> {
     }
 }
 
-/// A responder's command was refused.
-pub struct ResponseRefused<'a> {
+/// A responder's command was answered: applied, or refused (nothing
+/// changed).
+pub struct ResponseCommand<'a> {
+    /// `api` or `kafka` (the feedback topic).
+    pub source: &'static str,
+    /// The command's action, or `unread` when it could not be read.
+    pub action: &'a str,
     pub unit: &'a str,
-    pub refusal: &'a Refusal,
+    pub refusal: Option<&'a Refusal>,
 }
 
-impl ResponseRefused<'_> {
+impl ResponseCommand<'_> {
     pub fn emit(&self, m: &super::Metrics) {
-        tracing::warn!(
-            unit = self.unit,
-            "response command refused: {}",
-            self.refusal
-        );
+        let outcome = match self.refusal {
+            None => "applied",
+            Some(refusal) => {
+                tracing::warn!(
+                    source = self.source,
+                    unit = self.unit,
+                    action = self.action,
+                    "response command refused: {refusal}"
+                );
+                m.responses
+                    .refused
+                    .with_label_values(&[refusal.reason()])
+                    .inc();
+                "refused"
+            }
+        };
         m.responses
-            .refused
-            .with_label_values(&[self.refusal.reason()])
+            .commands
+            .with_label_values(&[self.source, self.action, outcome])
             .inc();
     }
 }
@@ -233,5 +280,37 @@ pub fn start_response_series<'a>(
         m.responses
             .missed
             .with_label_values(&[u.id.as_str(), u.level.as_str()]);
+    }
+}
+
+/// The responsibility file was read again: accepted (`Ok`: how many
+/// units) or refused (the problems; the running units stay).
+pub struct UnitsReloaded<'a> {
+    pub trigger: &'a str,
+    pub outcome: Result<usize, &'a str>,
+}
+
+impl UnitsReloaded<'_> {
+    pub fn emit(&self, m: &super::Metrics) {
+        let r = &m.responses;
+        match self.outcome {
+            Ok(units) => {
+                tracing::info!(
+                    trigger = self.trigger,
+                    units,
+                    "responsibility file reloaded"
+                );
+                r.units_reloads.with_label_values(&["success"]).inc();
+                r.units_last_reload_success.set(1);
+            }
+            Err(problems) => {
+                tracing::error!(
+                    trigger = self.trigger,
+                    "responsibility file refused; the running units stay:\n{problems}"
+                );
+                r.units_reloads.with_label_values(&["failure"]).inc();
+                r.units_last_reload_success.set(0);
+            }
+        }
     }
 }

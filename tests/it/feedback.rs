@@ -167,6 +167,24 @@ async fn feedback_is_applied_or_dead_lettered_and_verdicts_score_the_rules_in_a_
             "{reason}"
         );
     }
+    for (outcome, n) in [("applied", 2.0), ("refused", refused.len() as f64)] {
+        assert_eq!(
+            m(
+                "yujing_response_commands_total",
+                &[("source", "kafka"), ("outcome", outcome)]
+            ),
+            n,
+            "{outcome}"
+        );
+    }
+    assert_eq!(
+        m(
+            "yujing_response_commands_total",
+            &[("source", "kafka"), ("action", "unread")]
+        ),
+        1.0,
+        "the one that is not JSON"
+    );
     assert_eq!(
         m(
             "yujing_response_verdicts_total",

@@ -261,3 +261,72 @@ async fn answered_climbing_and_restarted(city: City) {
             .any(|w| w["assignee"] == "grid-g0" && w["state"] == "acknowledged")
     );
 }
+
+/// The responsibility file is reloaded with the rules: a broken one is
+/// refused with `file:line:column` and the running units keep answering;
+/// a good one is taken.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_bad_responsibility_file_is_refused_on_reload_and_the_running_units_stay() {
+    // SAFETY of the test: these variables are read only by these tests'
+    // runs, and all set the same values.
+    unsafe {
+        std::env::set_var("YUJING_TEST_TOKEN_GRID_G0", "token-g0");
+        std::env::set_var("YUJING_TEST_TOKEN_CITY", "token-city");
+        std::env::set_var("YUJING_TEST_RELOAD_TOKEN_UNITS", "reload-units");
+    }
+    let city = City::new(2);
+    city.create_topics(&[("responses", 1)]).await;
+    let units = city.dir.path().join("units.yaml");
+    std::fs::write(&units, UNITS).unwrap();
+    let config = city.config_with(
+        "response: { units: units.yaml, topic: responses }\nreload: { watch: false, http_token_env: YUJING_TEST_RELOAD_TOKEN_UNITS }",
+        "  - kind: kafka\n    topic: alerts\n",
+    );
+    city.produce(&[(0, vec![100.0, 100.0]), (1, vec![100.0, 100.0])])
+        .await;
+    let reload = async || {
+        let resp = reqwest::Client::new()
+            .post(format!("http://127.0.0.1:{}/-/reload", city.metrics_port()))
+            .header("authorization", "Bearer reload-units")
+            .send()
+            .await
+            .unwrap();
+        (resp.status().as_u16(), resp.text().await.unwrap())
+    };
+    let (result, ()) = run_while(config, async {
+        wait_until("both warnings assigned", async || {
+            let (_, all) = api(&city, "GET", "/api/v1/warnings", Some("token-city"), "").await;
+            all["warnings"].as_array().is_some_and(|w| w.len() == 2)
+        })
+        .await;
+        let success = async || {
+            crate::support::sample(
+                &crate::support::scrape(city.metrics_port()).await,
+                "yujing_units_last_reload_success",
+                &[],
+            )
+        };
+        // A grid team on an area the registry does not know (line 4).
+        std::fs::write(
+            &units,
+            "units:\n  - id: grid-g0\n    level: grid\n    areas: [nowhere]\n    token_env: YUJING_TEST_TOKEN_GRID_G0\n  - { id: city, level: city, token_env: YUJING_TEST_TOKEN_CITY }\n",
+        )
+        .unwrap();
+        let (status, body) = reload().await;
+        assert!(status >= 400, "{status} {body}");
+        assert!(body.contains("units.yaml:4:"), "{body}");
+        assert!(body.contains("running units stay"), "{body}");
+        assert_eq!(success().await, 0.0);
+        // The running units still answer: grid-g0 still holds its warning.
+        let (_, mine) = api(&city, "GET", "/api/v1/warnings", Some("token-g0"), "").await;
+        assert_eq!(mine["warnings"].as_array().unwrap().len(), 1, "{mine}");
+
+        std::fs::write(&units, UNITS).unwrap();
+        let (status, body) = reload().await;
+        assert_eq!(status, 200, "{body}");
+        assert!(body.contains("5 units"), "{body}");
+        assert_eq!(success().await, 1.0);
+    })
+    .await;
+    result.expect("stops cleanly");
+}
