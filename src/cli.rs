@@ -433,6 +433,18 @@ pub async fn run_until(
                 feedback_topic: r.feedback_topic.clone(),
                 feedback_grace: r.feedback_grace,
                 requests,
+                cap_sinks: config
+                    .sinks
+                    .iter()
+                    .filter_map(|s| match &s.kind {
+                        yujing_sinks::SinkKind::Kafka(k)
+                            if matches!(k.format(), yujing_sinks::AlertFormat::Cap(_)) =>
+                        {
+                            Some((k.clone(), s.route.clone()))
+                        }
+                        _ => None,
+                    })
+                    .collect(),
             })
         }
         _ => None,

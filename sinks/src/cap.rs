@@ -16,6 +16,10 @@
 //!
 //! Times are the event time (`sent` = the window's end), so a replay
 //! produces the same document; CAP forbids fractional seconds and `Z`.
+//!
+//! A change of a warning's response (acknowledged, escalated, handled…)
+//! is an `Update` restricted to the responders, referencing the warning's
+//! first message ([`response_update_xml`]).
 
 use chrono::{DateTime, SecondsFormat};
 
@@ -61,13 +65,104 @@ fn cap_time(rfc3339: &str) -> String {
 /// message (two warnings of one district in one second differ in the
 /// hash), and a replay reproduces it.
 pub fn identifier(alert: &AlertMessage, issuer: &str, sequence: u32, at: &str) -> String {
+    numbered(alert, issuer, &alert.warning_id, u64::from(sequence), at)
+}
+
+/// The layout of [`identifier`], numbered from a hash of `series`.
+fn numbered(alert: &AlertMessage, issuer: &str, series: &str, sequence: u64, at: &str) -> String {
     let code = alert.group.district_code.as_deref().unwrap_or("000000");
     let beijing = chrono::FixedOffset::east_opt(8 * 3600).expect("UTC+8");
     let stamp = DateTime::parse_from_rfc3339(at)
         .map(|t| t.with_timezone(&beijing).format("%Y%m%d%H%M%S").to_string())
         .unwrap_or_else(|_| "00000000000000".to_owned());
-    let hash = fnv1a(&alert.warning_id) % 1_000_000_000_000;
+    let hash = fnv1a(series) % 1_000_000_000_000;
     format!("{code}{issuer}_{stamp}_{hash:012}{sequence}")
+}
+
+/// A change of a warning's response (who holds it, who answered), sent to
+/// the CAP sinks as an `Update` of the warning, restricted to responders.
+#[derive(Debug, Clone)]
+pub struct ResponseNote<'a> {
+    /// `acknowledged`, `dispatched`, `escalated`, `handled`, …
+    pub change: &'a str,
+    /// The response's own sequence number (1 for the assignment).
+    pub sequence: u64,
+    /// When it changed (RFC 3339).
+    pub at: &'a str,
+    pub actor: &'a str,
+    pub assignee: &'a str,
+    pub outcome: Option<&'a str>,
+    pub note: Option<&'a str>,
+}
+
+/// The CAP 1.2 `Update` for a response change: it references the
+/// warning's first message, keeps the warning's `<info>` (event, severity,
+/// area), says what changed in `<note>` and in parameters, and is
+/// `Restricted` to the responding units (it is not a public warning).
+/// Its identifier is numbered apart from the warning's own messages.
+pub fn response_update_xml(alert: &AlertMessage, r: &ResponseNote<'_>, from: &CapSender) -> String {
+    let mut x = cap_xml(alert, from);
+    let id = numbered(
+        alert,
+        &from.issuer_code,
+        &format!("{}/response", alert.warning_id),
+        r.sequence,
+        r.at,
+    );
+    let first = identifier(alert, &from.issuer_code, 1, &alert.started_at);
+    let mut head = String::new();
+    el(&mut head, 2, "identifier", &id);
+    el(&mut head, 2, "sender", &from.sender);
+    el(&mut head, 2, "sent", &cap_time(r.at));
+    el(&mut head, 2, "status", "Actual");
+    el(&mut head, 2, "msgType", "Update");
+    el(&mut head, 2, "scope", "Restricted");
+    el(
+        &mut head,
+        2,
+        "restriction",
+        "the units responding to this warning",
+    );
+    let mut what = format!("{} by {}; held by {}", r.change, r.actor, r.assignee);
+    if let Some(o) = r.outcome {
+        what.push_str(&format!("; outcome {o}"));
+    }
+    if let Some(n) = r.note {
+        what.push_str(&format!(": {n}"));
+    }
+    el(&mut head, 2, "note", &what);
+    el(
+        &mut head,
+        2,
+        "references",
+        &format!("{},{first},{}", from.sender, cap_time(&alert.started_at)),
+    );
+    // The alert's own header is replaced; its <info> is kept.
+    let info_at = x.find("  <info>").unwrap_or(x.len());
+    let body_at = x
+        .find("<alert ")
+        .and_then(|i| x[i..].find('\n').map(|j| i + j + 1));
+    if let Some(b) = body_at {
+        x.replace_range(b..info_at, &head);
+    }
+    let mut params = String::new();
+    for (name, value) in [
+        ("response_change", Some(r.change)),
+        ("response_actor", Some(r.actor)),
+        ("response_assignee", Some(r.assignee)),
+        ("response_outcome", r.outcome),
+    ] {
+        if let Some(v) = value {
+            params.push_str("    <parameter>\n");
+            params.push_str(&format!("      <valueName>{name}</valueName>\n"));
+            params.push_str(&format!("      <value>{}</value>\n", escape(v)));
+            params.push_str("    </parameter>\n");
+        }
+    }
+    if let Some(area_at) = x.find("    <area>") {
+        x.insert_str(area_at, &params);
+    }
+    x
 }
 
 /// A stable 64-bit hash of the warning id (FNV-1a; no randomness, so the

@@ -311,6 +311,77 @@ fn cap_documents_follow_the_warning_and_validate() {
 }
 
 #[test]
+fn a_response_change_is_a_restricted_cap_update_of_the_warning() {
+    use crate::cap::{CapSender, ResponseNote, cap_xml, response_update_xml};
+    let from = CapSender {
+        sender: "yujing@eeb.cq.example".into(),
+        issuer_code: "12345600".into(),
+        ..CapSender::default()
+    };
+    let raised = &messages(&[Some(100.0)])[0];
+    let first = cap_xml(raised, &from);
+    let first_id = first
+        .split("<identifier>")
+        .nth(1)
+        .and_then(|s| s.split('<').next())
+        .unwrap();
+    let note = ResponseNote {
+        change: "handled",
+        sequence: 3,
+        at: "2026-07-15T09:12:30+08:00",
+        actor: "grid-g01",
+        assignee: "grid-g01",
+        outcome: Some("false_alarm"),
+        note: Some("dust from <road> works"),
+    };
+    let d = response_update_xml(raised, &note, &from);
+    assert_valid_cap(&d);
+    assert!(d.contains("<msgType>Update</msgType>"), "{d}");
+    assert!(d.contains("<scope>Restricted</scope>"), "{d}");
+    assert!(d.contains("<sent>2026-07-15T09:12:30+08:00</sent>"), "{d}");
+    assert!(
+        d.contains(&format!(
+            "<references>yujing@eeb.cq.example,{first_id},2026-07-15T09:00:00+08:00</references>"
+        )),
+        "{d}"
+    );
+    assert!(
+        d.contains("<note>handled by grid-g01; held by grid-g01; outcome false_alarm: dust from &lt;road&gt; works</note>"),
+        "{d}"
+    );
+    assert!(d.contains("<valueName>response_outcome</valueName>"), "{d}");
+    // The warning's info is kept: its severity and area.
+    assert!(d.contains("<severity>Minor</severity>") && d.contains("<value>500112</value>"));
+    // Its own identifier, apart from the warning's messages 1, 2, 3…
+    let id = d
+        .split("<identifier>")
+        .nth(1)
+        .unwrap()
+        .split('<')
+        .next()
+        .unwrap();
+    assert_ne!(id, first_id);
+    let second = response_update_xml(
+        raised,
+        &ResponseNote {
+            sequence: 4,
+            ..note
+        },
+        &from,
+    );
+    assert_ne!(
+        second
+            .split("<identifier>")
+            .nth(1)
+            .unwrap()
+            .split('<')
+            .next()
+            .unwrap(),
+        id
+    );
+}
+
+#[test]
 fn routes_pick_warnings_by_grade_area_rule_and_label() {
     use crate::route::{Route, topic_for};
     let mut r = rule();

@@ -236,6 +236,7 @@ pub async fn run(
             feedback_topic: Some(FEEDBACK_TOPIC.into()),
             feedback_grace: Duration::from_secs(30),
             requests: api_requests,
+            cap_sinks: Vec::new(),
         }),
     };
     let stop = async {

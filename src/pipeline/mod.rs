@@ -359,7 +359,7 @@ async fn run_pipeline(
                 Some(responses::ResponseLoop::new(
                     (r.units, r.units_path),
                     r.topic,
-                    producer,
+                    (producer, &r.cap_sinks),
                     r.feedback_grace,
                     setup.state_dir.as_deref(),
                 )),

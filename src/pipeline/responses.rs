@@ -17,7 +17,9 @@ use serde::{Deserialize, Serialize};
 use rdkafka::producer::FutureRecord;
 use yujing_response::{Change, ResponseBook, Units, WarningEvent};
 use yujing_rules::WarningTransition;
-use yujing_sinks::AlertMessage;
+use yujing_sinks::cap::ResponseNote;
+use yujing_sinks::kafka::KafkaSinkConfig;
+use yujing_sinks::{AlertMessage, KafkaAlertSink, Route};
 
 use super::feedback::FeedbackProgress;
 use super::{PipelineError, State};
@@ -37,6 +39,9 @@ pub struct ResponseSetup {
     /// How long a command for a warning no book holds waits for its owner.
     pub feedback_grace: Duration,
     pub requests: ApiReceiver,
+    /// The Kafka sinks with `format: cap` (and their routes): each response
+    /// change goes there too, as a CAP `Update` of the warning.
+    pub cap_sinks: Vec<(KafkaSinkConfig, Route)>,
 }
 
 /// The loop's state in the pipeline.
@@ -47,6 +52,11 @@ pub(super) struct ResponseLoop {
     topic: String,
     /// Publishes to `topic` without lingering (people wait on it).
     producer: rdkafka::producer::FutureProducer,
+    /// CAP sinks, through `producer`, with their routes.
+    cap: Vec<(KafkaAlertSink, Route)>,
+    /// The latest alert message of each warning in the book: what a CAP
+    /// update of its response says of the warning.
+    alerts: BTreeMap<String, AlertMessage>,
     saved_to: Option<PathBuf>,
     pub(super) feedback: FeedbackProgress,
 }
@@ -60,6 +70,8 @@ struct Saved {
     /// Feedback partition → next offset to read.
     #[serde(default)]
     feedback_offsets: BTreeMap<i32, i64>,
+    #[serde(default)]
+    alerts: BTreeMap<String, AlertMessage>,
 }
 
 /// The file the book is saved to, under `state_dir`.
@@ -69,7 +81,10 @@ impl ResponseLoop {
     pub(super) fn new(
         (units, units_path): (Units, Option<PathBuf>),
         topic: String,
-        producer: rdkafka::producer::FutureProducer,
+        (producer, cap_sinks): (
+            rdkafka::producer::FutureProducer,
+            &[(KafkaSinkConfig, Route)],
+        ),
         feedback_grace: Duration,
         state_dir: Option<&std::path::Path>,
     ) -> Self {
@@ -92,6 +107,15 @@ impl ResponseLoop {
             units,
             units_path,
             topic,
+            cap: cap_sinks
+                .iter()
+                .map(|(c, route)| {
+                    let sink = KafkaAlertSink::with_producer(producer.clone(), &c.topic)
+                        .with_format(c.format());
+                    (sink, route.clone())
+                })
+                .collect(),
+            alerts: saved.alerts,
             producer,
             saved_to,
             feedback: FeedbackProgress {
@@ -111,6 +135,7 @@ impl ResponseLoop {
         let saved = SavedRef {
             book: &self.book,
             feedback_offsets: self.feedback.to_save(),
+            alerts: &self.alerts,
         };
         let bytes =
             serde_json::to_vec(&saved).map_err(|e| PipelineError::Invalid(e.to_string()))?;
@@ -129,6 +154,7 @@ struct SavedRef<'a> {
     #[serde(flatten)]
     book: &'a ResponseBook,
     feedback_offsets: BTreeMap<i32, i64>,
+    alerts: &'a BTreeMap<String, AlertMessage>,
 }
 
 impl State {
@@ -160,6 +186,9 @@ impl State {
                 r.book
                     .on_warning(&event, self.engine.registry(), &r.units, now),
             );
+            if r.book.get(&a.warning_id).is_some() {
+                r.alerts.insert(a.warning_id.clone(), a.clone());
+            }
         }
         self.publish_responses(changes).await
     }
@@ -173,6 +202,8 @@ impl State {
         let changes = r.book.tick(&r.units, now);
         // Handled responses are kept a day for the API, then dropped.
         r.book.prune(now - 24 * 3_600_000);
+        let (book, alerts) = (&r.book, &mut r.alerts);
+        alerts.retain(|id, _| book.get(id).is_some());
         self.publish_responses(changes).await?;
         if let Some(r) = &self.responses {
             ResponsesOpen {
@@ -275,6 +306,26 @@ impl State {
             let record = FutureRecord::to(&r.topic)
                 .key(c.warning_id.as_str())
                 .payload(body.as_str());
+            if let Some(alert) = r.alerts.get(&c.warning_id) {
+                let at = self.times.rfc3339(c.at_ms);
+                let note = ResponseNote {
+                    change: &c.change,
+                    sequence: c.sequence,
+                    at: &at,
+                    actor: &c.actor,
+                    assignee: &c.assignee,
+                    outcome: c.outcome.map(yujing_response::Outcome::as_str),
+                    note: c.note.as_deref(),
+                };
+                for (sink, _) in r.cap.iter().filter(|(_, route)| route.matches(alert)) {
+                    if let Some(d) = sink
+                        .send_response(alert, &note)
+                        .map_err(|e| PipelineError::Invalid(e.to_string()))?
+                    {
+                        deliveries.push(d);
+                    }
+                }
+            }
             // Queued at once, awaited together below: the pipeline waits
             // one round trip per call, not one per change.
             match r.producer.send_result(record) {
@@ -305,8 +356,10 @@ impl State {
     }
 }
 
-/// The name of the response book's part in a handed-over partition state.
+/// The name of the response book's part in a handed-over partition state,
+/// and of the latest alert of each of its warnings.
 const EXTRA: &str = "responses";
+const EXTRA_ALERTS: &str = "response_alerts";
 
 impl State {
     /// Put the responses of `state`'s warnings into it: moved out of the
@@ -324,6 +377,22 @@ impl State {
         if moved.is_empty() {
             return;
         }
+        let alerts: BTreeMap<&str, &AlertMessage> = moved
+            .iter()
+            .filter_map(|m| {
+                r.alerts
+                    .get(&m.warning_id)
+                    .map(|a| (m.warning_id.as_str(), a))
+            })
+            .collect();
+        if let Ok(v) = serde_json::to_value(&alerts) {
+            state.extras.insert(EXTRA_ALERTS.into(), v);
+        }
+        if take {
+            for m in &moved {
+                r.alerts.remove(&m.warning_id);
+            }
+        }
         match serde_json::to_value(&moved) {
             Ok(v) => {
                 state.extras.insert(EXTRA.into(), v);
@@ -340,6 +409,12 @@ impl State {
         let (Some(r), Some(v)) = (&mut self.responses, extras.remove(EXTRA)) else {
             return;
         };
+        if let Some(alerts) = extras
+            .remove(EXTRA_ALERTS)
+            .and_then(|a| serde_json::from_value::<BTreeMap<String, AlertMessage>>(a).ok())
+        {
+            r.alerts.extend(alerts);
+        }
         match serde_json::from_value::<Vec<yujing_response::Response>>(v) {
             Ok(list) => {
                 let n = r.book.merge(list);

@@ -28,12 +28,12 @@ fn messages(city: &City, topic: &str, n: usize) -> Vec<Record> {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn feedback_is_applied_or_dead_lettered_and_verdicts_score_the_rules_in_a_backtest() {
     let city = City::new(2);
-    city.create_topics(&[("responses", 1), ("feedback", 1)])
+    city.create_topics(&[("responses", 1), ("feedback", 1), ("cap", 1)])
         .await;
     std::fs::write(city.dir.path().join("units.yaml"), UNITS).unwrap();
     let config = city.config_with(
         "state_dir: state\nresponse: { units: units.yaml, topic: responses, feedback_topic: feedback, feedback_grace: 1s }",
-        "  - kind: kafka\n    topic: alerts\n",
+        "  - kind: kafka\n    topic: alerts\n  - kind: kafka\n    topic: cap\n    format: cap\n    cap: { sender: yujing@eeb.test }\n",
     );
     city.produce(&[(0, vec![100.0, 100.0]), (1, vec![100.0, 100.0])])
         .await;
@@ -216,6 +216,26 @@ async fn feedback_is_applied_or_dead_lettered_and_verdicts_score_the_rules_in_a_
     assert_eq!(trail[1]["note"], "via kafka");
     assert_eq!(trail[2]["outcome"], "false_alarm");
     assert_eq!(trail[2]["group"]["key"], "s000");
+
+    // CAP subscribers get each response change as a restricted Update of
+    // the warning: 2 raised, then 4 response changes (2 assigned, the
+    // acknowledgement and the verdict).
+    let cap: Vec<String> = messages(&city, "cap", 6)
+        .iter()
+        .map(|r| String::from_utf8(r.payload.clone()).unwrap())
+        .collect();
+    assert_eq!(cap.len(), 6);
+    let acknowledged = cap
+        .iter()
+        .find(|d| d.contains("<note>acknowledged by grid-g0"))
+        .expect("the acknowledgement as CAP");
+    assert!(acknowledged.contains("<msgType>Update</msgType>"));
+    assert!(acknowledged.contains("<scope>Restricted</scope>"));
+    assert!(
+        acknowledged.contains("<note>acknowledged by grid-g0; held by grid-g0: via kafka</note>")
+    );
+    assert!(acknowledged.contains("<references>yujing@eeb.test,"));
+    assert!(cap.iter().any(|d| d.contains("outcome false_alarm")));
 
     // Out as labels, into a backtest of the same readings.
     let out = city.dir.path().join("verdicts.csv");

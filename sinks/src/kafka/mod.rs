@@ -136,6 +136,38 @@ impl KafkaAlertSink {
         Ok(())
     }
 
+    /// With `format: cap`, queue the CAP `Update` for a change of the
+    /// warning's response (keyed like the warning's messages); the JSON
+    /// format has the response topic for that, and sends nothing here.
+    /// Returns the delivery to wait for.
+    pub fn send_response(
+        &self,
+        alert: &AlertMessage,
+        note: &crate::cap::ResponseNote<'_>,
+    ) -> Result<Option<rdkafka::producer::DeliveryFuture>, SinkError> {
+        let AlertFormat::Cap(from) = &self.format else {
+            return Ok(None);
+        };
+        let topic = topic_for(&self.topic, alert);
+        let body = crate::cap::response_update_xml(alert, note, from);
+        let headers = OwnedHeaders::new()
+            .insert(header("rule", Some(&alert.rule.id)))
+            .insert(header("transition", Some("response")))
+            .insert(header("district", alert.group.district_code.as_deref()))
+            .insert(header("content-type", Some("application/cap+xml")));
+        let record = FutureRecord::to(&topic)
+            .key(&alert.fingerprint)
+            .payload(&body)
+            .headers(headers);
+        self.producer
+            .send_result(record)
+            .map(Some)
+            .map_err(|(source, _)| SinkError::Kafka {
+                topic: self.topic.clone(),
+                source,
+            })
+    }
+
     pub fn flush(&self) -> Result<(), SinkError> {
         self.producer
             .flush(Duration::from_secs(10))
