@@ -509,6 +509,17 @@ impl Response {
     }
 }
 
+/// The unit a new warning of `level` on group `key` would be assigned to.
+pub fn first_assignee(
+    registry: &SensorRegistry,
+    units: &Units,
+    level: AreaLevel,
+    key: &str,
+    category: &str,
+) -> Option<String> {
+    assignee_from(&ladder(registry, units, level, key), 0, category, units).map(|(_, u)| u)
+}
+
 /// The first rung from `from` up with a unit for `category`, and that unit.
 fn assignee_from(
     ladder: &[Rung],

@@ -26,7 +26,9 @@ pub mod ladder;
 pub mod units;
 pub mod verdicts;
 
-pub use book::{Action, Change, Command, Outcome, Response, ResponseBook, State, WarningEvent};
+pub use book::{
+    Action, Change, Command, Outcome, Response, ResponseBook, State, WarningEvent, first_assignee,
+};
 pub use deadlines::{Deadlines, Step};
 pub use error::{Refusal, ResponseError};
 pub use ladder::{Rung, ladder};

@@ -603,6 +603,7 @@ impl State {
             ));
         }
         if !alerts.is_empty() {
+            self.label_assignees(&mut alerts);
             self.deliver(&alerts).await?;
             self.respond_to(transitions, &alerts).await?;
         }

@@ -170,6 +170,13 @@ impl Outbox {
         self.in_flight.clone()
     }
 
+    /// Whether this sink routes on labels and takes `now` but not `before`:
+    /// a warning that moved to a unit this sink reaches (and whose
+    /// previous unit it did not).
+    pub fn newly_takes(&self, now: &AlertMessage, before: &AlertMessage) -> bool {
+        !self.route.labels.is_empty() && self.route.matches(now) && !self.route.matches(before)
+    }
+
     /// Hand `alerts` over: spooled (done on return), or queued for a direct
     /// sink (done when the returned [`Pending`] resolves).
     pub async fn submit(

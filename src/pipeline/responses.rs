@@ -158,6 +158,66 @@ struct SavedRef<'a> {
 }
 
 impl State {
+    /// Put the route labels of the unit answering for each warning (the
+    /// unit it is, or will be, assigned to) on its alert, so a sink routed
+    /// on those labels reaches that unit.
+    pub(super) fn label_assignees(&self, alerts: &mut [AlertMessage]) {
+        let Some(r) = &self.responses else {
+            return;
+        };
+        for a in alerts {
+            let unit = match r.book.get(&a.warning_id) {
+                Some(resp) => Some(resp.assignee.clone()),
+                None if a.grade.is_some() => yujing_response::first_assignee(
+                    self.engine.registry(),
+                    &r.units,
+                    level_of(&a.group.by),
+                    &a.group.key,
+                    &a.rule.category,
+                ),
+                None => None,
+            };
+            if let Some(u) = unit.as_deref().and_then(|u| r.units.get(u)) {
+                put_route_labels(a, &u.route);
+            }
+        }
+    }
+
+    /// A warning climbed to a unit: send its latest alert, with the new
+    /// unit's route labels, to the sinks that reach the new unit and did
+    /// not reach the one before (sinks routed on labels only; the others
+    /// had it already).
+    async fn renotify(&mut self, warning_id: &str, missed_by: &str) -> Result<(), PipelineError> {
+        let Some(r) = &self.responses else {
+            return Ok(());
+        };
+        let (Some(alert), Some(resp)) = (r.alerts.get(warning_id), r.book.get(warning_id)) else {
+            return Ok(());
+        };
+        let labelled = |unit: &str| {
+            let mut a = alert.clone();
+            if let Some(u) = r.units.get(unit) {
+                put_route_labels(&mut a, &u.route);
+            }
+            a
+        };
+        let (now, before) = (labelled(&resp.assignee), labelled(missed_by));
+        let mut pending = Vec::new();
+        for sink in self
+            .sinks
+            .iter_mut()
+            .filter(|s| s.newly_takes(&now, &before))
+        {
+            if let Some(p) = sink.submit(std::slice::from_ref(&now)).await? {
+                pending.push(p);
+            }
+        }
+        for p in pending {
+            p.wait().await?;
+        }
+        Ok(())
+    }
+
     /// Warning changes just delivered: assign new warnings, follow grades,
     /// record the ones that resolved unanswered.
     pub(super) async fn respond_to(
@@ -255,7 +315,9 @@ impl State {
         }
     }
 
-    /// Publish `changes` to the response topic, count them, save the book.
+    /// Publish `changes` to the response topic (and the CAP sinks), count
+    /// them, re-notify through the new unit's route when a warning
+    /// climbed, save the book.
     pub(super) async fn publish_responses(
         &mut self,
         changes: Vec<Change>,
@@ -349,10 +411,36 @@ impl State {
                 }
             }
         }
+        for c in &changes {
+            if let ("escalated", Some(missed)) = (c.change.as_str(), &c.missed_by)
+                && *missed != c.assignee
+            {
+                self.renotify(&c.warning_id, missed).await?;
+            }
+        }
         match &mut self.responses {
             Some(r) => r.save(),
             None => Ok(()),
         }
+    }
+}
+
+/// Put a unit's route labels on an alert (replacing labels of the same
+/// name: the rule's, or the previous unit's).
+fn put_route_labels(a: &mut AlertMessage, route: &BTreeMap<String, String>) {
+    for (k, v) in route {
+        a.labels.insert(k.clone(), v.clone());
+    }
+}
+
+/// The area level an alert's group names.
+fn level_of(by: &str) -> yujing_ingest::AreaLevel {
+    use yujing_ingest::AreaLevel;
+    match by {
+        "grid" => AreaLevel::Grid,
+        "street" => AreaLevel::Street,
+        "district" => AreaLevel::District,
+        _ => AreaLevel::Sensor,
     }
 }
 

@@ -330,3 +330,63 @@ async fn a_bad_responsibility_file_is_refused_on_reload_and_the_running_units_st
     .await;
     result.expect("stops cleanly");
 }
+
+/// Each unit is reached through its route: the alert of a new warning
+/// carries its assignee's route labels, and when nobody answers, the
+/// warning's alert goes again, with the next unit's labels, to the sinks
+/// routed to that unit (and only to them).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_warning_that_climbs_reaches_the_next_unit_through_its_route() {
+    let (grid, street) = (
+        crate::support::Receiver::default(),
+        crate::support::Receiver::default(),
+    );
+    let (grid_url, street_url) = (grid.start().await, street.start().await);
+    let city = City::new(2);
+    city.create_topics(&[("responses", 1)]).await;
+    std::fs::write(
+        city.dir.path().join("units.yaml"),
+        "\
+units:
+  - { id: grid-g0, level: grid, areas: [g0], route: { unit: grid-g0 } }
+  - { id: grid-g1, level: grid, areas: [g1], route: { unit: grid-g1 } }
+  - { id: street-st, level: street, areas: [st], route: { unit: street-st } }
+  - { id: city, level: city }
+deadlines:
+  blue: { acknowledge: 2s }
+",
+    )
+    .unwrap();
+    let config = city.config_with(
+        "response: { units: units.yaml, topic: responses }",
+        &format!(
+            "  - kind: kafka\n    topic: alerts\n  - kind: webhook\n    url: \"{grid_url}\"\n    route: {{ labels: {{ unit: grid-g1 }} }}\n  - kind: webhook\n    url: \"{street_url}\"\n    route: {{ labels: {{ unit: street-st }} }}\n"
+        ),
+    );
+    city.produce(&[(0, vec![100.0, 100.0]), (1, vec![100.0, 100.0])])
+        .await;
+    let (result, ()) = run_while(config, async {
+        crate::support::wait_for("both warnings at the street office", || {
+            street.accepted().len() >= 2
+        })
+        .await;
+    })
+    .await;
+    result.expect("stops cleanly");
+    // The alert topic: each raise once, labelled with its grid team.
+    let alerts = city.alerts_within(3, Duration::from_secs(3)).await;
+    let mut units: Vec<&str> = alerts
+        .iter()
+        .map(|a| a["labels"]["unit"].as_str().unwrap())
+        .collect();
+    units.sort_unstable();
+    assert_eq!(units, ["grid-g0", "grid-g1"], "{alerts:#?}");
+    // grid-g1's webhook had its raise; the street's both, re-labelled.
+    let g = grid.accepted();
+    assert_eq!(g.len(), 1, "{g:#?}");
+    assert_eq!(g[0]["group"]["key"], "s001");
+    let s = street.accepted();
+    assert_eq!(s.len(), 2, "{s:#?}");
+    assert!(s.iter().all(|a| a["labels"]["unit"] == "street-st"));
+    assert!(s.iter().all(|a| a["transition"] == "raised"));
+}
