@@ -8,13 +8,11 @@
 //! to detect; the backtest report scores each rule against all verdicts
 //! (confirmed vs false alarm).
 
-use std::collections::HashMap;
 use std::path::{Path, PathBuf};
 use std::time::{Duration, Instant};
 
 use rdkafka::consumer::{BaseConsumer, Consumer};
 use rdkafka::message::Message;
-use rdkafka::{Offset, TopicPartitionList};
 use yujing_ingest::{AreaLevel, SensorRegistry};
 use yujing_response::Verdict;
 
@@ -104,43 +102,21 @@ fn read_to_end(
         .ok_or_else(|| {
             ExportError::Invalid(format!("the response topic {topic:?} does not exist"))
         })?;
-    let mut tpl = TopicPartitionList::new();
-    let mut ends = HashMap::new();
-    for p in t.partitions() {
-        let (low, high) = consumer.fetch_watermarks(topic, p.id(), Duration::from_secs(10))?;
-        if high > low {
-            tpl.add_partition_offset(topic, p.id(), Offset::Beginning)?;
-            ends.insert(p.id(), high);
-        }
-    }
     let mut out = Vec::new();
-    if ends.is_empty() {
-        return Ok(out);
-    }
-    consumer.assign(&tpl)?;
-    let deadline = Instant::now() + timeout;
-    while !ends.is_empty() {
-        if Instant::now() > deadline {
-            return Err(ExportError::Timeout(timeout));
-        }
-        let Some(m) = consumer.poll(Duration::from_millis(200)) else {
-            continue;
-        };
-        let m = m?;
-        if ends
-            .get(&m.partition())
-            .is_some_and(|end| m.offset() + 1 >= *end)
-        {
-            ends.remove(&m.partition());
-        }
-        match m.payload().map(serde_json::from_slice::<serde_json::Value>) {
-            Some(Ok(v)) => out.push(v),
-            _ => tracing::warn!(
-                partition = m.partition(),
-                offset = m.offset(),
-                "not a JSON response message; skipped"
-            ),
-        }
+    let partitions: Vec<i32> = t.partitions().iter().map(|p| p.id()).collect();
+    let reached =
+        crate::topics::read_to_end(consumer, topic, partitions, Instant::now() + timeout, |m| {
+            match m.payload().map(serde_json::from_slice::<serde_json::Value>) {
+                Some(Ok(v)) => out.push(v),
+                _ => tracing::warn!(
+                    partition = m.partition(),
+                    offset = m.offset(),
+                    "not a JSON response message; skipped"
+                ),
+            }
+        })?;
+    if !reached {
+        return Err(ExportError::Timeout(timeout));
     }
     Ok(out)
 }

@@ -133,3 +133,43 @@ pub fn watch(
         }
     })
 }
+
+/// Read `partitions` of `topic` from their start to their end as of now,
+/// handing each message to `each`, until `deadline`. Returns whether every
+/// partition's end was reached.
+pub fn read_to_end(
+    consumer: &BaseConsumer,
+    topic: &str,
+    partitions: impl IntoIterator<Item = i32>,
+    deadline: std::time::Instant,
+    mut each: impl FnMut(&rdkafka::message::BorrowedMessage<'_>),
+) -> Result<bool, rdkafka::error::KafkaError> {
+    use rdkafka::Message;
+    let mut tpl = rdkafka::TopicPartitionList::new();
+    let mut ends = std::collections::HashMap::new();
+    for p in partitions {
+        let (low, high) = consumer.fetch_watermarks(topic, p, METADATA_TIMEOUT)?;
+        if high > low {
+            tpl.add_partition_offset(topic, p, rdkafka::Offset::Beginning)?;
+            ends.insert(p, high);
+        }
+    }
+    if ends.is_empty() {
+        return Ok(true);
+    }
+    consumer.assign(&tpl)?;
+    while !ends.is_empty() && std::time::Instant::now() < deadline {
+        let Some(m) = consumer.poll(Duration::from_millis(100)) else {
+            continue;
+        };
+        let m = m?;
+        if ends
+            .get(&m.partition())
+            .is_some_and(|end| m.offset() + 1 >= *end)
+        {
+            ends.remove(&m.partition());
+        }
+        each(&m);
+    }
+    Ok(ends.is_empty())
+}

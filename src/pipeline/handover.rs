@@ -140,47 +140,36 @@ impl StateReader {
         let consumer: BaseConsumer = self.config.create()?;
         let timeout = Duration::from_secs(10);
         let metadata = consumer.fetch_metadata(Some(&self.topic), timeout)?;
-        let mut tpl = TopicPartitionList::new();
-        let mut ends: HashMap<i32, i64> = HashMap::new();
+        let mut partitions = Vec::new();
         for t in metadata.topics() {
             let count = i32::try_from(t.partitions().len()).unwrap_or(i32::MAX);
             let needed: HashSet<i32> = wanted
                 .iter()
                 .map(|(_, p)| state_chunks::state_partition(*p, count))
                 .collect();
-            for p in t.partitions().iter().filter(|p| needed.contains(&p.id())) {
-                let (low, high) = consumer.fetch_watermarks(&self.topic, p.id(), timeout)?;
-                if high > low {
-                    tpl.add_partition_offset(&self.topic, p.id(), Offset::Beginning)?;
-                    ends.insert(p.id(), high);
-                }
-            }
+            partitions.extend(
+                t.partitions()
+                    .iter()
+                    .map(|p| p.id())
+                    .filter(|p| needed.contains(p)),
+            );
         }
-        if ends.is_empty() {
-            return Ok(());
-        }
-        consumer.assign(&tpl)?;
         let mut states = state_chunks::Assembler::default();
-        let deadline = Instant::now() + Duration::from_secs(20);
-        while !ends.is_empty() && Instant::now() < deadline {
-            let Some(m) = consumer.poll(Duration::from_millis(100)) else {
-                continue;
-            };
-            let m = m?;
-            if ends
-                .get(&m.partition())
-                .is_some_and(|end| m.offset() + 1 >= *end)
-            {
-                ends.remove(&m.partition());
-            }
-            let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
-                continue;
-            };
-            if state_chunks::partition_of(key).is_some_and(|p| wanted.contains(&p)) {
-                states.add(key, m.payload());
-            }
-        }
-        if !ends.is_empty() {
+        let reached = crate::topics::read_to_end(
+            &consumer,
+            &self.topic,
+            partitions,
+            Instant::now() + Duration::from_secs(20),
+            |m| {
+                let Some(key) = m.key().and_then(|k| std::str::from_utf8(k).ok()) else {
+                    return;
+                };
+                if state_chunks::partition_of(key).is_some_and(|p| wanted.contains(&p)) {
+                    states.add(key, m.payload());
+                }
+            },
+        )?;
+        if !reached {
             tracing::warn!(
                 topic = %self.topic,
                 "the state topic was not read to its end within 20 s; partitions whose states were not reached are replayed from their committed offsets"

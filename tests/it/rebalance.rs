@@ -152,6 +152,19 @@ pub(crate) async fn send_reading(
     .expect("produce");
 }
 
+/// Wait until instances A and B (metrics on these ports) each took a
+/// partition's state over from the state topic.
+pub(crate) async fn both_took_a_partition_over(port_a: u16, port_b: u16) {
+    wait_until(
+        "both instances to take a partition's state over",
+        async || {
+            metric(port_a, "yujing_partition_states_taken_total").await >= 1.0
+                && metric(port_b, "yujing_partition_states_taken_total").await >= 1.0
+        },
+    )
+    .await;
+}
+
 /// The sum of a metric's series, or one series (`name{label="value"}`).
 pub(crate) async fn metric(port: u16, name: &str) -> f64 {
     crate::support::sample(&crate::support::scrape(port).await, name, &[])
@@ -338,14 +351,7 @@ async fn hand_over_half_a_window(cluster: Cluster, kafka: [&str; 2]) {
         })
         .await;
         let _ = start_b.send(());
-        wait_until(
-            "both instances to take a partition's state over",
-            async || {
-                metric(port_a, "yujing_partition_states_taken_total").await >= 1.0
-                    && metric(port_b, "yujing_partition_states_taken_total").await >= 1.0
-            },
-        )
-        .await;
+        both_took_a_partition_over(port_a, port_b).await;
         produce(5..11, 100.0).await;
         wait_until("every message to be read", async || {
             consumed().await >= 22.0

@@ -10,7 +10,7 @@ use rdkafka::ClientConfig;
 use rdkafka::producer::{FutureProducer, FutureRecord};
 use serde_json::Value;
 
-use crate::rebalance::{Pair, config_full, metric, pair, send_reading};
+use crate::rebalance::{Pair, both_took_a_partition_over, config_full, metric, pair, send_reading};
 use crate::support::{Cluster, free_port, read_topic, wait_until};
 
 const RULES: &str = "\
@@ -150,14 +150,7 @@ async fn responses_move_with_their_partition_and_commands_reach_the_owner() {
         .await;
 
         let _ = start_b.send(());
-        wait_until(
-            "both instances to take a partition's state over",
-            async || {
-                metric(port_a, "yujing_partition_states_taken_total").await >= 1.0
-                    && metric(port_b, "yujing_partition_states_taken_total").await >= 1.0
-            },
-        )
-        .await;
+        both_took_a_partition_over(port_a, port_b).await;
         // Each instance holds the response of its partition's warning.
         let (on_a, on_b) = (listed(port_a).await, listed(port_b).await);
         assert_eq!((on_a.len(), on_b.len()), (1, 1), "{on_a:#?}\n{on_b:#?}");
