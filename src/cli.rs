@@ -449,6 +449,14 @@ pub async fn run_until(
         }
         _ => None,
     };
+    let board = config
+        .board
+        .as_ref()
+        .map(|_| crate::board::Board::new(&registry));
+    if let Some(b) = &board {
+        server = server.with_board(b.clone());
+        eprintln!("board at http://{addr}/board");
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.serve(async {
         let _ = stop_rx.await;
@@ -469,8 +477,13 @@ pub async fn run_until(
         shutdown_deadline: Some(config.shutdown_deadline),
         force_stop: force,
         responses,
+        board,
     };
+    let board_to_close = setup.board.clone();
     let result = pipeline::run(setup, shutdown).await;
+    if let Some(b) = board_to_close {
+        b.close();
+    }
     let _ = stop_tx.send(());
     let _ = server_task.await;
     result

@@ -15,6 +15,8 @@
 //!   starts where a checkpoint left off, if it covers the checkpoint.
 //! - [`reload`]: rules reload requests from SIGHUP, file changes and
 //!   `POST /-/reload`.
+//! - [`board`]: the duty officer's live board (`/board`): map, active
+//!   warnings, responses, served from embedded assets.
 //! - [`response_api`]: the responders' HTTP API (acknowledge, dispatch,
 //!   refer, close), answered by the pipeline's response book.
 //! - [`feedback_export`]: `yujing feedback export`, responders' verdicts
@@ -41,6 +43,7 @@
 
 pub mod backtest;
 pub mod bench;
+pub mod board;
 pub mod cli;
 pub mod config;
 pub mod demo;

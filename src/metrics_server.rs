@@ -26,6 +26,7 @@ pub struct MetricsServer {
     listener: TcpListener,
     state: AppState,
     api: Option<crate::response_api::Api>,
+    board: Option<crate::board::Board>,
 }
 
 #[derive(Clone)]
@@ -48,6 +49,7 @@ impl MetricsServer {
             listener,
             state,
             api: None,
+            board: None,
         })
     }
 
@@ -57,6 +59,12 @@ impl MetricsServer {
     /// city's rules.
     pub fn with_reload(mut self, tx: ReloadSender, token: Option<String>) -> Self {
         self.state.reload = Some((tx, token.filter(|t| !t.is_empty())));
+        self
+    }
+
+    /// Serve the board (`/board`, its snapshot and events).
+    pub fn with_board(mut self, board: crate::board::Board) -> Self {
+        self.board = Some(board);
         self
     }
 
@@ -88,6 +96,18 @@ impl MetricsServer {
                     .route("/api/v1/warnings", get(list))
                     .route("/api/v1/warnings/{*warning_id}", post(command))
                     .with_state(api),
+            );
+        }
+        if let Some(board) = self.board {
+            use crate::board::{events, page, script, snapshot, style};
+            app = app.merge(
+                Router::new()
+                    .route("/board", get(page))
+                    .route("/board/board.js", get(script))
+                    .route("/board/board.css", get(style))
+                    .route("/api/v1/board", get(snapshot))
+                    .route("/api/v1/board/events", get(events))
+                    .with_state(board),
             );
         }
         let app = app.layer(axum::middleware::from_fn(limit_body));

@@ -289,6 +289,7 @@ pub async fn pipeline_throughput(
         shutdown_deadline: None,
         force_stop: None,
         responses: None,
+        board: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

@@ -87,7 +87,16 @@ pub struct Config {
     /// escalation, the responders' API (off without it).
     #[serde(default)]
     pub response: Option<ResponseConfig>,
+    /// The duty officer's board at `/board` on the metrics port (off
+    /// without it): `board: {}`.
+    #[serde(default)]
+    pub board: Option<BoardConfig>,
 }
+
+/// The board's settings (none yet: its presence turns it on).
+#[derive(Debug, Clone, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct BoardConfig {}
 
 /// The response loop's settings.
 #[derive(Debug, Clone, Deserialize)]

@@ -115,8 +115,9 @@ pub async fn run(
         tokens: vec![(DEMO_CITY_TOKEN.into(), "city".into())],
         metrics: metrics.clone(),
     };
+    let board = crate::board::Board::new(&registry);
     let server = match MetricsServer::bind(opts.metrics_addr, metrics.clone()).await {
-        Ok(s) => s.with_responses(api.clone()),
+        Ok(s) => s.with_responses(api.clone()).with_board(board.clone()),
         Err(e) => {
             eprintln!(
                 "note: {} is taken ({e}); serving metrics on a free port instead",
@@ -126,6 +127,7 @@ pub async fn run(
                 .await
                 .map_err(|e| PipelineError::Invalid(format!("cannot bind metrics endpoint: {e}")))?
                 .with_responses(api)
+                .with_board(board.clone())
         }
     };
     let metrics_addr = server
@@ -155,6 +157,9 @@ pub async fn run(
         humantime::format_duration(opts.duration)
     );
     eprintln!("           responses → {RESPONSES_TOPIC}, responders' commands ← {FEEDBACK_TOPIC}");
+    eprintln!(
+        "  board    http://{metrics_addr}/board  (sign in with the token {DEMO_CITY_TOKEN} to act)"
+    );
     eprintln!("  metrics  http://{metrics_addr}/metrics");
     eprintln!(
         "  api      curl -H 'Authorization: Bearer {DEMO_CITY_TOKEN}' http://{metrics_addr}/api/v1/warnings"
@@ -238,6 +243,7 @@ pub async fn run(
             requests: api_requests,
             cap_sinks: Vec::new(),
         }),
+        board: Some(board),
     };
     let stop = async {
         tokio::select! {
@@ -245,7 +251,11 @@ pub async fn run(
             _ = tokio::time::sleep(opts.duration) => {},
         }
     };
+    let board_to_close = setup.board.clone();
     let result = pipeline::run(setup, stop).await;
+    if let Some(b) = board_to_close {
+        b.close();
+    }
     let _ = stop_tx.send(true);
     let _ = generator.await;
     let responses = responders.await.unwrap_or_default();

@@ -131,6 +131,9 @@ pub struct Setup {
     pub force_stop: Option<ForceStop>,
     /// With a responsibility file: the response loop.
     pub responses: Option<ResponseSetup>,
+    /// With `board:`, what the board shows, kept as alerts and response
+    /// changes are published.
+    pub board: Option<crate::board::Board>,
 }
 
 /// What a run did, for the closing summary.
@@ -185,6 +188,7 @@ struct State {
     refused_dir: Option<PathBuf>,
     /// The response book and its units, with a responsibility file.
     responses: Option<responses::ResponseLoop>,
+    board: Option<crate::board::Board>,
 }
 
 /// The readings consumer's name in `/health`.
@@ -401,6 +405,7 @@ async fn run_pipeline(
         stop_report,
         refused_dir: setup.state_dir.clone(),
         responses: response_loop,
+        board: setup.board,
     };
     for sink in &state.sinks {
         state.stop_report.add_sink(sink.name(), sink.in_flight());
@@ -605,6 +610,9 @@ impl State {
         if !alerts.is_empty() {
             self.label_assignees(&mut alerts);
             self.deliver(&alerts).await?;
+            if let Some(b) = &self.board {
+                b.on_alerts(&alerts);
+            }
             self.respond_to(transitions, &alerts).await?;
         }
         Ok(())

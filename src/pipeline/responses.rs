@@ -364,6 +364,9 @@ impl State {
                     );
                 }
             }
+            if let Some(b) = &self.board {
+                b.on_response(message.clone());
+            }
             let body = message.to_string();
             let record = FutureRecord::to(&r.topic)
                 .key(c.warning_id.as_str())

@@ -7,6 +7,7 @@ mod alertmanager;
 mod aqi;
 mod backtest;
 mod bad_input;
+mod board;
 mod checkpoint;
 mod cli;
 mod dead_letter;

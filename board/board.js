@@ -1,0 +1,325 @@
+// yujing's board: the city's map and its active warnings, live.
+// Plain JavaScript and SVG, no build step and nothing fetched from the
+// internet: served by yujing from the binary (src/board.rs).
+"use strict";
+
+const GRADES = ["blue", "yellow", "orange", "red"];
+const COLOURS = { blue: "#2f7bea", yellow: "#f2c200", orange: "#f07f13", red: "#e0262a", none: "#2b3a4a" };
+const TEXT = {
+  "zh-CN": {
+    title: "预警值班屏", district: "区县", category: "类别", min_grade: "最低级别", all: "全部",
+    sign_in: "登录", sign_out: "退出", token_placeholder: "单位令牌", none: "当前无预警",
+    lost: "与 yujing 的连接已断开，正在重连…", blue: "蓝色预警 IV级", yellow: "黄色预警 III级",
+    orange: "橙色预警 II级", red: "红色预警 I级", since: "已持续", value: "数值", threshold: "阈值",
+    crossing: "预计越限", state: "处置", assignee: "责任单位", deadline: "时限", overdue: "已超时",
+    acknowledge: "签收", dispatch: "派遣", on_site: "到场", confirmed: "确认属实", false_alarm: "误报",
+    note: "备注", to: "派往", assigned: "待签收", acknowledged: "已签收", dispatched: "已派遣",
+    handled: "已处置", env: "环境", met: "气象", infra: "设施", data: "数据质量",
+    refused: "操作被拒绝", faulty: "设备异常",
+  },
+  en: {
+    title: "Warning board", district: "District", category: "Category", min_grade: "Min. grade", all: "All",
+    sign_in: "Sign in", sign_out: "Sign out", token_placeholder: "unit token", none: "No active warnings",
+    lost: "Connection to yujing lost, reconnecting…", blue: "Blue IV", yellow: "Yellow III",
+    orange: "Orange II", red: "Red I", since: "active for", value: "value", threshold: "threshold",
+    crossing: "expected crossing", state: "response", assignee: "assignee", deadline: "due", overdue: "overdue",
+    acknowledge: "Acknowledge", dispatch: "Dispatch", on_site: "On site", confirmed: "Confirmed", false_alarm: "False alarm",
+    note: "note", to: "to", assigned: "assigned", acknowledged: "acknowledged", dispatched: "dispatched",
+    handled: "handled", env: "environment", met: "weather", infra: "infrastructure", data: "data quality",
+    refused: "refused", faulty: "sensor fault",
+  },
+};
+
+const state = {
+  lang: localStorage.getItem("yujing.lang") || (navigator.language.startsWith("zh") ? "zh-CN" : "en"),
+  sensors: [], warnings: new Map(), responses: new Map(),
+  token: sessionStorage.getItem("yujing.token") || "", unit: null, mine: new Set(),
+  filter: { district: "", category: "", grade: 0 },
+};
+const $ = (id) => document.getElementById(id);
+const t = (key) => (TEXT[state.lang] || TEXT.en)[key] || key;
+const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(0)};`);
+
+// ---- the map ------------------------------------------------------------
+let cells = new Map();    // grid → circle element
+let dots = new Map();     // sensor id → circle element
+let gridOf = new Map();   // sensor id → grid
+
+function drawMap() {
+  const svg = $("map");
+  svg.textContent = "";
+  cells = new Map(); dots = new Map(); gridOf = new Map();
+  if (!state.sensors.length) return;
+  const lats = state.sensors.map((s) => s.lat), lons = state.sensors.map((s) => s.lon);
+  const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
+  const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
+  const w = Math.max((maxLon - minLon) * k, 1e-6), h = Math.max(maxLat - minLat, 1e-6);
+  const scale = Math.min(900 / w, 600 / h);
+  let x = (lon) => 50 + (lon - minLon) * k * scale;
+  let y = (lat) => 650 - (lat - minLat) * scale;
+  const groups = (key) => {
+    const m = new Map();
+    for (const s of state.sensors) { if (!m.has(s[key])) m.set(s[key], []); m.get(s[key]).push(s); }
+    return m;
+  };
+  const ns = "http://www.w3.org/2000/svg";
+  const el = (name, attrs) => {
+    const e = document.createElementNS(ns, name);
+    for (const [a, v] of Object.entries(attrs)) e.setAttribute(a, v);
+    svg.appendChild(e);
+    return e;
+  };
+  const grids = groups("grid");
+  const spacing = Math.max(8, Math.min(40, Math.sqrt((900 * 600) / Math.max(grids.size, 1)) / 2));
+  // A registry whose grids share one place (no coordinates worth the
+  // name): the grids on a lattice, by district and street, instead.
+  const places = new Set(state.sensors.map((s) => `${s.lat},${s.lon}`));
+  let at = null;
+  if (places.size < grids.size) {
+    const order = [...grids.keys()].sort((a, b) => {
+      const [p, q] = [grids.get(a)[0], grids.get(b)[0]];
+      return p.district.localeCompare(q.district) || p.street.localeCompare(q.street) || a.localeCompare(b);
+    });
+    const cols = Math.ceil(Math.sqrt(order.length * 1.5));
+    at = new Map(order.map((g, i) => [g, [80 + (i % cols) * (840 / Math.max(cols - 1, 1)),
+      80 + Math.floor(i / cols) * (540 / Math.max(Math.ceil(order.length / cols) - 1, 1))]]));
+    const sensorAt = new Map(state.sensors.map((s) => [s.id, at.get(s.grid)]));
+    x = (lon, id) => sensorAt.get(id)[0];
+    y = (lat, id) => sensorAt.get(id)[1];
+  }
+  for (const [grid, members] of grids) {
+    const cx = members.reduce((a, s) => a + x(s.lon, s.id), 0) / members.length;
+    const cy = members.reduce((a, s) => a + y(s.lat, s.id), 0) / members.length;
+    const c = el("circle", { class: "cell", cx, cy, r: spacing, "data-grid": grid, fill: COLOURS.none });
+    const title = document.createElementNS(ns, "title");
+    title.textContent = `${grid} · ${members[0].street} · ${members[0].district}`;
+    c.appendChild(title);
+    cells.set(grid, c);
+    for (const s of members) gridOf.set(s.id, grid);
+  }
+  for (const s of state.sensors) {
+    dots.set(s.id, el("circle", { class: "sensor", cx: x(s.lon, s.id), cy: y(s.lat, s.id), r: 2.5, "data-sensor": s.id }));
+  }
+  for (const [district, members] of groups("district")) {
+    const label = el("text", {
+      class: "district-label",
+      x: members.reduce((a, s) => a + x(s.lon, s.id), 0) / members.length,
+      y: Math.min(...members.map((s) => y(s.lat, s.id))) - spacing - 4,
+    });
+    label.textContent = district;
+  }
+}
+
+// The grids a warning's area covers.
+function gridsOf(a) {
+  const by = a.group.by, key = a.group.key, out = new Set();
+  for (const s of state.sensors) {
+    if ((by === "sensor" && s.id === key) || (by === "grid" && s.grid === key) ||
+        (by === "street" && s.street === key) ||
+        (by === "district" && (s.district_code === key || s.district === key))) out.add(s.grid);
+  }
+  return out;
+}
+
+function paintMap(shown) {
+  const worst = new Map(), faulty = new Set();
+  for (const a of shown) {
+    if (a.rule.category === "data") {
+      // Data-quality warnings never colour the map as pollution.
+      for (const s of state.sensors) if (s.id === a.group.key || s.grid === a.group.key) faulty.add(s.id);
+      continue;
+    }
+    const g = GRADES.indexOf(a.grade);
+    for (const grid of gridsOf(a)) worst.set(grid, Math.max(worst.get(grid) ?? -1, g));
+  }
+  for (const [grid, c] of cells) {
+    const g = worst.get(grid);
+    const grade = g === undefined ? "none" : GRADES[g];
+    if (c.dataset.grade !== grade) { c.dataset.grade = grade; c.setAttribute("fill", COLOURS[grade]); }
+  }
+  for (const [id, d] of dots) d.classList.toggle("fault", faulty.has(id));
+}
+
+// ---- the list -----------------------------------------------------------
+// "14:05 (23 min)" for a deadline, local time.
+function due(iso) {
+  const d = new Date(iso), left = Math.round((d - Date.now()) / 60000);
+  const hm = d.toLocaleTimeString(state.lang, { hour: "2-digit", minute: "2-digit" });
+  return `${hm} (${left >= 0 ? left + " min" : t("overdue") + " " + -left + " min"})`;
+}
+
+function since(iso) {
+  const m = Math.max(0, Math.round((Date.now() - Date.parse(iso)) / 60000));
+  return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
+}
+
+function row(a) {
+  const r = state.responses.get(a.warning_id);
+  const overdue = r && r.deadline && Date.parse(r.deadline) < Date.now();
+  const area = `${a.group.by} ${a.group.key}${a.group.district ? " · " + a.group.district : ""}`;
+  const trend = a.trend && a.trend.expected_crossing_at ? ` · ${t("crossing")} ${esc(a.trend.expected_crossing_at)}` : "";
+  let resp = "";
+  if (r) {
+    resp = `<div class="meta response">${t("state")}: <b>${esc(t(r.state))}</b> · ${t("assignee")}: ${esc(r.assignee)}` +
+      (r.deadline ? ` · ${t("deadline")} ${esc(due(r.deadline))}` : "") + "</div>";
+  }
+  let actions = "";
+  if (state.token && state.mine.has(a.warning_id)) {
+    // The steps the response's state allows (the API refuses the others).
+    const steps = {
+      assigned: ["acknowledge"],
+      acknowledged: ["dispatch", "on_site", "confirmed", "false_alarm"],
+      dispatched: ["on_site", "confirmed", "false_alarm"],
+      on_site: ["confirmed", "false_alarm"],
+    }[r ? r.state : "assigned"] || [];
+    const b = (action) => `<button data-action="${action}">${esc(t(action))}</button>`;
+    if (steps.length) {
+      actions = `<div class="actions">${steps.map(b).join("")}` +
+        `<input class="note" placeholder="${esc(t("note"))}"></div>`;
+    }
+  }
+  return `<li class="warning${overdue ? " overdue" : ""}" data-warning-id="${esc(a.warning_id)}" data-grade="${esc(a.grade)}" style="border-left-color:${COLOURS[a.grade]}">` +
+    `<div class="head"><span class="grade g-${esc(a.grade)}">${esc(t(a.grade))}</span>` +
+    `<span class="rule">${esc(a.rule.description || a.rule.id)}</span></div>` +
+    `<div class="meta">${esc(area)} · ${t("value")} ${esc(a.value)} / ${t("threshold")} ${esc(a.threshold)}${esc(a.rule.unit ? " " + a.rule.unit : "")}` +
+    ` · ${t("since")} ${since(a.started_at)}${trend}</div>${resp}${actions}</li>`;
+}
+
+function visible() {
+  const f = state.filter;
+  return [...state.warnings.values()].filter((a) =>
+    (!f.district || a.group.district === f.district || a.group.district_code === f.district) &&
+    (!f.category || a.rule.category === f.category) && GRADES.indexOf(a.grade) >= f.grade);
+}
+
+let scheduled = false;
+function render() {
+  if (scheduled) return;
+  scheduled = true;
+  requestAnimationFrame(() => {
+    scheduled = false;
+    const shown = visible().sort((a, b) =>
+      GRADES.indexOf(b.grade) - GRADES.indexOf(a.grade) || b.event_time.localeCompare(a.event_time));
+    $("warnings").innerHTML = shown.map(row).join("");
+    $("empty").hidden = shown.length > 0;
+    paintMap(shown);
+    const counts = GRADES.map((g) => [g, shown.filter((a) => a.grade === g).length]);
+    $("counts").innerHTML = counts.map(([g, n]) => `<span class="g-${g}" data-count="${g}">${esc(t(g))} ${n}</span>`).join("");
+  });
+}
+
+// ---- text, filters ------------------------------------------------------
+function applyText() {
+  document.documentElement.lang = state.lang;
+  for (const e of document.querySelectorAll("[data-t]")) e.textContent = t(e.dataset.t);
+  for (const e of document.querySelectorAll("[data-tp]")) e.placeholder = t(e.dataset.tp);
+  $("lang").value = state.lang;
+  $("legend").innerHTML = GRADES.map((g) => `<span style="background:${COLOURS[g]}"></span>${esc(t(g))}`).join("") +
+    `<span style="border:2px solid #ff4fd8"></span>${esc(t("faulty"))}`;
+  $("connection").textContent = t("lost");
+  fillFilters();
+  render();
+}
+
+function fillFilters() {
+  const districts = [...new Set(state.sensors.map((s) => s.district))].sort();
+  const opt = (v, label, sel) => `<option value="${esc(v)}"${sel ? " selected" : ""}>${esc(label)}</option>`;
+  $("f-district").innerHTML = opt("", t("all")) + districts.map((d) => opt(d, d, d === state.filter.district)).join("");
+  $("f-category").innerHTML = opt("", t("all")) + ["env", "met", "infra", "data"].map((c) => opt(c, t(c), c === state.filter.category)).join("");
+  $("f-grade").innerHTML = GRADES.map((g, i) => opt(i, t(g), i === state.filter.grade)).join("");
+}
+
+// ---- data ---------------------------------------------------------------
+async function loadSnapshot() {
+  const s = await (await fetch("/api/v1/board")).json();
+  const first = !state.sensors.length;
+  state.sensors = s.sensors;
+  state.warnings = new Map(s.warnings.map((a) => [a.warning_id, a]));
+  state.responses = new Map(Object.entries(s.responses || {}));
+  if (first) { drawMap(); fillFilters(); }
+  render();
+}
+
+// The warnings the signed-in unit may act on (the responders' API).
+async function loadMine() {
+  if (!state.token) { state.mine = new Set(); return; }
+  const resp = await fetch("/api/v1/warnings", { headers: { authorization: `Bearer ${state.token}` } });
+  if (resp.status === 401) { signOut(); showError(t("refused")); return; }
+  const body = await resp.json();
+  state.mine = new Set(body.warnings.filter((w) => w.state !== "handled").map((w) => w.warning_id));
+  for (const w of body.warnings) {
+    state.responses.set(w.warning_id, { ...state.responses.get(w.warning_id), state: w.state, assignee: w.assignee });
+  }
+  render();
+}
+
+function connect() {
+  const events = new EventSource("/api/v1/board/events");
+  events.onopen = () => { $("connection").hidden = true; loadSnapshot().then(loadMine); };
+  events.onerror = () => { $("connection").hidden = false; };
+  events.addEventListener("resync", () => loadSnapshot());
+  events.onmessage = (m) => {
+    const e = JSON.parse(m.data);
+    if (e.kind === "alert") {
+      const a = e.alert;
+      if (a.grade) state.warnings.set(a.warning_id, a);
+      else { state.warnings.delete(a.warning_id); state.responses.delete(a.warning_id); }
+    } else if (e.kind === "response") {
+      const r = e.response;
+      if (state.warnings.has(r.warning_id)) state.responses.set(r.warning_id, r);
+      if (state.token) loadMine();
+    }
+    render();
+  };
+}
+
+function showError(text) {
+  $("error").textContent = text;
+  $("error").hidden = false;
+  setTimeout(() => { $("error").hidden = true; }, 5000);
+}
+
+async function act(id, action, note) {
+  const body = action === "confirmed" || action === "false_alarm"
+    ? { action: "handled", outcome: action } : action === "dispatch" ? { action, to: note || "team" } : { action };
+  if (note && action !== "dispatch") body.note = note;
+  const resp = await fetch(`/api/v1/warnings/${encodeURIComponent(id)}`, {
+    method: "POST", headers: { authorization: `Bearer ${state.token}`, "content-type": "application/json" },
+    body: JSON.stringify(body),
+  });
+  if (!resp.ok) {
+    const why = await resp.json().catch(() => ({}));
+    showError(`${t("refused")}: ${why.message || resp.status}`);
+  }
+  await loadMine();
+}
+
+function signOut() {
+  state.token = ""; state.mine = new Set();
+  sessionStorage.removeItem("yujing.token");
+  $("signin").hidden = false; $("signed-in").hidden = true;
+  render();
+}
+
+$("warnings").addEventListener("click", (e) => {
+  const button = e.target.closest("button[data-action]");
+  if (!button) return;
+  const li = button.closest("li");
+  act(li.dataset.warningId, button.dataset.action, li.querySelector("input.note")?.value.trim());
+});
+$("sign-in").addEventListener("click", () => {
+  state.token = $("token").value.trim();
+  if (!state.token) return;
+  sessionStorage.setItem("yujing.token", state.token);
+  $("signin").hidden = true; $("signed-in").hidden = false;
+  loadMine();
+});
+$("sign-out").addEventListener("click", signOut);
+$("lang").addEventListener("change", (e) => { state.lang = e.target.value; localStorage.setItem("yujing.lang", state.lang); applyText(); });
+$("f-district").addEventListener("change", (e) => { state.filter.district = e.target.value; render(); });
+$("f-category").addEventListener("change", (e) => { state.filter.category = e.target.value; render(); });
+$("f-grade").addEventListener("change", (e) => { state.filter.grade = Number(e.target.value); render(); });
+if (state.token) { $("signin").hidden = true; $("signed-in").hidden = false; }
+applyText();
+connect();
+setInterval(render, 30000); // "active for" and deadlines move on
