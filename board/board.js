@@ -44,11 +44,21 @@ const esc = (s) => String(s ?? "").replace(/[&<>"']/g, (c) => `&#${c.charCodeAt(
 let cells = new Map();    // grid → circle element
 let dots = new Map();     // sensor id → circle element
 let gridOf = new Map();   // sensor id → grid
+let areaGrids = new Map(); // "level:key" → the grids of that area
+let areaSensors = new Map(); // "level:key" → the sensors of that area
 
 function drawMap() {
   const svg = $("map");
   svg.textContent = "";
-  cells = new Map(); dots = new Map(); gridOf = new Map();
+  cells = new Map(); dots = new Map(); gridOf = new Map(); areaGrids = new Map(); areaSensors = new Map();
+  for (const s of state.sensors) {
+    for (const key of [`sensor:${s.id}`, `grid:${s.grid}`, `street:${s.street}`,
+      `district:${s.district}`, `district:${s.district_code}`]) {
+      if (!areaGrids.has(key)) { areaGrids.set(key, new Set()); areaSensors.set(key, []); }
+      areaGrids.get(key).add(s.grid);
+      areaSensors.get(key).push(s.id);
+    }
+  }
   if (!state.sensors.length) return;
   const lats = state.sensors.map((s) => s.lat), lons = state.sensors.map((s) => s.lon);
   const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
@@ -110,23 +120,16 @@ function drawMap() {
   }
 }
 
-// The grids a warning's area covers.
-function gridsOf(a) {
-  const by = a.group.by, key = a.group.key, out = new Set();
-  for (const s of state.sensors) {
-    if ((by === "sensor" && s.id === key) || (by === "grid" && s.grid === key) ||
-        (by === "street" && s.street === key) ||
-        (by === "district" && (s.district_code === key || s.district === key))) out.add(s.grid);
-  }
-  return out;
-}
+// The grids (and sensors) a warning's area covers.
+const gridsOf = (a) => areaGrids.get(`${a.group.by}:${a.group.key}`) || [];
+const sensorsOf = (a) => areaSensors.get(`${a.group.by}:${a.group.key}`) || [];
 
 function paintMap(shown) {
   const worst = new Map(), faulty = new Set();
   for (const a of shown) {
     if (a.rule.category === "data") {
       // Data-quality warnings never colour the map as pollution.
-      for (const s of state.sensors) if (s.id === a.group.key || s.grid === a.group.key) faulty.add(s.id);
+      for (const id of sensorsOf(a)) faulty.add(id);
       continue;
     }
     const g = GRADES.indexOf(a.grade);
