@@ -15,7 +15,8 @@ const TEXT = {
     acknowledge: "签收", dispatch: "派遣", on_site: "到场", confirmed: "确认属实", false_alarm: "误报",
     note: "备注", to: "派往", assigned: "待签收", acknowledged: "已签收", dispatched: "已派遣",
     handled: "已处置", env: "环境", met: "气象", infra: "设施", data: "数据质量",
-    refused: "操作被拒绝", faulty: "设备异常",
+    refused: "操作被拒绝", faulty: "设备异常", timeline: "近24小时", raised: "发布",
+    escalated: "升级", deescalated: "降级", resolved: "解除", no_history: "24小时内无变化",
   },
   en: {
     title: "Warning board", district: "District", category: "Category", min_grade: "Min. grade", all: "All",
@@ -26,7 +27,8 @@ const TEXT = {
     acknowledge: "Acknowledge", dispatch: "Dispatch", on_site: "On site", confirmed: "Confirmed", false_alarm: "False alarm",
     note: "note", to: "to", assigned: "assigned", acknowledged: "acknowledged", dispatched: "dispatched",
     handled: "handled", env: "environment", met: "weather", infra: "infrastructure", data: "data quality",
-    refused: "refused", faulty: "sensor fault",
+    refused: "refused", faulty: "sensor fault", timeline: "last 24 h", raised: "raised",
+    escalated: "escalated", deescalated: "de-escalated", resolved: "resolved", no_history: "no change in 24 h",
   },
 };
 
@@ -35,6 +37,7 @@ const state = {
   sensors: [], warnings: new Map(), responses: new Map(),
   token: sessionStorage.getItem("yujing.token") || "", unit: null, mine: new Set(),
   filter: { district: "", category: "", grade: 0 },
+  selected: null, // a grid whose timeline is open
 };
 const $ = (id) => document.getElementById(id);
 const t = (key) => (TEXT[state.lang] || TEXT.en)[key] || key;
@@ -101,6 +104,7 @@ function drawMap() {
     const cx = members.reduce((a, s) => a + x(s.lon, s.id), 0) / members.length;
     const cy = members.reduce((a, s) => a + y(s.lat, s.id), 0) / members.length;
     const c = el("circle", { class: "cell", cx, cy, r: spacing, "data-grid": grid, fill: COLOURS.none });
+    c.addEventListener("click", () => openTimeline(grid));
     const title = document.createElementNS(ns, "title");
     title.textContent = `${grid} · ${members[0].street} · ${members[0].district}`;
     c.appendChild(title);
@@ -211,6 +215,33 @@ function render() {
   });
 }
 
+// ---- an area's last 24 hours ----------------------------------------------
+async function openTimeline(grid) {
+  state.selected = grid;
+  for (const [g, c] of cells) c.classList.toggle("selected", g === grid);
+  const history = await (await fetch("/api/v1/board/timeline")).json();
+  // The transitions of every warning whose area covers the grid.
+  const mine = history.filter((h) => {
+    const grids = areaGrids.get(`${h.group.by}:${h.group.key}`);
+    return grids && grids.has(grid);
+  }).reverse();
+  const first = state.sensors.find((s) => s.grid === grid);
+  $("timeline-area").textContent = `${grid}${first ? " · " + first.street + " · " + first.district : ""}`;
+  $("timeline-list").innerHTML = mine.length ? mine.map((h) => {
+    const grade = h.grade || h.previous_grade || "none";
+    return `<li data-transition="${esc(h.transition)}"><span class="dot" style="background:${COLOURS[grade]}"></span>` +
+      `${esc(h.event_time)} · ${esc(t(h.transition.replace("-", "")))} · ${esc(h.rule)} · ${esc(h.group.by)} ${esc(h.group.key)}` +
+      `${h.value != null ? " · " + esc(h.value) : ""}</li>`;
+  }).join("") : `<li>${esc(t("no_history"))}</li>`;
+  $("timeline").hidden = false;
+}
+
+function closeTimeline() {
+  state.selected = null;
+  $("timeline").hidden = true;
+  for (const c of cells.values()) c.classList.remove("selected");
+}
+
 // ---- text, filters ------------------------------------------------------
 function applyText() {
   document.documentElement.lang = state.lang;
@@ -222,6 +253,7 @@ function applyText() {
   $("connection").textContent = t("lost");
   fillFilters();
   render();
+  if (state.selected) openTimeline(state.selected);
 }
 
 function fillFilters() {
@@ -267,6 +299,7 @@ function connect() {
       const a = e.alert;
       if (a.grade) state.warnings.set(a.warning_id, a);
       else { state.warnings.delete(a.warning_id); state.responses.delete(a.warning_id); }
+      if (state.selected && gridsOf(a).has?.(state.selected)) openTimeline(state.selected);
     } else if (e.kind === "response") {
       const r = e.response;
       if (state.warnings.has(r.warning_id)) state.responses.set(r.warning_id, r);
@@ -318,6 +351,7 @@ $("sign-in").addEventListener("click", () => {
   loadMine();
 });
 $("sign-out").addEventListener("click", signOut);
+$("timeline-close").addEventListener("click", closeTimeline);
 $("lang").addEventListener("change", (e) => { state.lang = e.target.value; localStorage.setItem("yujing.lang", state.lang); applyText(); });
 $("f-district").addEventListener("change", (e) => { state.filter.district = e.target.value; render(); });
 $("f-category").addEventListener("change", (e) => { state.filter.category = e.target.value; render(); });

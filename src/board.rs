@@ -14,7 +14,7 @@
 //! Acting on a warning goes through the responders' API with the unit's
 //! token, so the page has exactly the rights of the unit signed in.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::convert::Infallible;
 use std::sync::{Arc, Mutex};
 
@@ -47,7 +47,15 @@ struct Live {
     warnings: BTreeMap<String, Value>,
     /// Warning id → its response summary.
     responses: BTreeMap<String, Value>,
+    /// The transitions of the last [`HISTORY_MS`] (wall clock when
+    /// published), oldest first, at most [`HISTORY_MAX`].
+    history: VecDeque<(i64, Value)>,
 }
+
+/// How far back the board's timeline goes, and how many transitions it
+/// keeps at most.
+const HISTORY_MS: i64 = 24 * 3_600_000;
+const HISTORY_MAX: usize = 50_000;
 
 impl Board {
     pub fn new(registry: &SensorRegistry) -> Self {
@@ -88,6 +96,25 @@ impl Board {
             } else {
                 live.warnings.insert(a.warning_id.clone(), v.clone());
             }
+            let now = yujing_ingest::clock::wall_now_ms();
+            live.history.push_back((
+                now,
+                json!({
+                    "warning_id": a.warning_id, "transition": a.transition,
+                    "grade": a.grade, "previous_grade": a.previous_grade,
+                    "rule": a.rule.id, "category": a.rule.category,
+                    "group": {"by": a.group.by, "key": a.group.key},
+                    "event_time": a.event_time, "value": a.value,
+                }),
+            ));
+            while live
+                .history
+                .front()
+                .is_some_and(|(at, _)| *at < now - HISTORY_MS)
+                || live.history.len() > HISTORY_MAX
+            {
+                live.history.pop_front();
+            }
             let _ = self.events.send(json!({"kind": "alert", "alert": v}));
         }
     }
@@ -105,6 +132,11 @@ impl Board {
         let _ = self
             .events
             .send(json!({"kind": "response", "response": summary}));
+    }
+
+    fn history(&self) -> Value {
+        let live = self.inner.lock().unwrap_or_else(|e| e.into_inner());
+        Value::Array(live.history.iter().map(|(_, v)| v.clone()).collect())
     }
 
     fn snapshot(&self) -> Value {
@@ -140,6 +172,12 @@ pub async fn style() -> impl IntoResponse {
 /// `GET /api/v1/board`: sensors and the active warnings now.
 pub async fn snapshot(State(board): State<Board>) -> impl IntoResponse {
     axum::Json(board.snapshot())
+}
+
+/// `GET /api/v1/board/timeline`: the transitions of the last 24 hours,
+/// oldest first (the page picks an area's).
+pub async fn timeline(State(board): State<Board>) -> impl IntoResponse {
+    axum::Json(board.history())
 }
 
 /// `GET /api/v1/board/events`: every change from now on, as server-sent

@@ -99,7 +99,7 @@ impl MetricsServer {
             );
         }
         if let Some(board) = self.board {
-            use crate::board::{events, page, script, snapshot, style};
+            use crate::board::{events, page, script, snapshot, style, timeline};
             app = app.merge(
                 Router::new()
                     .route("/board", get(page))
@@ -107,6 +107,7 @@ impl MetricsServer {
                     .route("/board/board.css", get(style))
                     .route("/api/v1/board", get(snapshot))
                     .route("/api/v1/board/events", get(events))
+                    .route("/api/v1/board/timeline", get(timeline))
                     .with_state(board),
             );
         }

@@ -6,6 +6,7 @@
 //   {"cmd":"wait_change","has":"s002","lacks":"s000"} → the same, once the rows changed so
 //   {"cmd":"sign_in","token":"…"}     → the same, once the unit's warnings are known
 //   {"cmd":"click","warning":"…","action":"acknowledge","until":"已签收"}
+//   {"cmd":"timeline","grid":"g0"}     → {"transitions":["resolved","raised"]} (newest first)
 //   {"cmd":"lang","value":"en"}
 //   {"cmd":"screenshot","path":"…"}
 //   {"cmd":"measure"}                 → {"render_ms":…}
@@ -75,6 +76,14 @@ const commands = {
       return li && li.querySelector(".response")?.textContent.includes(text);
     }, [warning, until], { timeout: 30000 });
     return rows();
+  },
+  // Click a grid's cell: its last 24 h of transitions.
+  async timeline({ grid }) {
+    await page.click(`circle.cell[data-grid="${grid}"]`);
+    await page.waitForFunction(() => !document.getElementById("timeline").hidden);
+    const transitions = await page.evaluate(() =>
+      [...document.querySelectorAll("#timeline-list li[data-transition]")].map((l) => l.dataset.transition));
+    return { transitions };
   },
   async lang({ value }) {
     await page.selectOption("#lang", value);

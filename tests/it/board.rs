@@ -3,7 +3,8 @@
 //! the mock cluster: the page shows the warnings on the alert topic, live;
 //! a warned grid has its grade's colour; a read-only page has no buttons;
 //! a signed-in unit acts on its own warnings only, and its click is a
-//! response message on Kafka. Screenshots go to `docs/`.
+//! response message on Kafka; a grid's cell opens its last 24 hours.
+//! Screenshots go to `docs/`.
 
 use std::io::{BufRead, BufReader, Write};
 use std::path::Path;
@@ -167,6 +168,13 @@ async fn the_board_follows_the_warnings_live_and_a_unit_acts_on_its_own() {
             let acted = browser
                 .ask(json!({"cmd": "click", "warning": mine, "action": "acknowledge", "until": "已签收"}))
                 .await;
+            // g0's last 24 hours: s000's warning raised, then resolved.
+            let timeline = browser.ask(json!({"cmd": "timeline", "grid": "g0"})).await;
+            assert_eq!(
+                timeline["transitions"],
+                json!(["resolved", "raised"]),
+                "{timeline}"
+            );
             browser.ask(json!({"cmd": "lang", "value": "en"})).await;
             browser
                 .ask(json!({"cmd": "screenshot", "path": docs.join("board-en.png")}))
