@@ -64,6 +64,11 @@ function drawMap() {
   }
   if (!state.sensors.length) return;
   const lats = state.sensors.map((s) => s.lat), lons = state.sensors.map((s) => s.lon);
+  for (const f of (state.districts && state.districts.features) || []) {
+    const g = f.geometry || {};
+    const rings = g.type === "Polygon" ? g.coordinates : g.type === "MultiPolygon" ? g.coordinates.flat() : [];
+    for (const [lon, lat] of rings.flat()) { lons.push(lon); lats.push(lat); }
+  }
   const [minLat, maxLat, minLon, maxLon] = [Math.min(...lats), Math.max(...lats), Math.min(...lons), Math.max(...lons)];
   const k = Math.cos(((minLat + maxLat) / 2) * Math.PI / 180);
   const w = Math.max((maxLon - minLon) * k, 1e-6), h = Math.max(maxLat - minLat, 1e-6);
@@ -99,6 +104,20 @@ function drawMap() {
     const sensorAt = new Map(state.sensors.map((s) => [s.id, at.get(s.grid)]));
     x = (lon, id) => sensorAt.get(id)[0];
     y = (lat, id) => sensorAt.get(id)[1];
+  }
+  // District boundaries from the operator's GeoJSON, under the cells.
+  if (!at && state.districts && Array.isArray(state.districts.features)) {
+    for (const f of state.districts.features) {
+      const g = f.geometry || {};
+      const polygons = g.type === "Polygon" ? [g.coordinates] : g.type === "MultiPolygon" ? g.coordinates : [];
+      const d = polygons.map((rings) => rings.map((ring) =>
+        "M" + ring.map(([lon, lat]) => `${x(lon).toFixed(1)},${y(lat).toFixed(1)}`).join("L") + "Z").join("")).join("");
+      if (!d) continue;
+      const p = el("path", { class: "district", d });
+      const title = document.createElementNS(ns, "title");
+      title.textContent = (f.properties && f.properties.name) || "";
+      p.appendChild(title);
+    }
   }
   for (const [grid, members] of grids) {
     const cx = members.reduce((a, s) => a + x(s.lon, s.id), 0) / members.length;
@@ -269,6 +288,7 @@ async function loadSnapshot() {
   const s = await (await fetch("/api/v1/board")).json();
   const first = !state.sensors.length;
   state.sensors = s.sensors;
+  state.districts = s.districts;
   state.warnings = new Map(s.warnings.map((a) => [a.warning_id, a]));
   state.responses = new Map(Object.entries(s.responses || {}));
   if (first) { drawMap(); fillFilters(); }

@@ -36,6 +36,8 @@ pub struct Board {
     inner: Arc<Mutex<Live>>,
     events: broadcast::Sender<Value>,
     sensors: Arc<Value>,
+    /// District boundaries (GeoJSON), if the config names them.
+    districts: Arc<Value>,
     /// Set when yujing stops: open event streams end, so the server's
     /// graceful shutdown does not wait on a page left open.
     closed: tokio::sync::watch::Sender<bool>,
@@ -58,7 +60,7 @@ const HISTORY_MS: i64 = 24 * 3_600_000;
 const HISTORY_MAX: usize = 50_000;
 
 impl Board {
-    pub fn new(registry: &SensorRegistry) -> Self {
+    pub fn new(registry: &SensorRegistry, districts: Option<Value>) -> Self {
         let sensors: Vec<Value> = registry
             .sensors()
             .iter()
@@ -74,6 +76,7 @@ impl Board {
             inner: Arc::default(),
             events: broadcast::channel(EVENTS).0,
             sensors: Arc::new(Value::Array(sensors)),
+            districts: Arc::new(districts.unwrap_or(Value::Null)),
             closed: tokio::sync::watch::channel(false).0,
         }
     }
@@ -143,6 +146,7 @@ impl Board {
         let live = self.inner.lock().unwrap_or_else(|e| e.into_inner());
         json!({
             "sensors": *self.sensors,
+            "districts": *self.districts,
             "warnings": live.warnings.values().collect::<Vec<_>>(),
             "responses": live.responses,
         })

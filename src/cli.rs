@@ -449,10 +449,13 @@ pub async fn run_until(
         }
         _ => None,
     };
-    let board = config
-        .board
-        .as_ref()
-        .map(|_| crate::board::Board::new(&registry));
+    let board = match &config.board {
+        Some(b) => Some(crate::board::Board::new(
+            &registry,
+            b.load_districts().map_err(PipelineError::Config)?,
+        )),
+        None => None,
+    };
     if let Some(b) = &board {
         server = server.with_board(b.clone());
         eprintln!("board at http://{addr}/board");

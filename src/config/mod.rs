@@ -93,10 +93,45 @@ pub struct Config {
     pub board: Option<BoardConfig>,
 }
 
-/// The board's settings (none yet: its presence turns it on).
+/// The board's settings (`board: {}` turns it on).
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct BoardConfig {}
+pub struct BoardConfig {
+    /// District (or street) boundaries as GeoJSON (a FeatureCollection of
+    /// Polygons or MultiPolygons in lon/lat, `properties.name` shown),
+    /// drawn under the grid cells; relative to this config. Without it the
+    /// page draws what the registry gives.
+    #[serde(default)]
+    pub districts: Option<PathBuf>,
+}
+
+impl BoardConfig {
+    /// The boundaries file, read and checked to be a GeoJSON
+    /// FeatureCollection.
+    pub fn load_districts(&self) -> Result<Option<serde_json::Value>, ConfigError> {
+        let Some(path) = &self.districts else {
+            return Ok(None);
+        };
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Io {
+            path: path.clone(),
+            source,
+        })?;
+        let value: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| ConfigError::Syntax {
+                path: path.clone(),
+                line: e.line(),
+                column: e.column(),
+                message: e.to_string(),
+            })?;
+        if value["type"] != "FeatureCollection" || !value["features"].is_array() {
+            return Err(ConfigError::Invalid {
+                path: path.clone(),
+                message: "board.districts must be a GeoJSON FeatureCollection".into(),
+            });
+        }
+        Ok(Some(value))
+    }
+}
 
 /// The response loop's settings.
 #[derive(Debug, Clone, Deserialize)]
@@ -468,6 +503,9 @@ impl Config {
         if let Some(r) = &mut config.response {
             r.units = base.join(&r.units);
         }
+        if let Some(d) = config.board.as_mut().and_then(|b| b.districts.as_mut()) {
+            *d = base.join(&*d);
+        }
         if let Some(f) = &config.reload.http_token_file {
             config.reload.http_token_file = Some(base.join(f));
         }
@@ -536,6 +574,9 @@ impl Loaded {
             .map(yujing_ingest::Measurements::names);
         let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())?;
         let registry = yujing_ingest::SensorRegistry::load(&config.sensors)?;
+        if let Some(b) = &config.board {
+            b.load_districts()?;
+        }
         let units = match &config.response {
             Some(r) => Some(yujing_response::Units::load(&r.units, &registry)?),
             None => None,

@@ -115,7 +115,7 @@ pub async fn run(
         tokens: vec![(DEMO_CITY_TOKEN.into(), "city".into())],
         metrics: metrics.clone(),
     };
-    let board = crate::board::Board::new(&registry);
+    let board = crate::board::Board::new(&registry, None);
     let server = match MetricsServer::bind(opts.metrics_addr, metrics.clone()).await {
         Ok(s) => s.with_responses(api.clone()).with_board(board.clone()),
         Err(e) => {

@@ -35,6 +35,7 @@ async function rows() {
     }
     for (const c of document.querySelectorAll("circle.cell")) out.cells[c.dataset.grid] = c.dataset.grade;
     out.connection_lost = !document.getElementById("connection").hidden;
+    out.districts = document.querySelectorAll("path.district").length;
     return out;
   });
 }

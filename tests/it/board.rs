@@ -113,8 +113,20 @@ async fn the_board_follows_the_warnings_live_and_a_unit_acts_on_its_own() {
     std::fs::write(city.dir.path().join("sensors.csv"), sensors).unwrap();
     city.create_topics(&[("responses", 1)]).await;
     std::fs::write(city.dir.path().join("units.yaml"), UNITS).unwrap();
+    // The operator's district boundaries (GeoJSON, lon/lat).
+    let square = |name: &str, lon: f64| {
+        json!({"type": "Feature", "properties": {"name": name}, "geometry": {"type": "Polygon",
+            "coordinates": [[[lon, 29.57], [lon + 0.05, 29.57], [lon + 0.05, 29.63], [lon, 29.63], [lon, 29.57]]]}})
+    };
+    let districts = json!({"type": "FeatureCollection",
+        "features": [square("渝北区", 106.49), square("江北区", 106.545)]});
+    std::fs::write(
+        city.dir.path().join("districts.geojson"),
+        districts.to_string(),
+    )
+    .unwrap();
     let config = city.config_with(
-        "board: {}\nresponse: { units: units.yaml, topic: responses }",
+        "board: { districts: districts.geojson }\nresponse: { units: units.yaml, topic: responses }",
         "  - kind: kafka\n    topic: alerts\n",
     );
     // s000 (Yubei, g0) and s001 (Jiangbei, g1) warned; s002 (Yubei) later.
@@ -196,6 +208,7 @@ async fn the_board_follows_the_warnings_live_and_a_unit_acts_on_its_own() {
             .all(|n| n == 0),
         "{first}"
     );
+    assert_eq!(first["districts"], 2, "the GeoJSON boundaries drawn");
     assert_eq!(first["cells"]["g0"], "blue", "{first}");
     assert_eq!(first["cells"]["g1"], "blue", "{first}");
     assert_eq!(first["cells"]["g2"], "none", "{first}");
