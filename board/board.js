@@ -4,6 +4,9 @@
 "use strict";
 
 const GRADES = ["blue", "yellow", "orange", "red"];
+// Rows drawn at most (most severe and newest first): a longer list is
+// for the filters, not for scrolling, and would slow every update.
+const ROWS = 300;
 const COLOURS = { blue: "#2f7bea", yellow: "#f2c200", orange: "#f07f13", red: "#e0262a", none: "#2b3a4a" };
 const TEXT = {
   "zh-CN": {
@@ -226,7 +229,8 @@ function render() {
     scheduled = false;
     const shown = visible().sort((a, b) =>
       GRADES.indexOf(b.grade) - GRADES.indexOf(a.grade) || b.event_time.localeCompare(a.event_time));
-    $("warnings").innerHTML = shown.map(row).join("");
+    $("warnings").innerHTML = shown.slice(0, ROWS).map(row).join("") +
+      (shown.length > ROWS ? `<li class="more">+${shown.length - ROWS}</li>` : "");
     $("empty").hidden = shown.length > 0;
     paintMap(shown);
     const counts = GRADES.map((g) => [g, shown.filter((a) => a.grade === g).length]);
