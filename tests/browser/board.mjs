@@ -7,6 +7,7 @@
 //   {"cmd":"sign_in","token":"…"}     → the same, once the unit's warnings are known
 //   {"cmd":"click","warning":"…","action":"acknowledge","until":"已签收"}
 //   {"cmd":"timeline","grid":"g0"}     → {"transitions":["resolved","raised"]} (newest first)
+//   {"cmd":"wait_lost"}               → once the page shows the connection lost
 //   {"cmd":"lang","value":"en"}
 //   {"cmd":"screenshot","path":"…"}
 //   {"cmd":"measure"}                 → {"render_ms":…}
@@ -85,6 +86,11 @@ const commands = {
     const transitions = await page.evaluate(() =>
       [...document.querySelectorAll("#timeline-list li[data-transition]")].map((l) => l.dataset.transition));
     return { transitions };
+  },
+  // Until the page says its connection to yujing is lost.
+  async wait_lost() {
+    await page.waitForFunction(() => !document.getElementById("connection").hidden, null, { timeout: 30000 });
+    return rows();
   },
   async lang({ value }) {
     await page.selectOption("#lang", value);

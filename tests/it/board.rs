@@ -197,6 +197,9 @@ async fn the_board_follows_the_warnings_live_and_a_unit_acts_on_its_own() {
         })
         .await;
     result.expect("stops cleanly");
+    // yujing stopped: the page says so.
+    let lost = browser.ask(json!({"cmd": "wait_lost"})).await;
+    assert_eq!(lost["connection_lost"], true);
     drop(browser);
 
     // Read-only at first: no buttons; warned grids in blue.
