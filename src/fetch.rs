@@ -21,7 +21,7 @@ use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::mpsc;
 use yujing_ingest::{DecodeError, Reading, decode_readings};
 
-use crate::telemetry::LagReporter;
+use crate::rebalance::LagReporter;
 
 /// Messages per batch handed to the pipeline.
 const BATCH: usize = 1024;

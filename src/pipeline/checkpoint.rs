@@ -23,10 +23,8 @@ use yujing_ingest::PartitionProgress;
 
 use super::warning_state::{self, StateError};
 use super::{PipelineError, State, commit};
-use crate::rebalance::{Resume, ResumePlan};
-use crate::telemetry::{
-    CheckpointRestored, CheckpointSaved, LagReporter, Metrics, WarningStateSaved,
-};
+use crate::rebalance::{LagReporter, Resume, ResumePlan};
+use crate::telemetry::{CheckpointRestored, CheckpointSaved, Metrics, WarningStateSaved};
 use yujing_engine::{Engine, EngineSnapshot};
 
 pub const FORMAT: &str = "yujing.checkpoint/v1";

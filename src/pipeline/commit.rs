@@ -22,7 +22,8 @@ use rdkafka::producer::{FutureProducer, Producer};
 use rdkafka::{Offset, TopicPartitionList};
 
 use super::{PipelineError, State, warning_state};
-use crate::telemetry::{LagReporter, WarningStateSaved};
+use crate::rebalance::LagReporter;
+use crate::telemetry::WarningStateSaved;
 
 /// How long transaction calls may take.
 const TXN_TIMEOUT: Duration = Duration::from_secs(30);

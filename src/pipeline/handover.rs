@@ -28,7 +28,8 @@ use tokio::sync::mpsc;
 
 use super::{PipelineError, State, commit, state_chunks};
 use crate::config::KafkaConfig;
-use crate::telemetry::{HandoverRead, HandoverWritten, LagReporter};
+use crate::rebalance::LagReporter;
+use crate::telemetry::{HandoverRead, HandoverWritten};
 use yujing_engine::PartitionState;
 
 /// How long a rebalance waits for the pipeline to write what it hands over.

@@ -63,8 +63,9 @@ pub use yujing_sinks::{SinkSetup, SpoolConfig};
 use crate::config::{KafkaConfig, PipelineConfig};
 use crate::fetch::Fetcher;
 use crate::rebalance::ResumePlan;
+use crate::rebalance::{LagReporter, RevokedPartitions};
 use crate::reload::ReloadReceiver;
-use crate::telemetry::{LagReporter, Metrics, RevokedPartitions, WarningStateRestored};
+use crate::telemetry::{Metrics, WarningStateRestored};
 use yujing_engine::Engine;
 
 /// Errors that stop the pipeline. Offsets of unfinished work are not
