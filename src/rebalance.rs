@@ -245,6 +245,47 @@ impl ConsumerContext for LagReporter {
     }
 }
 
+/// Partitions taken away or given by a rebalance, queued by the consumer
+/// context for the pipeline.
+pub type RevokedPartitions = std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>;
+
+/// Consumer context that turns librdkafka statistics into metrics and
+/// notes partitions a rebalance revokes.
+pub struct LagReporter {
+    pub metrics: crate::telemetry::Metrics,
+    pub revoked: RevokedPartitions,
+    /// Partitions a rebalance assigned (they hold the watermark back until
+    /// their first reading or the idle timeout).
+    pub assigned: RevokedPartitions,
+    /// Where a checkpoint says reading resumes (first assignment only).
+    pub resume: ResumePlan,
+    /// With `kafka.state_topic`: hand partitions over at rebalances.
+    pub handover: Option<crate::pipeline::HandoverLink>,
+    /// How far the consumer thread got in each partition.
+    pub positions: Positions,
+}
+
+impl rdkafka::ClientContext for LagReporter {
+    fn stats(&self, statistics: rdkafka::Statistics) {
+        for (topic, t) in &statistics.topics {
+            for (partition, p) in &t.partitions {
+                // -1 is librdkafka's internal UA partition; negative
+                // offsets mean "not known yet".
+                if *partition < 0 || p.hi_offset < 0 || p.app_offset < 0 {
+                    continue;
+                }
+                // Lag of reading, not of committing: the committed offset
+                // trails on purpose while windows are open (see
+                // yujing_uncommitted_messages).
+                self.metrics
+                    .consumer_lag
+                    .with_label_values(&[topic, &partition.to_string()])
+                    .set((p.hi_offset - p.app_offset).max(0));
+            }
+        }
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -330,46 +371,5 @@ mod tests {
             later.find_partition("r", 0).unwrap().offset(),
             Offset::Invalid
         );
-    }
-}
-
-/// Partitions taken away or given by a rebalance, queued by the consumer
-/// context for the pipeline.
-pub type RevokedPartitions = std::sync::Arc<std::sync::Mutex<Vec<(String, i32)>>>;
-
-/// Consumer context that turns librdkafka statistics into metrics and
-/// notes partitions a rebalance revokes.
-pub struct LagReporter {
-    pub metrics: crate::telemetry::Metrics,
-    pub revoked: RevokedPartitions,
-    /// Partitions a rebalance assigned (they hold the watermark back until
-    /// their first reading or the idle timeout).
-    pub assigned: RevokedPartitions,
-    /// Where a checkpoint says reading resumes (first assignment only).
-    pub resume: ResumePlan,
-    /// With `kafka.state_topic`: hand partitions over at rebalances.
-    pub handover: Option<crate::pipeline::HandoverLink>,
-    /// How far the consumer thread got in each partition.
-    pub positions: Positions,
-}
-
-impl rdkafka::ClientContext for LagReporter {
-    fn stats(&self, statistics: rdkafka::Statistics) {
-        for (topic, t) in &statistics.topics {
-            for (partition, p) in &t.partitions {
-                // -1 is librdkafka's internal UA partition; negative
-                // offsets mean "not known yet".
-                if *partition < 0 || p.hi_offset < 0 || p.app_offset < 0 {
-                    continue;
-                }
-                // Lag of reading, not of committing: the committed offset
-                // trails on purpose while windows are open (see
-                // yujing_uncommitted_messages).
-                self.metrics
-                    .consumer_lag
-                    .with_label_values(&[topic, &partition.to_string()])
-                    .set((p.hi_offset - p.app_offset).max(0));
-            }
-        }
     }
 }
