@@ -234,7 +234,14 @@ function render() {
     $("empty").hidden = shown.length > 0;
     paintMap(shown);
     const counts = GRADES.map((g) => [g, shown.filter((a) => a.grade === g).length]);
-    $("counts").innerHTML = counts.map(([g, n]) => `<span class="g-${g}" data-count="${g}">${esc(t(g))} ${n}</span>`).join("");
+    const byDistrict = new Map();
+    for (const a of shown) {
+      const d = a.group.district || a.group.key;
+      byDistrict.set(d, (byDistrict.get(d) || 0) + 1);
+    }
+    $("counts").innerHTML = counts.map(([g, n]) => `<span class="g-${g}" data-count="${g}">${esc(t(g))} ${n}</span>`).join("") +
+      [...byDistrict].sort((a, b) => b[1] - a[1]).slice(0, 8)
+        .map(([d, n]) => `<span class="district-count" data-district="${esc(d)}">${esc(d)} ${n}</span>`).join("");
   });
 }
 
@@ -360,6 +367,34 @@ function signOut() {
   $("signin").hidden = false; $("signed-in").hidden = true;
   render();
 }
+
+// Wheel to zoom (around the pointer), drag to pan: the sensors show as
+// the grid cells grow.
+(() => {
+  const svg = $("map");
+  let view = [0, 0, 1000, 700], drag = null;
+  const set = () => svg.setAttribute("viewBox", view.join(" "));
+  const point = (e) => {
+    const r = svg.getBoundingClientRect();
+    return [view[0] + ((e.clientX - r.left) / r.width) * view[2], view[1] + ((e.clientY - r.top) / r.height) * view[3]];
+  };
+  svg.addEventListener("wheel", (e) => {
+    e.preventDefault();
+    const [px, py] = point(e), k = e.deltaY < 0 ? 0.8 : 1.25;
+    const w = Math.min(1000, Math.max(50, view[2] * k)), h = w * 0.7;
+    view = [px - ((px - view[0]) * w) / view[2], py - ((py - view[1]) * h) / view[3], w, h];
+    set();
+  }, { passive: false });
+  svg.addEventListener("mousedown", (e) => { drag = point(e); });
+  svg.addEventListener("mousemove", (e) => {
+    if (!drag || !(e.buttons & 1)) return;
+    const [px, py] = point(e);
+    view = [view[0] + drag[0] - px, view[1] + drag[1] - py, view[2], view[3]];
+    set();
+  });
+  svg.addEventListener("mouseup", () => { drag = null; });
+  svg.addEventListener("dblclick", () => { view = [0, 0, 1000, 700]; set(); });
+})();
 
 $("warnings").addEventListener("click", (e) => {
   const button = e.target.closest("button[data-action]");
