@@ -16,6 +16,7 @@ const TEXT = {
     orange: "橙色预警 II级", red: "红色预警 I级", since: "已持续", value: "数值", threshold: "阈值",
     crossing: "预计越限", state: "处置", assignee: "责任单位", deadline: "时限", overdue: "已超时",
     acknowledge: "签收", dispatch: "派遣", on_site: "到场", confirmed: "确认属实", false_alarm: "误报",
+    sensor_fault: "设备故障", refer: "吹哨转办", refer_to: "部门编号", on_site_state: "已到场",
     note: "备注", to: "派往", assigned: "待签收", acknowledged: "已签收", dispatched: "已派遣",
     handled: "已处置", env: "环境", met: "气象", infra: "设施", data: "数据质量",
     refused: "操作被拒绝", faulty: "设备异常", timeline: "近24小时", raised: "发布",
@@ -28,6 +29,7 @@ const TEXT = {
     orange: "Orange II", red: "Red I", since: "active for", value: "value", threshold: "threshold",
     crossing: "expected crossing", state: "response", assignee: "assignee", deadline: "due", overdue: "overdue",
     acknowledge: "Acknowledge", dispatch: "Dispatch", on_site: "On site", confirmed: "Confirmed", false_alarm: "False alarm",
+    sensor_fault: "Sensor fault", refer: "Refer", refer_to: "department id", on_site_state: "on site",
     note: "note", to: "to", assigned: "assigned", acknowledged: "acknowledged", dispatched: "dispatched",
     handled: "handled", env: "environment", met: "weather", infra: "infrastructure", data: "data quality",
     refused: "refused", faulty: "sensor fault", timeline: "last 24 h", raised: "raised",
@@ -197,14 +199,15 @@ function row(a) {
     // The steps the response's state allows (the API refuses the others).
     const steps = {
       assigned: ["acknowledge"],
-      acknowledged: ["dispatch", "on_site", "confirmed", "false_alarm"],
-      dispatched: ["on_site", "confirmed", "false_alarm"],
-      on_site: ["confirmed", "false_alarm"],
+      acknowledged: ["dispatch", "on_site", "refer", "confirmed", "false_alarm", "sensor_fault"],
+      dispatched: ["on_site", "refer", "confirmed", "false_alarm", "sensor_fault"],
+      on_site: ["refer", "confirmed", "false_alarm", "sensor_fault"],
     }[r ? r.state : "assigned"] || [];
     const b = (action) => `<button data-action="${action}">${esc(t(action))}</button>`;
     if (steps.length) {
       actions = `<div class="actions">${steps.map(b).join("")}` +
-        `<input class="note" placeholder="${esc(t("note"))}"></div>`;
+        `<input class="note" placeholder="${esc(t("note"))}">` +
+        (steps.includes("refer") ? `<input class="department" placeholder="${esc(t("refer_to"))}">` : "") + "</div>";
     }
   }
   return `<li class="warning${overdue ? " overdue" : ""}" data-warning-id="${esc(a.warning_id)}" data-grade="${esc(a.grade)}" style="border-left-color:${COLOURS[a.grade]}">` +
@@ -346,9 +349,11 @@ function showError(text) {
   setTimeout(() => { $("error").hidden = true; }, 5000);
 }
 
-async function act(id, action, note) {
-  const body = action === "confirmed" || action === "false_alarm"
-    ? { action: "handled", outcome: action } : action === "dispatch" ? { action, to: note || "team" } : { action };
+async function act(id, action, note, department) {
+  const body = ["confirmed", "false_alarm", "sensor_fault"].includes(action)
+    ? { action: "handled", outcome: action }
+    : action === "dispatch" ? { action, to: note || "team" }
+    : action === "refer" ? { action, department: department || "" } : { action };
   if (note && action !== "dispatch") body.note = note;
   const resp = await fetch(`/api/v1/warnings/${encodeURIComponent(id)}`, {
     method: "POST", headers: { authorization: `Bearer ${state.token}`, "content-type": "application/json" },
@@ -400,7 +405,8 @@ $("warnings").addEventListener("click", (e) => {
   const button = e.target.closest("button[data-action]");
   if (!button) return;
   const li = button.closest("li");
-  act(li.dataset.warningId, button.dataset.action, li.querySelector("input.note")?.value.trim());
+  act(li.dataset.warningId, button.dataset.action, li.querySelector("input.note")?.value.trim(),
+    li.querySelector("input.department")?.value.trim());
 });
 $("sign-in").addEventListener("click", () => {
   state.token = $("token").value.trim();

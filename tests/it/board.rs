@@ -247,8 +247,9 @@ async fn the_board_follows_the_warnings_live_and_a_unit_acts_on_its_own() {
             .unwrap()
             .contains("已签收")
     );
-    // Acknowledged: dispatch, on site, or close with a verdict.
-    assert_eq!(acted["buttons"][&acked_id], 4, "{acted}");
+    // Acknowledged: dispatch, on site, refer, or close with a verdict
+    // (confirmed, false alarm, sensor fault).
+    assert_eq!(acted["buttons"][&acked_id], 6, "{acted}");
     // The click is a response message on Kafka.
     let bootstrap = city.bootstrap().to_owned();
     let published = tokio::task::spawn_blocking(move || {
