@@ -25,6 +25,8 @@
 //! - [`responses`]: the response loop (assignment, escalation, the
 //!   responders' API) on the warnings this pipeline publishes;
 //! - [`feedback`]: responders' commands from the feedback topic;
+//! - [`response_routes`]: assignees' route labels on alerts, re-notifying
+//!   a climbed warning, responses in handovers, units reloaded;
 //! - [`stop`]: shutdown within its deadline, and what a cut-short stop
 //!   leaves to replay.
 
@@ -49,6 +51,7 @@ mod dead_letter;
 mod feedback;
 mod intake;
 mod outbox;
+mod response_routes;
 mod responses;
 mod rules_reload;
 mod state_chunks;
