@@ -13,6 +13,7 @@
 //! - [`ladder`]: grid → community → street → district → city for a
 //!   warning's group;
 //! - [`deadlines`]: how long each step may take, per grade;
+//! - [`lifecycle`]: the response's states, outcomes, actions, changes;
 //! - [`book`]: each warning's response lifecycle, commands, escalation;
 //! - [`feedback`]: commands read from the feedback topic;
 //! - [`verdicts`]: responders' verdicts per rule, and as backtest labels;
@@ -23,6 +24,7 @@ pub mod deadlines;
 pub mod error;
 pub mod feedback;
 pub mod ladder;
+pub mod lifecycle;
 pub mod units;
 pub mod verdicts;
 
