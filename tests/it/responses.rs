@@ -212,6 +212,33 @@ async fn answered_climbing_and_restarted(city: City) {
         ),
         1.0
     );
+    // Who missed: grid-g1, then the street and the district, once each.
+    for unit in ["grid-g1", "street-st", "jiangbei"] {
+        assert_eq!(
+            m("yujing_response_missed_deadlines_total", &[("unit", unit)]),
+            1.0,
+            "{unit}"
+        );
+    }
+    assert_eq!(
+        m("yujing_response_missed_deadlines_total", &[("unit", "grid-g0")]),
+        0.0
+    );
+    // Both still open: one acknowledged at a grid, one at the city.
+    assert_eq!(
+        m(
+            "yujing_response_open_warnings",
+            &[("level", "grid"), ("state", "acknowledged")]
+        ),
+        1.0
+    );
+    assert_eq!(
+        m(
+            "yujing_response_open_warnings",
+            &[("level", "city"), ("state", "assigned")]
+        ),
+        1.0
+    );
 
     let published = responses(&city, 7);
     let trail: Vec<(String, String, String)> = published
