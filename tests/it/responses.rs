@@ -221,7 +221,10 @@ async fn answered_climbing_and_restarted(city: City) {
         );
     }
     assert_eq!(
-        m("yujing_response_missed_deadlines_total", &[("unit", "grid-g0")]),
+        m(
+            "yujing_response_missed_deadlines_total",
+            &[("unit", "grid-g0")]
+        ),
         0.0
     );
     // Both still open: one acknowledged at a grid, one at the city.
