@@ -123,6 +123,10 @@ pub struct Units {
     /// Grid → community, where communities are given.
     pub community_of: BTreeMap<String, String>,
     pub deadlines: Deadlines,
+    /// Unit id → index in `units` (ids are unique: the file is refused
+    /// otherwise). Looked up for every response change and every open
+    /// response at each tick.
+    by_id: std::collections::HashMap<String, usize>,
 }
 
 const CATEGORIES: [&str; 4] = ["env", "met", "infra", "data"];
@@ -277,16 +281,22 @@ impl Units {
                 *f = base.join(&*f);
             }
         }
+        let by_id = units
+            .iter()
+            .enumerate()
+            .map(|(i, u)| (u.id.clone(), i))
+            .collect();
         Ok(Units {
             path: path.to_owned(),
             units,
+            by_id,
             community_of,
             deadlines: deadlines.expect("no problems"),
         })
     }
 
     pub fn get(&self, id: &str) -> Option<&Unit> {
-        self.units.iter().find(|u| u.id == id)
+        self.by_id.get(id).map(|i| &self.units[*i])
     }
 }
 
