@@ -153,10 +153,8 @@ pub fn write_csv(
 
 /// The sensors of the area `key` at `level` (a sensor id names itself).
 fn sensors_of(registry: &SensorRegistry, level: &str, key: &str) -> Vec<String> {
-    let level = match level {
-        "grid" => AreaLevel::Grid,
-        "street" => AreaLevel::Street,
-        "district" => AreaLevel::District,
+    let level = match AreaLevel::parse(level) {
+        Some(l) if l != AreaLevel::Sensor => l,
         _ => return vec![key.to_owned()],
     };
     let found: Vec<String> = (0..registry.len() as u32)

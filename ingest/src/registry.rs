@@ -67,6 +67,19 @@ impl AreaLevel {
             AreaLevel::District => "district",
         }
     }
+
+    /// The level [`AreaLevel::as_str`] names (as alert and response
+    /// messages carry it).
+    pub fn parse(name: &str) -> Option<Self> {
+        [
+            AreaLevel::Sensor,
+            AreaLevel::Grid,
+            AreaLevel::Street,
+            AreaLevel::District,
+        ]
+        .into_iter()
+        .find(|l| l.as_str() == name)
+    }
 }
 
 /// What is known of an area (a sensor, grid, street or district): its place
@@ -299,6 +312,19 @@ fn approx_km(lat1: f64, lon1: f64, lat2: f64, lon2: f64) -> f64 {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_area_level_is_read_back_from_its_name() {
+        for l in [
+            AreaLevel::Sensor,
+            AreaLevel::Grid,
+            AreaLevel::Street,
+            AreaLevel::District,
+        ] {
+            assert_eq!(AreaLevel::parse(l.as_str()), Some(l));
+        }
+        assert_eq!(AreaLevel::parse("city"), None);
+    }
 
     const CSV: &str = "sensor_id,kind,district,district_code,street,grid,lat,lon\n\
         a,air,Yubei,500112,Longxi,g1,29.60,106.50\n\

@@ -26,7 +26,8 @@ impl State {
                 None if a.grade.is_some() => yujing_response::first_assignee(
                     self.engine.registry(),
                     &r.units,
-                    level_of(&a.group.by),
+                    yujing_ingest::AreaLevel::parse(&a.group.by)
+                        .unwrap_or(yujing_ingest::AreaLevel::Sensor),
                     &a.group.key,
                     &a.rule.category,
                 ),
@@ -83,17 +84,6 @@ impl State {
 fn put_route_labels(a: &mut AlertMessage, route: &BTreeMap<String, String>) {
     for (k, v) in route {
         a.labels.insert(k.clone(), v.clone());
-    }
-}
-
-/// The area level an alert's group names.
-fn level_of(by: &str) -> yujing_ingest::AreaLevel {
-    use yujing_ingest::AreaLevel;
-    match by {
-        "grid" => AreaLevel::Grid,
-        "street" => AreaLevel::Street,
-        "district" => AreaLevel::District,
-        _ => AreaLevel::Sensor,
     }
 }
 
