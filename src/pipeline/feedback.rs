@@ -285,17 +285,20 @@ impl State {
         &mut self,
         refuses_unknown: bool,
     ) -> Result<(), PipelineError> {
+        let now = self.clock.now_ms();
         let Some(r) = &mut self.responses else {
             return Ok(());
         };
-        if r.feedback.parked.is_empty() {
-            return Ok(());
-        }
-        let now = self.clock.now_ms();
+        // Forgotten after a day, parked commands or not (it would grow for
+        // as long as yujing runs otherwise).
         r.feedback
             .published
             .retain(|_, at| *at >= now - PUBLISHED_SPAN_MS);
+        if r.feedback.parked.is_empty() {
+            return Ok(());
+        }
         let parked = std::mem::take(&mut r.feedback.parked);
+        let before = parked.len();
         let grace = r.feedback.grace;
         for p in parked {
             let (known, elsewhere) = self.responses.as_ref().map_or((false, false), |r| {
@@ -321,7 +324,10 @@ impl State {
                 );
             }
         }
-        if let Some(r) = &mut self.responses {
+        // The saved offsets move only when a parked command left.
+        if let Some(r) = &mut self.responses
+            && r.feedback.parked.len() != before
+        {
             r.feedback.dirty = true;
         }
         Ok(())
