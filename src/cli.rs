@@ -50,6 +50,10 @@ pub enum Command {
         /// Print without colours.
         #[arg(long)]
         no_color: bool,
+        /// Language of the printed warnings: zh-CN or en (default from
+        /// the environment, LANG).
+        #[arg(long)]
+        lang: Option<String>,
     },
     /// Run the pipeline against the brokers in a config file.
     Run {
@@ -121,6 +125,11 @@ pub enum RulesCommand {
         /// Measurements file: rules on metrics not in it are errors.
         #[arg(long)]
         measurements: Option<PathBuf>,
+        /// The languages warnings are written in (the config's
+        /// `languages`): a rule whose `description` or `text` is given per
+        /// language must have each of them.
+        #[arg(long, value_delimiter = ',', default_value = "zh-CN,en")]
+        languages: Vec<String>,
     },
     /// Run rule unit tests: input series and the warnings they must give.
     /// Exit 0 when every test passes, 1 otherwise.
@@ -137,12 +146,17 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Demo { .. } | Command::Bench { .. }
     ));
+    let default_languages: Vec<String> = yujing_rules::language::BUILTIN_TAGS
+        .iter()
+        .map(|t| t.to_string())
+        .collect();
     let check = match &cli.command {
-        Command::CheckRules { files } => Some((files, None)),
+        Command::CheckRules { files } => Some((files, None, default_languages.as_slice())),
         Command::Rules(RulesCommand::Check {
             files,
             measurements,
-        }) => Some((files, measurements.as_ref())),
+            languages,
+        }) => Some((files, measurements.as_ref(), languages.as_slice())),
         _ => None,
     };
     if let Command::Config(ConfigCommand::Check { file }) = &cli.command {
@@ -170,9 +184,14 @@ pub fn main() -> ExitCode {
             }
         };
     }
-    if let Some((files, measurements)) = check {
+    if let Some((files, measurements, languages)) = check {
         let mut out = String::new();
-        let ok = rules_tool::check(files, measurements.map(PathBuf::as_path), &mut out);
+        let ok = rules_tool::check(
+            files,
+            measurements.map(PathBuf::as_path),
+            languages,
+            &mut out,
+        );
         if ok {
             print!("{out}");
             return ExitCode::SUCCESS;
@@ -213,8 +232,11 @@ pub fn main() -> ExitCode {
                     eprintln!("{sent} messages to {}", args.topic);
                     ExitCode::SUCCESS
                 }),
-            Command::Demo { duration, speed, metrics, rules, no_color } => {
+            Command::Demo { duration, speed, metrics, rules, no_color, lang } => {
                 let opts = DemoOptions {
+                    language: lang
+                        .clone()
+                        .unwrap_or_else(yujing_sinks::terminal::config::language_from_env),
                     duration,
                     speed,
                     metrics_addr: metrics,
@@ -379,6 +401,7 @@ pub async fn run_until(
         rules,
         registry,
         units,
+        languages,
     } = Loaded::load(&config_path)?;
     let metrics = Metrics::new();
     let Destinations {
@@ -438,7 +461,7 @@ pub async fn run_until(
                     .iter()
                     .filter_map(|s| match &s.kind {
                         yujing_sinks::SinkKind::Kafka(k)
-                            if matches!(k.format(), yujing_sinks::AlertFormat::Cap(_)) =>
+                            if matches!(k.format(&[]), yujing_sinks::AlertFormat::Cap(_)) =>
                         {
                             Some((k.clone(), s.route.clone()))
                         }
@@ -471,6 +494,7 @@ pub async fn run_until(
         reloads: Some(reload_rx),
         measurements,
         registry,
+        languages,
         sinks,
         metrics,
         clock: Clock::Wall,

@@ -42,6 +42,7 @@ pub fn build_sinks(config: &Config) -> Result<Destinations, PipelineError> {
         producer_properties: &props,
         transactions: transactions.as_ref(),
         utc_offset_ms: config.pipeline.utc_offset_ms(),
+        languages: &config.languages,
     };
     let sinks = config
         .sinks

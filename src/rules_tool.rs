@@ -20,9 +20,15 @@ use yujing_sinks::{AlertMessage, TimeFormat};
 use yujing_engine::Engine;
 use yujing_engine::{EngineSettings, TimeZone};
 
-/// `yujing rules check`: every problem of every file, then a verdict.
+/// `yujing rules check`: every problem of every file, then a verdict; a
+/// rule written per language must cover every one of `languages`.
 /// Returns whether the files are valid.
-pub fn check(files: &[PathBuf], measurements: Option<&Path>, out: &mut String) -> bool {
+pub fn check(
+    files: &[PathBuf],
+    measurements: Option<&Path>,
+    languages: &[String],
+    out: &mut String,
+) -> bool {
     let known = match measurements.map(Measurements::load).transpose() {
         Ok(m) => m.map(|m| m.names()),
         Err(e) => {
@@ -30,7 +36,7 @@ pub fn check(files: &[PathBuf], measurements: Option<&Path>, out: &mut String) -
             return false;
         }
     };
-    match RuleSet::load_checked(files, known.as_deref()) {
+    match RuleSet::load_checked(files, known.as_deref(), languages) {
         Ok(set) => {
             let _ = writeln!(
                 out,
@@ -187,6 +193,7 @@ fn synthetic_registry(series: &[Series]) -> Result<SensorRegistry, String> {
             grid: format!("{}-grid", s.sensor),
             lat: 29.56,
             lon: 106.55,
+            names: Default::default(),
         });
     }
     SensorRegistry::new(sensors).map_err(|e| e.to_string())

@@ -143,6 +143,7 @@ mod tests {
             grid: "g".into(),
             lat: 29.6,
             lon: 106.5,
+            names: Default::default(),
         };
         SensorRegistry::new(vec![s("a1", "Yubei"), s("a2", "Yubei"), s("b1", "Yuzhong")]).unwrap()
     }

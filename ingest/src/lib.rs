@@ -45,7 +45,7 @@ pub use measurements::{Measurement, Measurements};
 pub use metric::MetricCatalog;
 pub use offsets::PartitionProgress;
 pub use reading::{Reading, decode_readings};
-pub use registry::{AreaLevel, Sensor, SensorRegistry};
+pub use registry::{Area, AreaLevel, Sensor, SensorRegistry};
 pub use session::SessionSnapshot;
 pub use session::{ClosedSession, SessionSpec, SessionStore};
 pub use sketch::Sketch;

@@ -7,8 +7,13 @@
 //! ```
 //! or YAML: `sensors: [{sensor_id: …, kind: …, …}]`. Unknown columns are
 //! refused so a typo in a header is caught at start.
+//!
+//! Area names people read, per language, are optional columns
+//! `district@zh-CN`, `street@zh-CN`, `grid@zh-CN` (any language tag; in
+//! YAML, `names: {district@zh-CN: 渝北区}`). Without them warnings name
+//! an area by its key.
 
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 
 use rustc_hash::FxHashMap;
 use std::path::Path;
@@ -36,6 +41,31 @@ pub struct Sensor {
     pub grid: String,
     pub lat: f64,
     pub lon: f64,
+    /// Names per language, keyed `district@zh-CN`, `street@en`, `grid@zh-CN`.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub names: BTreeMap<String, String>,
+}
+
+/// Levels whose areas may carry names per language.
+pub const NAMED_LEVELS: [AreaLevel; 3] = [AreaLevel::District, AreaLevel::Street, AreaLevel::Grid];
+
+/// The `names` key of `level`'s name in `language`: `district@zh-CN`.
+pub fn name_key(level: AreaLevel, language: &str) -> String {
+    format!("{}@{language}", level.as_str())
+}
+
+/// Why a `names` key is not `district@…`, `street@…` or `grid@…`.
+fn check_name_key(key: &str) -> Result<(), String> {
+    match key.split_once('@') {
+        Some((level, lang))
+            if !lang.is_empty() && NAMED_LEVELS.iter().any(|l| l.as_str() == level) =>
+        {
+            Ok(())
+        }
+        _ => Err(format!(
+            "unknown name column {key:?}: expected district@<language>, street@<language> or grid@<language>, e.g. district@zh-CN"
+        )),
+    }
 }
 
 /// The level at which readings are grouped into one warning.
@@ -97,6 +127,19 @@ pub struct Area {
     /// Distance from the centre to the farthest sensor, in km (0 for one sensor).
     pub radius_km: f64,
     pub sensors: usize,
+    /// Names per language of the area and the areas above it (as
+    /// [`Sensor::names`]).
+    pub names: BTreeMap<String, String>,
+}
+
+impl Area {
+    /// The name of this area's `level` part (its district, street or grid)
+    /// in `language`, if the registry gives one.
+    pub fn name(&self, level: AreaLevel, language: &str) -> Option<&str> {
+        self.names
+            .get(&name_key(level, language))
+            .map(String::as_str)
+    }
 }
 
 #[derive(Deserialize)]
@@ -156,6 +199,9 @@ impl SensorRegistry {
         for (i, s) in sensors.iter().enumerate() {
             if index.insert(s.sensor_id.clone(), i as u32).is_some() {
                 return Err(format!("sensor {:?} is listed twice", s.sensor_id));
+            }
+            for key in s.names.keys() {
+                check_name_key(key).map_err(|e| format!("sensor {:?}: {e}", s.sensor_id))?;
             }
         }
         let col = |f: fn(&Sensor) -> &str| StringArray::from_iter_values(sensors.iter().map(f));
@@ -239,17 +285,43 @@ impl SensorRegistry {
     }
 }
 
+/// Rows of a CSV registry: the `Sensor` columns by name, and the
+/// `<level>@<language>` name columns beside them.
 fn parse_csv(text: &str) -> Result<Vec<Sensor>, String> {
     let mut reader = csv::ReaderBuilder::new()
         .trim(csv::Trim::All)
         .comment(Some(b'#'))
         .from_reader(text.as_bytes());
+    let headers = reader.headers().map_err(|e| e.to_string())?.clone();
+    let mut base = csv::StringRecord::new();
+    let mut base_at = Vec::new();
+    let mut names_at = Vec::new();
+    for (i, h) in headers.iter().enumerate() {
+        if h.contains('@') {
+            check_name_key(h).map_err(|e| format!("header: {e}"))?;
+            names_at.push((i, h.to_owned()));
+        } else {
+            base.push_field(h);
+            base_at.push(i);
+        }
+    }
     let mut out = Vec::new();
-    for row in reader.deserialize::<Sensor>() {
-        out.push(row.map_err(|e| match e.position() {
-            Some(p) => format!("line {}: {e}", p.line()),
-            None => e.to_string(),
-        })?);
+    for row in reader.records() {
+        let row = row.map_err(|e| e.to_string())?;
+        let line = row.position().map_or(0, |p| p.line());
+        let fields: csv::StringRecord = base_at.iter().map(|&i| row.get(i).unwrap_or("")).collect();
+        let mut sensor: Sensor = fields
+            .deserialize(Some(&base))
+            .map_err(|e| format!("line {line}: {e}"))?;
+        for (i, key) in &names_at {
+            match row.get(*i) {
+                Some(name) if !name.is_empty() => {
+                    sensor.names.insert(key.clone(), name.to_owned());
+                }
+                _ => {}
+            }
+        }
+        out.push(sensor);
     }
     Ok(out)
 }
@@ -295,6 +367,7 @@ fn build_areas(sensors: &[Sensor]) -> HashMap<(AreaLevel, String), Area> {
                 lon,
                 radius_km,
                 sensors: group.len(),
+                names: first.names.clone(),
             };
             ((level, key), area)
         })
@@ -352,6 +425,21 @@ mod tests {
         assert!(g1.radius_km > 1.0 && g1.radius_km < 1.2, "{}", g1.radius_km);
         let d = reg.area(AreaLevel::District, "Yuzhong").unwrap();
         assert_eq!(d.street, None);
+    }
+
+    #[test]
+    fn reads_area_names_per_language() {
+        let csv = "sensor_id,kind,district,district@zh-CN,district_code,street,street@zh-CN,grid,lat,lon\n\
+            a,air,Yubei,渝北区,500112,Longxi,龙溪街道,g1,29.60,106.50\n";
+        let reg = SensorRegistry::load(&write("names.csv", csv)).unwrap();
+        let g1 = reg.area(AreaLevel::Grid, "g1").unwrap();
+        assert_eq!(g1.name(AreaLevel::District, "zh-CN"), Some("渝北区"));
+        assert_eq!(g1.name(AreaLevel::Street, "zh-CN"), Some("龙溪街道"));
+        assert_eq!(g1.name(AreaLevel::Grid, "zh-CN"), None);
+        assert_eq!(g1.name(AreaLevel::District, "en"), None);
+        let bad = "sensor_id,kind,district,district_code,street,grid,lat,lon,city@zh-CN\n";
+        let e = SensorRegistry::load(&write("badnames.csv", bad)).unwrap_err();
+        assert!(e.to_string().contains("city@zh-CN"), "{e}");
     }
 
     #[test]

@@ -334,6 +334,7 @@ mod tests {
             grid: grid.into(),
             lat: 29.6,
             lon: 106.5,
+            names: Default::default(),
         };
         SensorRegistry::new(vec![s("n1", "g1"), s("n2", "g1"), s("n3", "g2")]).unwrap()
     }

@@ -20,6 +20,7 @@ fn registry() -> SensorRegistry {
         grid: grid.into(),
         lat: 29.6,
         lon: 106.5,
+        names: Default::default(),
     };
     SensorRegistry::new(vec![
         s("a1", "Longxi", "g1"),

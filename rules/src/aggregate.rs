@@ -421,6 +421,7 @@ mod tests {
             grid: grid.into(),
             lat: 29.6,
             lon: 106.5,
+            names: Default::default(),
         };
         SensorRegistry::new(vec![
             s("a", "g1", "Yubei"),

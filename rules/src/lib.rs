@@ -8,7 +8,9 @@
 //!   read key by key so every problem is reported at once.
 //! - [`validate`]: the checks from a rule's keys to a [`Rule`].
 //! - [`locate`]: `file:line:column` for a key, found in the text.
-//! - [`template`]: `{{ value }}` templates in labels and annotations.
+//! - [`template`]: `{{ value }}` templates in labels, annotations and texts.
+//! - [`language`]: the languages warnings are written in (zh-CN and en
+//!   built in, more from files): their words and default texts.
 //! - [`series`]: the compact series notation of rule tests (`80+5x12`).
 //! - [`baseline`]: rules graded by deviation from a group's own past
 //!   (robust trailing median/MAD, or the same hour of day or week).
@@ -38,6 +40,7 @@ pub mod aqi;
 pub mod baseline;
 pub mod error;
 pub mod grade;
+pub mod language;
 pub mod load;
 pub mod locate;
 pub mod model;
@@ -54,7 +57,8 @@ pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
 pub use baseline::{Baseline, BaselineBook, BaselineMethod, Deviation, Side};
 pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
+pub use language::{Language, Languages, PhraseKind};
 pub use load::yaml_error_position;
-pub use model::{Aggregate, Category, Level, Quality, Quorum, Rule, RuleSet, WindowSpec};
+pub use model::{Aggregate, Category, Level, Quality, Quorum, Rule, RuleSet, RuleText, WindowSpec};
 pub use state::{GroupState, ResolveReason, Transition, WarningBook, WarningTransition};
 pub use window_set::{PerWindow, WindowSet};

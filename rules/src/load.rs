@@ -61,6 +61,7 @@ pub const RULE_KEYS: &[&str] = &[
     "annotations",
     "allowed_lateness",
     "baseline",
+    "text",
 ];
 
 impl RuleSet {
@@ -73,12 +74,18 @@ impl RuleSet {
     /// Read and validate several files or directories as one rule set; rule
     /// ids must be unique across all of them.
     pub fn load_all(paths: &[PathBuf]) -> Result<Self, RulesError> {
-        Self::load_checked(paths, None)
+        Self::load_checked(paths, None, &[])
     }
 
     /// As [`load_all`](Self::load_all); with `known` metric names, a rule on
-    /// any other metric is a problem too.
-    pub fn load_checked(paths: &[PathBuf], known: Option<&[String]>) -> Result<Self, RulesError> {
+    /// any other metric is a problem too, and so is a rule whose
+    /// `description` or `text` (when given per language) lacks one of
+    /// `languages`, the languages the deployment writes.
+    pub fn load_checked(
+        paths: &[PathBuf],
+        known: Option<&[String]>,
+        languages: &[String],
+    ) -> Result<Self, RulesError> {
         let mut set = RuleSet::default();
         let mut problems = Vec::new();
         let mut seen: HashMap<String, PathBuf> = HashMap::new();
@@ -93,6 +100,7 @@ impl RuleSet {
                 known_metrics(&path, &text, &set.rules[before..], known, &mut problems);
             }
             unique_ids(&path, &text, &set.rules[before..], &mut seen, &mut problems);
+            translated(&path, &text, &set.rules[before..], languages, &mut problems);
             set.paths.push(path);
         }
         if problems.is_empty() {
@@ -115,6 +123,41 @@ impl RuleSet {
             })
         } else {
             Err(RulesError::Rejected(problems))
+        }
+    }
+}
+
+/// Report rules whose per-language `description` or `text` lacks one of
+/// `languages`.
+fn translated(
+    path: &Path,
+    text: &str,
+    rules: &[Rule],
+    languages: &[String],
+    problems: &mut Vec<Problem>,
+) {
+    for rule in rules {
+        let given = [
+            ("description", rule.descriptions.keys().collect::<Vec<_>>()),
+            ("text", rule.texts.keys().collect::<Vec<_>>()),
+        ];
+        for (key, present) in given {
+            if present.is_empty() {
+                continue;
+            }
+            for lang in languages.iter().filter(|l| !present.contains(l)) {
+                let (line, column) = locate_in_item(text, "id", &rule.id, key);
+                problems.push(Problem {
+                    path: path.to_owned(),
+                    line,
+                    column,
+                    rule: Some(rule.id.clone()),
+                    message: format!(
+                        "{key} has no {lang} text; warnings are written in {}",
+                        languages.join(", ")
+                    ),
+                });
+            }
         }
     }
 }
@@ -572,3 +615,7 @@ impl<'a> Fields<'a> {
 #[cfg(test)]
 #[path = "load_tests.rs"]
 mod tests;
+
+#[cfg(test)]
+#[path = "load_text_tests.rs"]
+mod text_tests;

@@ -413,7 +413,7 @@ fn unknown_metrics_against_a_measurements_list() {
     let file = dir.join("rules.yaml");
     std::fs::write(&file, GOOD.replace("metric: pm25", "metric: pm2.5")).unwrap();
     let known: Vec<String> = ["pm25", "do_mgl"].iter().map(|s| s.to_string()).collect();
-    let e = RuleSet::load_checked(std::slice::from_ref(&file), Some(&known))
+    let e = RuleSet::load_checked(std::slice::from_ref(&file), Some(&known), &[])
         .unwrap_err()
         .to_string();
     assert!(

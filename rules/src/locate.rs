@@ -29,20 +29,40 @@ pub fn locate_in_item(text: &str, anchor: &str, value: &str, key: &str) -> (usiz
         .find(|&i| lines[i].trim_start().starts_with("- "))
         .unwrap_or(start);
     let item_indent = indent(lines[item_start]);
-    let key_prefix = format!("{key}:");
-    for (i, line) in lines.iter().enumerate().skip(item_start) {
-        if i > item_start && line.trim_start().starts_with("- ") && indent(line) <= item_indent {
-            break;
+    // A dotted key (`text.en.headline`) is found part by part, each after
+    // the one before it.
+    let mut found: Option<(usize, usize)> = None;
+    for part in key.split('.') {
+        let key_prefix = format!("{part}:");
+        let (from_line, from_col) = found.map_or((item_start, 0), |(l, c)| (l, c + 1));
+        let mut hit = None;
+        for (i, line) in lines.iter().enumerate().skip(from_line) {
+            if i > item_start && line.trim_start().starts_with("- ") && indent(line) <= item_indent
+            {
+                break;
+            }
+            if i > item_start && !line.trim().is_empty() && indent(line) < item_indent {
+                break;
+            }
+            // A key may also sit in a flow mapping: `above: { blue: 75, purple: 1 }`.
+            let skip = if i == from_line { from_col } else { 0 };
+            if let Some(col) = line
+                .get(skip..)
+                .and_then(|rest| find_key(rest, &key_prefix))
+            {
+                hit = Some((i, skip + col));
+                break;
+            }
         }
-        if i > item_start && !line.trim().is_empty() && indent(line) < item_indent {
-            break;
-        }
-        // A key may also sit in a flow mapping: `above: { blue: 75, purple: 1 }`.
-        if let Some(col) = find_key(line, &key_prefix) {
-            return (i + 1, col + 1);
+        match hit {
+            Some(h) => found = Some(h),
+            None => break,
         }
     }
-    (start + 1, anchor_col + 1)
+    match found {
+        Some((line, col)) => (line + 1, col + 1),
+        None => (start + 1, anchor_col + 1),
+    }
 }
 
 /// Line and column of a top-level `key:`.
@@ -110,5 +130,17 @@ groups:
         assert_eq!(locate_in_item(TEXT, "name", "air", "for"), (3, 17));
         assert_eq!(locate_in_item(TEXT, "id", "zzz", "metric"), (1, 1));
         assert_eq!(locate_top_key(TEXT, "groups"), (1, 1));
+    }
+
+    #[test]
+    fn finds_dotted_keys_part_by_part() {
+        let text = "rules:\n  - id: a\n    text:\n      zh-CN: { headline: x }\n      en:\n        headline: y\n";
+        assert_eq!(locate_in_item(text, "id", "a", "text.en.headline"), (6, 9));
+        assert_eq!(
+            locate_in_item(text, "id", "a", "text.zh-CN.headline"),
+            (4, 16)
+        );
+        // A part not found: the last part that was.
+        assert_eq!(locate_in_item(text, "id", "a", "text.fr"), (3, 5));
     }
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use yujing_ingest::{AreaLevel, SessionSpec};
 
 use crate::grade::{Direction, Grade};
+use crate::language::{GradedText, Phrase};
 
 /// Window aggregate a rule grades.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Deserialize)]
@@ -240,6 +241,25 @@ pub struct Rule {
     /// Graded by deviation from the group's own past instead of fixed
     /// values: the levels are then deviation multiples.
     pub baseline: Option<crate::baseline::Baseline>,
+    /// `description` per language, when given as a map.
+    pub descriptions: BTreeMap<String, String>,
+    /// `text:` per language: what people read (see [`crate::language`]).
+    pub texts: BTreeMap<String, RuleText>,
+}
+
+/// What a rule says to people in one language; what it leaves out comes
+/// from the language's defaults.
+#[derive(Debug, Clone, PartialEq, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuleText {
+    #[serde(default)]
+    pub headline: Phrase,
+    /// CAP `<description>`: what happened, with the numbers.
+    #[serde(default)]
+    pub summary: Phrase,
+    /// What people should do, by grade.
+    #[serde(default)]
+    pub instruction: GradedText,
 }
 
 impl Rule {
@@ -287,6 +307,8 @@ impl Rule {
             annotations: BTreeMap::new(),
             baseline: None,
             allowed_lateness_ms: None,
+            descriptions: BTreeMap::new(),
+            texts: BTreeMap::new(),
         }
     }
 

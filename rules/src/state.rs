@@ -96,6 +96,8 @@ pub struct WarningTransition {
     pub sensors: i64,
     /// Event time the episode was raised (its first window's end).
     pub started_at_ms: i64,
+    /// Event time of the episode's previous transition; `None` for a raise.
+    pub previous_at_ms: Option<i64>,
     pub resolve_reason: Option<ResolveReason>,
     /// Caused by a corrected window (late readings within the allowed
     /// lateness), not by a newly closed one.
@@ -544,6 +546,7 @@ fn apply_step(
     };
     let active = track.active.as_mut().expect("a step applies to a warning");
     let previous = active.grade;
+    let previous_at_ms = (active.sequence > 0).then_some(active.changed_at_ms);
     active.sequence += 1;
     if let Some(g) = grade {
         active.grade = g;
@@ -567,6 +570,7 @@ fn apply_step(
         readings: 0,
         sensors: 0,
         started_at_ms: active.started_at_ms,
+        previous_at_ms,
         resolve_reason: reason,
         correction: false,
         trend: None,

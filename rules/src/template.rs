@@ -31,8 +31,22 @@ pub const VARIABLES: &[&str] = &[
     "expected",
 ];
 
-/// Placeholders of `template`, in order, or why it is malformed.
+/// More names a text template (a rule's `text:` or a language's default
+/// templates) may use; see [`crate::language`].
+pub const TEXT_VARIABLES: &[&str] = &["area", "event", "signal", "compared", "horizon"];
+
+/// Placeholders of a label or annotation template, in order, or why it is
+/// malformed.
 pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
+    placeholders_among(template, &[VARIABLES])
+}
+
+/// Placeholders of a text template, in order, or why it is malformed.
+pub fn text_placeholders(template: &str) -> Result<Vec<&str>, String> {
+    placeholders_among(template, &[VARIABLES, TEXT_VARIABLES])
+}
+
+fn placeholders_among<'a>(template: &'a str, known: &[&[&str]]) -> Result<Vec<&'a str>, String> {
     let mut out = Vec::new();
     let mut rest = template;
     while let Some(open) = rest.find("{{") {
@@ -41,10 +55,10 @@ pub fn placeholders(template: &str) -> Result<Vec<&str>, String> {
             .find("}}")
             .ok_or_else(|| format!("`{{{{` without a closing `}}}}` in {template:?}"))?;
         let name = after[..close].trim();
-        if !VARIABLES.contains(&name) {
+        if !known.iter().any(|k| k.contains(&name)) {
             return Err(format!(
                 "unknown template variable `{name}`; known: {}",
-                VARIABLES.join(", ")
+                known.concat().join(", ")
             ));
         }
         out.push(name);

@@ -9,7 +9,8 @@ use yujing_ingest::{AreaLevel, SessionSpec};
 use crate::grade::{Direction, Grade};
 use crate::load::Fields;
 use crate::model::{
-    Aggregate, Category, DEFAULT_TOLERATE_MISSING, Level, Quality, Quorum, Rule, WindowSpec,
+    Aggregate, Category, DEFAULT_TOLERATE_MISSING, Level, Quality, Quorum, Rule, RuleText,
+    WindowSpec,
 };
 use crate::template;
 
@@ -43,7 +44,7 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
             "every rule needs an `id` of letters, digits, '-', '_' or '.'".into(),
         );
     }
-    let description = f.get("description").unwrap_or_default();
+    let (description, descriptions) = descriptions(f);
     let category = f.get("category").unwrap_or(Category::Env);
     let metric: String = f.get("metric").unwrap_or_default();
     if metric.trim().is_empty() && !f.problems.iter().any(|p| p.1 == "metric") {
@@ -238,6 +239,7 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
 
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
+    let texts = texts(f);
 
     if f.problems.len() > before {
         return None;
@@ -267,7 +269,56 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         annotations,
         allowed_lateness_ms,
         baseline,
+        descriptions,
+        texts,
     })
+}
+
+/// `description: text`, or one per language (`{zh-CN: …, en: …}`; the
+/// English one, else the first, is the rule's plain description).
+fn descriptions(f: &mut Fields<'_>) -> (String, BTreeMap<String, String>) {
+    match f.raw("description") {
+        None => (String::new(), BTreeMap::new()),
+        Some(Value::Mapping(_)) => {
+            let map: BTreeMap<String, String> = f.get("description").unwrap_or_default();
+            let plain = map
+                .get("en")
+                .or_else(|| map.values().next())
+                .cloned()
+                .unwrap_or_default();
+            (plain, map)
+        }
+        Some(_) => (f.get("description").unwrap_or_default(), BTreeMap::new()),
+    }
+}
+
+/// `text:` per language: headline, summary and instruction templates,
+/// each placeholder checked.
+fn texts(f: &mut Fields<'_>) -> BTreeMap<String, RuleText> {
+    let texts: BTreeMap<String, RuleText> = f.get("text").unwrap_or_default();
+    for (lang, text) in &texts {
+        let phrases = [("headline", &text.headline), ("summary", &text.summary)];
+        // A plain string serves several kinds: check it once.
+        let mut all: std::collections::BTreeSet<(String, &str)> = phrases
+            .iter()
+            .flat_map(|(name, p)| p.templates().map(move |(_, t)| (name.to_string(), t)))
+            .collect();
+        all.extend(
+            text.instruction
+                .0
+                .values()
+                .map(|t| ("instruction".to_owned(), t.as_str())),
+        );
+        for (name, t) in all {
+            if let Err(m) = template::text_placeholders(t) {
+                f.fail(
+                    &format!("text.{lang}.{name}"),
+                    format!("text.{lang}.{name}: {m}"),
+                );
+            }
+        }
+    }
+    texts
 }
 
 /// `baseline: {method, history, …}`: levels are then deviation multiples,

@@ -10,7 +10,9 @@ use std::collections::BTreeMap;
 use chrono::{DateTime, FixedOffset, TimeZone};
 use serde::{Deserialize, Serialize};
 use yujing_ingest::SensorRegistry;
-use yujing_rules::{WarningTransition, template};
+use yujing_rules::{Languages, WarningTransition, template};
+
+use crate::texts::AlertText;
 
 /// Version tag carried by every message.
 pub const SCHEMA: &str = "yujing.alert/v1";
@@ -186,8 +188,18 @@ pub struct AlertMessage {
     /// The rule's annotations, templates expanded.
     #[serde(default)]
     pub annotations: BTreeMap<String, String>,
-    /// One line for people: the rule's `summary` annotation if it has one.
+    /// One line for people: the rule's `summary` annotation if it has one
+    /// (English; `texts` has each language's).
     pub summary: String,
+    /// Event time of this warning's previous message (its CAP update
+    /// references it); null for `raised`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub previous_event_time: Option<String>,
+    /// What the warning says to people, per language the deployment
+    /// writes (`zh-CN`, `en`, …): event, area, signal, headline, summary,
+    /// instruction.
+    #[serde(default, skip_serializing_if = "BTreeMap::is_empty")]
+    pub texts: BTreeMap<String, AlertText>,
 }
 
 impl AlertMessage {
@@ -262,6 +274,8 @@ impl AlertMessage {
                 spread: d.spread,
             }),
             storm: None,
+            previous_event_time: t.previous_at_ms.map(|ms| times.rfc3339(ms)),
+            texts: BTreeMap::new(),
             labels: BTreeMap::new(),
             annotations: BTreeMap::new(),
             group,
@@ -276,6 +290,25 @@ impl AlertMessage {
             None => summary(t, message.group.district.as_deref(), &message),
         };
         message
+    }
+
+    /// With its texts in each of `languages` (see [`crate::texts`]).
+    pub fn with_texts(
+        mut self,
+        t: &WarningTransition,
+        registry: &SensorRegistry,
+        languages: &Languages,
+    ) -> Self {
+        let area = registry.area(t.rule.group_by, &t.group_key);
+        self.texts = crate::texts::texts(&self, t, area, languages);
+        self
+    }
+
+    /// The text in `language`, else in the first language it has.
+    pub fn text(&self, language: &str) -> Option<&AlertText> {
+        self.texts
+            .get(language)
+            .or_else(|| self.texts.values().next())
     }
 
     /// A short area label: `grid cq-yb-g03 (Yubei)`.
@@ -328,7 +361,7 @@ fn expand(
 }
 
 /// A template variable's text for this message.
-fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<String> {
+pub(crate) fn variable(m: &AlertMessage, t: &WarningTransition, name: &str) -> Option<String> {
     Some(match name {
         "value" => fmt_value(t.value?, t.threshold),
         "threshold" => fmt_number(t.threshold?),

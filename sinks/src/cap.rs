@@ -1,8 +1,14 @@
 //! CAP 1.2 (OASIS Common Alerting Protocol) XML for a warning transition.
 //!
 //! - `msgType`: `Alert` when a warning is raised, `Update` when it changes
-//!   grade, `Cancel` when it resolves; updates and cancels carry
-//!   `<references>` to the warning's first message.
+//!   grade, `Cancel` (with `responseType` AllClear) when it resolves;
+//!   updates and cancels carry `<references>` to the warning's first
+//!   message and to the message they follow.
+//! - One `<info>` per language (the deployment's `languages`, zh-CN
+//!   first by default): event, headline, description, instruction and
+//!   `areaDesc` from the alert's texts in that language.
+//! - `expires`: a warning in force `valid_for` (24 h) after its message;
+//!   a cancel one hour after it.
 //! - `severity` from the grade (blue Minor, yellow Moderate, orange Severe,
 //!   red Extreme; a cancel keeps the grade it ends); `urgency` `Immediate`
 //!   for measured values, `Expected` with `<onset>` for forecasts;
@@ -21,9 +27,12 @@
 //! is an `Update` restricted to the responders, referencing the warning's
 //! first message ([`response_update_xml`]).
 
+use std::collections::BTreeMap;
+
 use chrono::{DateTime, SecondsFormat};
 
 use crate::alert::AlertMessage;
+use crate::texts::AlertText;
 
 /// Who issues the alerts.
 #[derive(Debug, Clone)]
@@ -32,11 +41,17 @@ pub struct CapSender {
     pub sender: String,
     /// CAP `<senderName>`.
     pub name: String,
-    /// `<language>` of the texts.
-    pub language: String,
+    /// `<senderName>` per language, where it differs from `name`.
+    pub names: BTreeMap<String, String>,
+    /// Languages of the `<info>` blocks, in order; empty: every language
+    /// the alert has texts in.
+    pub languages: Vec<String>,
     /// GB/T 35965.1 issuer code after the division code: 3-digit industry,
     /// 3-digit unit, 2-digit extension.
     pub issuer_code: String,
+    /// `<expires>` of a warning in force: this many seconds after its
+    /// message.
+    pub valid_for_s: i64,
 }
 
 impl Default for CapSender {
@@ -44,9 +59,18 @@ impl Default for CapSender {
         CapSender {
             sender: "yujing@localhost".into(),
             name: "yujing early warning".into(),
-            language: "en-US".into(),
+            names: BTreeMap::new(),
+            languages: Vec::new(),
             issuer_code: "00000000".into(),
+            valid_for_s: 24 * 3600,
         }
+    }
+}
+
+impl CapSender {
+    /// `<senderName>` in `language`.
+    pub fn name_in(&self, language: &str) -> &str {
+        self.names.get(language).unwrap_or(&self.name)
     }
 }
 
@@ -101,7 +125,7 @@ pub struct ResponseNote<'a> {
 /// `Restricted` to the responding units (it is not a public warning).
 /// Its identifier is numbered apart from the warning's own messages.
 pub fn response_update_xml(alert: &AlertMessage, r: &ResponseNote<'_>, from: &CapSender) -> String {
-    let mut x = cap_xml(alert, from);
+    let x = cap_xml(alert, from);
     let id = numbered(
         alert,
         &from.issuer_code,
@@ -142,6 +166,7 @@ pub fn response_update_xml(alert: &AlertMessage, r: &ResponseNote<'_>, from: &Ca
     let body_at = x
         .find("<alert ")
         .and_then(|i| x[i..].find('\n').map(|j| i + j + 1));
+    let mut x = x;
     if let Some(b) = body_at {
         x.replace_range(b..info_at, &head);
     }
@@ -159,10 +184,8 @@ pub fn response_update_xml(alert: &AlertMessage, r: &ResponseNote<'_>, from: &Ca
             params.push_str("    </parameter>\n");
         }
     }
-    if let Some(area_at) = x.find("    <area>") {
-        x.insert_str(area_at, &params);
-    }
-    x
+    // In every language's <info>.
+    x.replace("    <area>\n", &format!("{params}    <area>\n"))
 }
 
 /// A stable 64-bit hash of the warning id (FNV-1a; no randomness, so the
@@ -195,7 +218,10 @@ fn escape(text: &str) -> String {
     out
 }
 
-/// The CAP 1.2 document for one alert message.
+/// The CAP 1.2 document for one alert message: one `<info>` per language
+/// of its texts, in the sender's order (the alert's texts in alphabetical
+/// order when the sender names none); an alert without texts gets one
+/// English `<info>` from its plain summary.
 pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
     let sent = cap_time(&alert.event_time);
     let id = identifier(alert, &from.issuer_code, alert.sequence, &alert.event_time);
@@ -204,6 +230,90 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
         "resolved" => "Cancel",
         _ => "Update",
     };
+    let mut x = String::with_capacity(4096);
+    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
+    x.push_str("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n");
+    el(&mut x, 2, "identifier", &id);
+    el(&mut x, 2, "sender", &from.sender);
+    el(&mut x, 2, "sent", &sent);
+    el(&mut x, 2, "status", "Actual");
+    el(&mut x, 2, "msgType", msg_type);
+    el(&mut x, 2, "scope", "Public");
+    if alert.sequence > 1 {
+        el(&mut x, 2, "references", &references(alert, from));
+    }
+    let languages: Vec<(&str, &AlertText)> = if from.languages.is_empty() {
+        alert.texts.iter().map(|(l, t)| (l.as_str(), t)).collect()
+    } else {
+        from.languages
+            .iter()
+            .filter_map(|l| Some((l.as_str(), text_for(alert, l)?)))
+            .collect()
+    };
+    if languages.is_empty() {
+        let area = match (&alert.group.district, alert.group.by.as_str()) {
+            (Some(d), by) if by != "district" => format!("{by} {} ({d})", alert.group.key),
+            _ => format!("{} {}", alert.group.by, alert.group.key),
+        };
+        let plain = AlertText {
+            event: if alert.rule.description.is_empty() {
+                alert.rule.id.clone()
+            } else {
+                alert.rule.description.clone()
+            },
+            area,
+            district: alert.group.district.clone(),
+            signal: None,
+            headline: alert.summary.clone(),
+            summary: alert.summary.clone(),
+            instruction: None,
+        };
+        info(&mut x, alert, from, msg_type, "en", &plain);
+    }
+    for (lang, text) in languages {
+        info(&mut x, alert, from, msg_type, lang, text);
+    }
+    x.push_str("</alert>\n");
+    x
+}
+
+/// The alert's text in `language`, or in a language of the same primary
+/// subtag (`en` for `en-US`).
+fn text_for<'a>(alert: &'a AlertMessage, language: &str) -> Option<&'a AlertText> {
+    let primary = |l: &str| l.split('-').next().unwrap_or(l).to_ascii_lowercase();
+    alert.texts.get(language).or_else(|| {
+        alert
+            .texts
+            .iter()
+            .find(|(l, _)| primary(l) == primary(language))
+            .map(|(_, t)| t)
+    })
+}
+
+/// `<references>`: the warning's first message and, when it is another
+/// one, the message this one follows (`sender,identifier,sent` each).
+fn references(alert: &AlertMessage, from: &CapSender) -> String {
+    let first = identifier(alert, &from.issuer_code, 1, &alert.started_at);
+    let mut refs = format!("{},{first},{}", from.sender, cap_time(&alert.started_at));
+    if let Some(prev_at) = &alert.previous_event_time
+        && alert.sequence > 2
+    {
+        let prev = identifier(alert, &from.issuer_code, alert.sequence - 1, prev_at);
+        refs.push_str(&format!(" {},{prev},{}", from.sender, cap_time(prev_at)));
+    }
+    refs
+}
+
+/// One `<info>` block in `lang`.
+fn info(
+    x: &mut String,
+    alert: &AlertMessage,
+    from: &CapSender,
+    msg_type: &str,
+    lang: &str,
+    text: &AlertText,
+) {
+    let sent = cap_time(&alert.event_time);
     let grade = alert.grade.as_deref().or(alert.previous_grade.as_deref());
     let severity = match grade {
         Some("blue") => "Minor",
@@ -219,70 +329,45 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
         "data" => "Other",
         _ => "Env",
     };
-    let event = if alert.rule.description.is_empty() {
-        alert.rule.id.clone()
-    } else {
-        alert.rule.description.clone()
-    };
-    let headline: String = alert.summary.chars().take(160).collect();
-    let mut x = String::with_capacity(2048);
-    x.push_str("<?xml version=\"1.0\" encoding=\"UTF-8\"?>\n");
-    x.push_str("<alert xmlns=\"urn:oasis:names:tc:emergency:cap:1.2\">\n");
-    el(&mut x, 2, "identifier", &id);
-    el(&mut x, 2, "sender", &from.sender);
-    el(&mut x, 2, "sent", &sent);
-    el(&mut x, 2, "status", "Actual");
-    el(&mut x, 2, "msgType", msg_type);
-    el(&mut x, 2, "scope", "Public");
-    if alert.sequence > 1 {
-        // The warning's first message: its identifier and sent time (the
-        // event time it was raised).
-        let first = identifier(alert, &from.issuer_code, 1, &alert.started_at);
-        el(
-            &mut x,
-            2,
-            "references",
-            &format!("{},{first},{}", from.sender, cap_time(&alert.started_at)),
-        );
-    }
     x.push_str("  <info>\n");
-    el(&mut x, 4, "language", &from.language);
-    el(&mut x, 4, "category", category);
-    el(&mut x, 4, "event", &event);
+    el(x, 4, "language", lang);
+    el(x, 4, "category", category);
+    el(x, 4, "event", &text.event);
+    let response = if msg_type == "Cancel" {
+        "AllClear"
+    } else {
+        "Monitor"
+    };
+    el(x, 4, "responseType", response);
     el(
-        &mut x,
-        4,
-        "responseType",
-        if msg_type == "Cancel" {
-            "AllClear"
-        } else {
-            "Monitor"
-        },
-    );
-    el(
-        &mut x,
+        x,
         4,
         "urgency",
         if forecast { "Expected" } else { "Immediate" },
     );
-    el(&mut x, 4, "severity", severity);
+    el(x, 4, "severity", severity);
     el(
-        &mut x,
+        x,
         4,
         "certainty",
         if forecast { "Likely" } else { "Observed" },
     );
-    el(&mut x, 4, "effective", &sent);
+    el(x, 4, "effective", &sent);
     if let Some(onset) = alert
         .trend
         .as_ref()
         .and_then(|t| t.expected_crossing_at.as_deref())
     {
-        el(&mut x, 4, "onset", &cap_time(onset));
+        el(x, 4, "onset", &cap_time(onset));
     }
-    el(&mut x, 4, "senderName", &from.name);
-    el(&mut x, 4, "headline", &headline);
-    el(&mut x, 4, "description", &alert.summary);
+    el(x, 4, "expires", &expires(&alert.event_time, msg_type, from));
+    el(x, 4, "senderName", from.name_in(lang));
+    let headline: String = text.headline.chars().take(160).collect();
+    el(x, 4, "headline", &headline);
+    el(x, 4, "description", &text.summary);
+    if let Some(i) = &text.instruction {
+        el(x, 4, "instruction", i);
+    }
     let mut params: Vec<(&str, String)> = vec![
         ("warning_id", alert.warning_id.clone()),
         ("fingerprint", alert.fingerprint.clone()),
@@ -297,6 +382,9 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
     if let Some(t) = alert.threshold {
         params.push(("threshold", t.to_string()));
     }
+    if let Some(s) = &text.signal {
+        params.push(("signal", s.clone()));
+    }
     for (name, value) in params {
         x.push_str("    <parameter>\n");
         x.push_str(&format!("      <valueName>{}</valueName>\n", escape(name)));
@@ -304,11 +392,10 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
         x.push_str("    </parameter>\n");
     }
     x.push_str("    <area>\n");
-    let desc = match (&alert.group.district, alert.group.by.as_str()) {
-        (Some(d), by) if by != "district" => format!("{by} {} ({d})", alert.group.key),
-        _ => format!("{} {}", alert.group.by, alert.group.key),
-    };
-    x.push_str(&format!("      <areaDesc>{}</areaDesc>\n", escape(&desc)));
+    x.push_str(&format!(
+        "      <areaDesc>{}</areaDesc>\n",
+        escape(&text.area)
+    ));
     if let (Some(lat), Some(lon)) = (alert.group.lat, alert.group.lon) {
         // A circle "lat,lon radius" in km, at least 100 m around a point.
         let radius = alert.group.radius_km.unwrap_or(0.0).max(0.1);
@@ -321,6 +408,20 @@ pub fn cap_xml(alert: &AlertMessage, from: &CapSender) -> String {
         x.push_str("      </geocode>\n");
     }
     x.push_str("    </area>\n");
-    x.push_str("  </info>\n</alert>\n");
-    x
+    x.push_str("  </info>\n");
+}
+
+/// `<expires>`: `from.valid_for` after the message for a warning in force
+/// (a warning still in force is updated or cancelled by a later message;
+/// this bounds how long a lost cancel leaves it shown), one hour after a
+/// cancel so that pollers see the all-clear.
+fn expires(event_time: &str, msg_type: &str, from: &CapSender) -> String {
+    let valid = if msg_type == "Cancel" {
+        chrono::Duration::hours(1)
+    } else {
+        chrono::Duration::seconds(from.valid_for_s)
+    };
+    DateTime::parse_from_rfc3339(event_time)
+        .map(|t| (t + valid).to_rfc3339_opts(SecondsFormat::Secs, false))
+        .unwrap_or_else(|_| cap_time(event_time))
 }

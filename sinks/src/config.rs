@@ -98,6 +98,9 @@ pub struct BuildContext<'a> {
     pub transactions: Option<&'a FutureProducer>,
     /// Local time of displayed times.
     pub utc_offset_ms: i64,
+    /// The languages the deployment writes, in order (CAP `<info>` order,
+    /// the terminal's default).
+    pub languages: &'a [String],
 }
 
 /// A built sink with its delivery options, as the pipeline takes it.
@@ -182,6 +185,11 @@ impl SinkConfig {
             },
         })
     }
+}
+
+/// An optional duration written as `30s`, `10m`, `1h`.
+pub fn optional_duration<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Duration>, D::Error> {
+    duration(d).map(Some)
 }
 
 /// A duration written as `30s`, `10m`, `1h`.

@@ -3,6 +3,8 @@
 //! # Layout
 //! - [`alert`]: the alert message contract (JSON, `yujing.alert/v1`) built
 //!   from a warning transition and the sensor registry — the pure part.
+//! - [`texts`]: what an alert says to people in each language (event,
+//!   area, signal, headline, summary, instruction) — pure.
 //! - [`cap`]: the same message as CAP 1.2 XML (Alert / Update / Cancel).
 //! - [`route`]: which warnings a sink takes (grade, area, rule, label) and
 //!   topic names per warning (`alerts.{grade}`).
@@ -39,6 +41,7 @@ pub mod route;
 pub mod spool;
 pub mod storm;
 pub mod terminal;
+pub mod texts;
 pub mod webhook;
 
 pub use alert::{AlertMessage, TimeFormat};
@@ -52,6 +55,7 @@ pub use route::Route;
 pub use spool::Spool;
 pub use storm::{StormGuard, StormLimits};
 pub use terminal::TerminalSink;
+pub use texts::AlertText;
 pub use webhook::{WebhookSettings, WebhookSink};
 
 /// A configured destination for alerts.

@@ -206,6 +206,20 @@ fn summary(held: &[AlertMessage], limits: &StormLimits) -> AlertMessage {
         plural(&first.group.by, n),
         first.rule.metric,
     );
+    // Each language's text stands for the district, not the first group.
+    for text in m.texts.values_mut() {
+        if let Some(d) = &text.district {
+            text.area = d.clone();
+        }
+        let signal = text.signal.as_deref().unwrap_or_default();
+        text.headline = format!("{} · {} · {signal} ×{n}", text.area, text.event);
+        let listed: Vec<&str> = groups
+            .iter()
+            .take(LISTED_GROUPS)
+            .map(String::as_str)
+            .collect();
+        text.summary = format!("{} ({})", text.headline, listed.join(", "));
+    }
     m.storm = Some(AlertStorm {
         held_back: held.len() as u64,
         groups_by: first.group.by.clone(),

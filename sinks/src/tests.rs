@@ -20,6 +20,15 @@ fn registry() -> SensorRegistry {
         grid: "cq-yb-g01".into(),
         lat,
         lon: 106.5,
+        names: [
+            ("district@zh-CN", "渝北区"),
+            ("street@zh-CN", "龙溪街道"),
+            ("grid@zh-CN", "龙溪1号网格"),
+            ("street@en", "Longxi Street"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_owned(), v.to_owned()))
+        .collect(),
     };
     SensorRegistry::new(vec![s("a", 29.60), s("b", 29.62)]).unwrap()
 }
@@ -39,11 +48,15 @@ fn rule() -> Rule {
     r
 }
 
+pub(crate) fn rule_for_texts() -> Rule {
+    rule()
+}
+
 pub(crate) fn messages(values: &[Option<f64>]) -> Vec<AlertMessage> {
     messages_of(&rule(), values)
 }
 
-fn messages_of(rule: &Rule, values: &[Option<f64>]) -> Vec<AlertMessage> {
+pub(crate) fn messages_of(rule: &Rule, values: &[Option<f64>]) -> Vec<AlertMessage> {
     let mut book = WarningBook::new();
     let mut out = Vec::new();
     for (i, v) in values.iter().enumerate() {
@@ -68,12 +81,10 @@ fn messages_of(rule: &Rule, values: &[Option<f64>]) -> Vec<AlertMessage> {
             })
             .collect();
         for t in book.apply(rule, end - HOUR, end, &aggs) {
-            out.push(AlertMessage::new(
-                &t,
-                &registry(),
-                TimeFormat::new(8 * HOUR),
-                end + 1_500,
-            ));
+            out.push(
+                AlertMessage::new(&t, &registry(), TimeFormat::new(8 * HOUR), end + 1_500)
+                    .with_texts(&t, &registry(), &yujing_rules::Languages::builtin()),
+            );
         }
     }
     out
@@ -229,8 +240,10 @@ fn cap_documents_follow_the_warning_and_validate() {
     let from = CapSender {
         sender: "yujing@eeb.cq.example".into(),
         name: "Chongqing environmental early warning".into(),
-        language: "en-US".into(),
+        names: [("zh-CN".to_owned(), "重庆市生态环境预警".to_owned())].into(),
+        languages: vec!["zh-CN".into(), "en-US".into()],
         issuer_code: "12345600".into(),
+        ..CapSender::default()
     };
     // Raised blue, escalated orange, resolved.
     let ms = messages(&[Some(100.0), Some(162.0), Some(40.0)]);
@@ -250,20 +263,62 @@ fn cap_documents_follow_the_warning_and_validate() {
     assert!(docs[1].contains("<severity>Severe</severity>"));
     assert!(docs[2].contains("<msgType>Cancel</msgType>"));
     assert!(docs[2].contains("<responseType>AllClear</responseType>"));
-    // Updates and the cancel point at the first message.
-    let first_id = docs[0]
-        .split("<identifier>")
-        .nth(1)
-        .and_then(|s| s.split('<').next())
-        .unwrap();
-    for d in &docs[1..] {
-        assert!(
-            d.contains(&format!(
-                "<references>yujing@eeb.cq.example,{first_id},2026-07-15T09:00:00+08:00</references>"
-            )),
-            "{d}"
-        );
+    // Updates and the cancel point at the first message and at the one
+    // they follow.
+    let id_of = |d: &str| {
+        d.split("<identifier>")
+            .nth(1)
+            .and_then(|s| s.split('<').next())
+            .unwrap()
+            .to_owned()
+    };
+    let first_id = id_of(&docs[0]);
+    let second_id = id_of(&docs[1]);
+    assert!(
+        docs[1].contains(&format!(
+            "<references>yujing@eeb.cq.example,{first_id},2026-07-15T09:00:00+08:00</references>"
+        )),
+        "{}",
+        docs[1]
+    );
+    assert!(
+        docs[2].contains(&format!(
+            "<references>yujing@eeb.cq.example,{first_id},2026-07-15T09:00:00+08:00 \
+             yujing@eeb.cq.example,{second_id},2026-07-15T10:00:00+08:00</references>"
+        )),
+        "{}",
+        docs[2]
+    );
+    // One <info> per language, Chinese first, each in its language.
+    for d in &docs {
+        let zh = d.find("<language>zh-CN</language>").expect("zh-CN info");
+        let en = d.find("<language>en-US</language>").expect("en-US info");
+        assert!(zh < en, "{d}");
+        assert_eq!(d.matches("<info>").count(), 2);
     }
+    assert!(docs[0].contains("<senderName>重庆市生态环境预警</senderName>"));
+    assert!(docs[0].contains("<senderName>Chongqing environmental early warning</senderName>"));
+    assert!(
+        docs[0].contains("<areaDesc>渝北区龙溪街道龙溪1号网格</areaDesc>"),
+        "{}",
+        docs[0]
+    );
+    assert!(
+        docs[0].contains("<areaDesc>grid cq-yb-g01, Longxi Street, Yubei</areaDesc>"),
+        "{}",
+        docs[0]
+    );
+    assert!(
+        docs[1].contains(
+            "<headline>渝北区龙溪街道龙溪1号网格升级PM2.5（1小时平均值）橙色预警（II级）</headline>"
+        ),
+        "{}",
+        docs[1]
+    );
+    assert!(docs[1].contains("<expires>2026-07-16T10:00:00+08:00</expires>"));
+    assert!(docs[2].contains("<expires>2026-07-15T12:00:00+08:00</expires>"));
+    assert!(docs[1].contains("<instruction>"), "orange: what to do");
+    assert!(!docs[2].contains("<instruction>"), "lifted: nothing to do");
     // Every message has its own identifier.
     let ids: std::collections::HashSet<_> = docs
         .iter()

@@ -43,6 +43,7 @@ pub fn registry_for(history: &History) -> Result<SensorRegistry, BacktestError> 
             grid: id.clone(),
             lat: 0.0,
             lon: 0.0,
+            names: Default::default(),
         })
         .collect();
     SensorRegistry::new(sensors).map_err(BacktestError::Sensors)

@@ -140,6 +140,7 @@ pub(crate) fn registry(sensors: usize) -> SensorRegistry {
             grid: format!("g{}", i % 5_000),
             lat: 29.5,
             lon: 106.5,
+            names: Default::default(),
         })
         .collect();
     SensorRegistry::new(list).expect("unique ids")
@@ -278,6 +279,7 @@ pub async fn pipeline_throughput(
             rules: rules(),
         },
         registry: registry(sensors),
+        languages: yujing_rules::Languages::builtin(),
         sinks: vec![],
         metrics: metrics.clone(),
         clock: Clock::Wall,

@@ -91,6 +91,22 @@ pub struct Config {
     /// without it): `board: {}`.
     #[serde(default)]
     pub board: Option<BoardConfig>,
+    /// The languages warnings are written in, in order: the first is the
+    /// main one, and CAP documents carry one `<info>` per language in this
+    /// order. Built in: `zh-CN`, `en`. Default `[zh-CN, en]`.
+    #[serde(default = "default_languages")]
+    pub languages: Vec<String>,
+    /// More languages: YAML files shaped like the built-in ones (see
+    /// `docs/bilingual.md`); relative to this file.
+    #[serde(default)]
+    pub language_files: Vec<PathBuf>,
+}
+
+fn default_languages() -> Vec<String> {
+    yujing_rules::language::BUILTIN_TAGS
+        .iter()
+        .map(|t| t.to_string())
+        .collect()
 }
 
 /// The board's settings (`board: {}` turns it on).
@@ -492,6 +508,7 @@ impl Config {
         config.sensors = base.join(&config.sensors);
         config.measurements = config.measurements.as_ref().map(|m| base.join(m));
         config.state_dir = config.state_dir.as_ref().map(|d| base.join(d));
+        config.language_files = config.language_files.iter().map(|f| base.join(f)).collect();
         for source in config.kafka.secret_properties.values_mut() {
             if let Some(p) = &mut source.file {
                 *p = base.join(&*p);
@@ -557,6 +574,8 @@ pub struct Loaded {
     /// With `response:`, the responsibility file, checked against the
     /// registry.
     pub units: Option<yujing_response::Units>,
+    /// The languages warnings are written in.
+    pub languages: yujing_rules::Languages,
 }
 
 impl Loaded {
@@ -572,7 +591,16 @@ impl Loaded {
         let known = measurements
             .as_ref()
             .map(yujing_ingest::Measurements::names);
-        let rules = yujing_rules::RuleSet::load_checked(&config.rules, known.as_deref())?;
+        let languages = yujing_rules::Languages::new(&config.languages, &config.language_files)
+            .map_err(|message| ConfigError::Invalid {
+                path: path.to_owned(),
+                message,
+            })?;
+        let rules = yujing_rules::RuleSet::load_checked(
+            &config.rules,
+            known.as_deref(),
+            &config.languages,
+        )?;
         let registry = yujing_ingest::SensorRegistry::load(&config.sensors)?;
         if let Some(b) = &config.board {
             b.load_districts()?;
@@ -587,6 +615,7 @@ impl Loaded {
             rules,
             registry,
             units,
+            languages,
         })
     }
 }

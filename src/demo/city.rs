@@ -110,6 +110,7 @@ pub fn sensors() -> Vec<Sensor> {
                         grid: grid.clone(),
                         lat: ((glat + dlat) * 1e5).round() / 1e5,
                         lon: ((glon + dlon) * 1e5).round() / 1e5,
+                        names: Default::default(),
                     });
                 };
                 for k in 0..3 {

@@ -24,7 +24,7 @@ use rdkafka::producer::{FutureProducer, FutureRecord};
 use rdkafka::types::RDKafkaErrorCode;
 use tokio::sync::watch;
 use yujing_ingest::{Clock, Measurements};
-use yujing_rules::RuleSet;
+use yujing_rules::{Languages, RuleSet};
 use yujing_sinks::{KafkaAlertSink, Sink, TerminalSink, TimeFormat};
 
 use crate::config::{KafkaConfig, PipelineConfig};
@@ -67,6 +67,8 @@ pub struct DemoOptions {
     pub colour: Option<bool>,
     /// Print warnings to standard output.
     pub print: bool,
+    /// Language of the printed warnings (`zh-CN` or `en`).
+    pub language: String,
 }
 
 impl Default for DemoOptions {
@@ -78,6 +80,7 @@ impl Default for DemoOptions {
             rules: None,
             colour: None,
             print: true,
+            language: "en".to_owned(),
         }
     }
 }
@@ -92,7 +95,11 @@ pub async fn run(
         DEFAULT_MEASUREMENTS,
     )?;
     let rules = match &opts.rules {
-        Some(p) => RuleSet::load_checked(std::slice::from_ref(p), Some(&measurements.names()))?,
+        Some(p) => RuleSet::load_checked(
+            std::slice::from_ref(p),
+            Some(&measurements.names()),
+            &Languages::builtin().tags(),
+        )?,
         None => RuleSet::parse(Path::new("deploy/examples/rules.yaml"), DEFAULT_RULES)?,
     };
     let cluster = MockCluster::new(1)?;
@@ -196,7 +203,9 @@ pub async fn run(
             Some(c) => TerminalSink::new(Box::new(std::io::stdout()), c),
             None => TerminalSink::stdout(),
         };
-        sinks.push(Sink::Terminal(terminal));
+        sinks.push(Sink::Terminal(
+            terminal.with_language(opts.language.clone()),
+        ));
     }
     let setup = Setup {
         kafka: KafkaConfig {
@@ -224,6 +233,7 @@ pub async fn run(
         },
         rules,
         registry,
+        languages: Languages::builtin(),
         sinks: sinks.into_iter().map(Into::into).collect(),
         metrics: metrics.clone(),
         clock,

@@ -117,6 +117,8 @@ pub struct Setup {
     /// metric's range are dead-lettered.
     pub measurements: Option<Measurements>,
     pub registry: SensorRegistry,
+    /// The languages warnings are written in (alert texts, CAP `<info>`).
+    pub languages: yujing_rules::Languages,
     pub sinks: Vec<SinkSetup>,
     pub metrics: Metrics,
     pub clock: Clock,
@@ -180,6 +182,7 @@ struct State {
     /// each tick: reading the clock per message is measurable on VMs.
     now_ms: i64,
     times: TimeFormat,
+    languages: yujing_rules::Languages,
     summary: RunSummary,
     /// When refused messages were last reported in the log, and the count then.
     refusals_reported: (Instant, u64),
@@ -367,7 +370,7 @@ async fn run_pipeline(
                 Some(responses::ResponseLoop::new(
                     (r.units, r.units_path),
                     r.topic,
-                    (producer, &r.cap_sinks),
+                    (producer, &r.cap_sinks, &setup.languages.tags()),
                     r.feedback_grace,
                     setup.state_dir.as_deref(),
                 )),
@@ -403,6 +406,7 @@ async fn run_pipeline(
         now_ms: setup.clock.now_ms(),
         clock: setup.clock,
         times: TimeFormat::new(utc_offset_ms),
+        languages: setup.languages.clone(),
         summary: RunSummary::default(),
         refusals_reported: (Instant::now(), 0),
         consumer_up: true,
@@ -604,12 +608,13 @@ impl State {
                 Some(g) => *self.summary.warnings_by_grade.entry(g).or_default() += 1,
                 None => self.summary.resolved += 1,
             }
-            alerts.push(AlertMessage::new(
-                t,
-                self.engine.registry(),
-                self.times,
-                emitted_at,
-            ));
+            alerts.push(
+                AlertMessage::new(t, self.engine.registry(), self.times, emitted_at).with_texts(
+                    t,
+                    self.engine.registry(),
+                    &self.languages,
+                ),
+            );
         }
         if !alerts.is_empty() {
             self.label_assignees(&mut alerts);

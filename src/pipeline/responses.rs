@@ -81,9 +81,10 @@ impl ResponseLoop {
     pub(super) fn new(
         (units, units_path): (Units, Option<PathBuf>),
         topic: String,
-        (producer, cap_sinks): (
+        (producer, cap_sinks, languages): (
             rdkafka::producer::FutureProducer,
             &[(KafkaSinkConfig, Route)],
+            &[String],
         ),
         feedback_grace: Duration,
         state_dir: Option<&std::path::Path>,
@@ -111,7 +112,7 @@ impl ResponseLoop {
                 .iter()
                 .map(|(c, route)| {
                     let sink = KafkaAlertSink::with_producer(producer.clone(), &c.topic)
-                        .with_format(c.format());
+                        .with_format(c.format(languages));
                     (sink, route.clone())
                 })
                 .collect(),

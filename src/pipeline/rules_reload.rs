@@ -30,7 +30,8 @@ impl State {
         req: ReloadRequest,
     ) -> Result<(), PipelineError> {
         let trigger = req.trigger.as_str();
-        let outcome = match RuleSet::load_checked(paths, known_metrics) {
+        let languages = self.languages.tags();
+        let outcome = match RuleSet::load_checked(paths, known_metrics, &languages) {
             Ok(rules) => {
                 let r = self.engine.reload(&rules);
                 if let Some(h) = &self.handover {

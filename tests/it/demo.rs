@@ -20,6 +20,7 @@ async fn demo_city_climbs_through_every_grade_and_resolves() {
         rules: None,
         colour: Some(false),
         print: false,
+        language: "zh-CN".into(),
     };
     let demo = demo::run(opts, std::future::pending())
         .await

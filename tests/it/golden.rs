@@ -13,6 +13,11 @@
 //! Processing time follows the stream: it starts at the first reading's
 //! event time and never falls behind the latest event time seen.
 //!
+//! A case whose `case.yaml` names `languages: [zh-CN, en]` also checks the
+//! alerts' texts in those languages, and each alert's CAP document against
+//! `expected-cap/<n>-<transition>.xml` (each validated against the CAP 1.2
+//! schema); other cases leave the texts out.
+//!
 //! `YUJING_BLESS=1 cargo test --test it golden` rewrites the expected files;
 //! review the diff before committing it.
 
@@ -21,7 +26,9 @@ use std::path::{Path, PathBuf};
 use serde_json::Value;
 use yujing_engine::{Engine, EngineSettings};
 use yujing_ingest::{Measurements, SensorRegistry, decode_readings};
+use yujing_rules::Languages;
 use yujing_rules::RuleSet;
+use yujing_sinks::cap::{CapSender, cap_xml};
 use yujing_sinks::{AlertMessage, TimeFormat};
 
 fn cases() -> Vec<PathBuf> {
@@ -35,17 +42,43 @@ fn cases() -> Vec<PathBuf> {
     out
 }
 
-/// The case's `case.yaml`: the `pipeline:` section of a yujing config.
-fn config(dir: &Path) -> EngineSettings {
+/// The case's `case.yaml`: the `pipeline:` section of a yujing config,
+/// and optionally `languages:`.
+fn config(dir: &Path) -> (EngineSettings, Languages) {
     let path = dir.join("case.yaml");
     let text = std::fs::read_to_string(&path).unwrap_or_else(|_| "{}".into());
-    serde_yaml_ng::from_str::<yujing::config::PipelineConfig>(&text)
+    let mut yaml: serde_yaml_ng::Mapping = serde_yaml_ng::from_str(&text).unwrap();
+    let languages: Vec<String> = yaml
+        .remove("languages")
+        .map(|v| serde_yaml_ng::from_value(v).unwrap())
+        .unwrap_or_default();
+    let settings = serde_yaml_ng::from_value::<yujing::config::PipelineConfig>(yaml.into())
         .unwrap_or_else(|e| panic!("{}: {e}", path.display()))
-        .engine_settings()
+        .engine_settings();
+    (settings, Languages::new(&languages, &[]).unwrap())
 }
 
-async fn run_case(dir: &Path) -> Vec<Value> {
-    let rules = RuleSet::load(&dir.join("rules.yaml")).unwrap();
+/// Who issues the golden CAP documents.
+fn cap_sender(languages: &Languages) -> CapSender {
+    CapSender {
+        sender: "yujing@eeb.cq.example".into(),
+        name: "Chongqing ecological early warning".into(),
+        names: [("zh-CN".to_owned(), "重庆市生态环境预警".to_owned())].into(),
+        languages: languages.tags(),
+        issuer_code: "12345600".into(),
+        ..CapSender::default()
+    }
+}
+
+struct CaseOutput {
+    lines: Vec<Value>,
+    /// `(file name, document)` per alert, for cases with languages.
+    cap: Vec<(String, String)>,
+}
+
+async fn run_case(dir: &Path) -> CaseOutput {
+    let rules =
+        RuleSet::load_checked(&[dir.join("rules.yaml")], None, &config(dir).1.tags()).unwrap();
     let sensors = [
         dir.join("sensors.csv"),
         dir.parent().unwrap().join("sensors.csv"),
@@ -54,7 +87,8 @@ async fn run_case(dir: &Path) -> Vec<Value> {
     .find(|p| p.exists())
     .unwrap();
     let registry = SensorRegistry::load(&sensors).unwrap();
-    let config = config(dir);
+    let (config, languages) = config(dir);
+    let mut cap = Vec::new();
     let times = TimeFormat::new(config.time_zone.utc_offset_ms());
     let mut engine = Engine::new(&rules, registry.clone(), &config);
     let measurements = dir.join("measurements.yaml");
@@ -108,15 +142,20 @@ async fn run_case(dir: &Path) -> Vec<Value> {
         let Some(now) = now else { continue };
         if let Some(closed) = engine.close_ready(now).await.unwrap() {
             for t in &closed.transitions {
-                let mut alert =
-                    serde_json::to_value(AlertMessage::new(t, &registry, times, 0)).unwrap();
+                let message =
+                    AlertMessage::new(t, &registry, times, 0).with_texts(t, &registry, &languages);
+                if !languages.is_empty() {
+                    let name = format!("{}-{}.xml", cap.len() + 1, message.transition);
+                    cap.push((name, cap_xml(&message, &cap_sender(&languages))));
+                }
+                let mut alert = serde_json::to_value(message).unwrap();
                 crate::support::assert_valid_alert(&alert);
                 alert.as_object_mut().unwrap().remove("emitted_at");
                 out.push(alert);
             }
         }
     }
-    out
+    CaseOutput { lines: out, cap }
 }
 
 #[tokio::test]
@@ -126,7 +165,10 @@ async fn golden_files() {
     let cases = cases();
     assert!(cases.len() >= 5, "golden cases found: {cases:?}");
     for dir in cases {
-        let got = run_case(&dir).await;
+        let CaseOutput { lines: got, cap } = run_case(&dir).await;
+        if let Some(f) = check_cap(&dir, &cap, bless) {
+            failures.push(f);
+        }
         let got_text: String = got.iter().map(|v| format!("{v}\n")).collect();
         let expected_path = dir.join("expected.jsonl");
         if bless {
@@ -147,4 +189,32 @@ async fn golden_files() {
         }
     }
     assert!(failures.is_empty(), "{}", failures.join("\n"));
+}
+
+/// Compare (or bless) a case's CAP documents; each must be valid CAP 1.2.
+fn check_cap(dir: &Path, docs: &[(String, String)], bless: bool) -> Option<String> {
+    let cap_dir = dir.join("expected-cap");
+    if bless && !docs.is_empty() {
+        let _ = std::fs::remove_dir_all(&cap_dir);
+        std::fs::create_dir_all(&cap_dir).unwrap();
+    }
+    let mut problems = Vec::new();
+    for (name, doc) in docs {
+        crate::support::assert_valid_cap(doc);
+        let path = cap_dir.join(name);
+        if bless {
+            std::fs::write(&path, doc).unwrap();
+        } else if std::fs::read_to_string(&path).ok().as_deref() != Some(doc.as_str()) {
+            problems.push(format!("{}:\n--- got\n{doc}", path.display()));
+        }
+    }
+    let expected = std::fs::read_dir(&cap_dir).map_or(0, |d| d.count());
+    if !bless && expected != docs.len() {
+        problems.push(format!(
+            "{}: {expected} expected CAP documents, got {}",
+            cap_dir.display(),
+            docs.len()
+        ));
+    }
+    (!problems.is_empty()).then(|| problems.join("\n"))
 }

@@ -41,6 +41,7 @@ fn fixture() -> (SensorRegistry, MetricCatalog) {
         grid: grid.into(),
         lat: 29.6,
         lon: 106.5,
+        names: Default::default(),
     };
     let reg = SensorRegistry::new(vec![s("a", "g1"), s("b", "g2")]).unwrap();
     (reg, MetricCatalog::new(["pm25", "noise_db"]))
@@ -174,6 +175,7 @@ mod hopping_tests {
             grid: "g1".into(),
             lat: 29.6,
             lon: 106.5,
+            names: Default::default(),
         };
         (
             SensorRegistry::new(vec![s]).unwrap(),

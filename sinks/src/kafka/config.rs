@@ -31,18 +31,36 @@ pub enum SinkFormat {
     Cap,
 }
 
+/// `sender_name`: one for every language, or one per language.
+#[derive(Debug, Clone, Deserialize)]
+#[serde(untagged)]
+pub enum SenderName {
+    One(String),
+    PerLanguage(std::collections::BTreeMap<String, String>),
+}
+
 /// Who issues CAP alerts.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct CapConfig {
     /// CAP `<sender>`, e.g. `yujing@eeb.cq.example`.
     pub sender: String,
-    /// CAP `<senderName>`.
+    /// CAP `<senderName>`: one name, or one per language
+    /// (`{zh-CN: 重庆市生态环境局, en: Chongqing Ecology and Environment Bureau}`).
     #[serde(default)]
-    pub sender_name: Option<String>,
-    /// `<language>` of the texts (default `en-US`).
+    pub sender_name: Option<SenderName>,
+    /// Languages of the `<info>` blocks, in order (default: every language
+    /// the deployment writes, `languages:` at the top of the config). A tag
+    /// with a region (`en-US`) takes the texts of its language (`en`).
+    #[serde(default)]
+    pub languages: Option<Vec<String>>,
+    /// Before bilingual texts: one language. The same as `languages: [it]`.
     #[serde(default)]
     pub language: Option<String>,
+    /// How long a warning in force stays valid (`<expires>`) after its
+    /// message when no later one updates or cancels it. Default 24h.
+    #[serde(default, deserialize_with = "crate::config::optional_duration")]
+    pub valid_for: Option<std::time::Duration>,
     /// GB/T 35965.1 issuer code in identifiers, after the division code:
     /// 3-digit industry, 3-digit unit, 2-digit extension (default
     /// `00000000`).
@@ -77,19 +95,35 @@ impl KafkaSinkConfig {
         Ok(())
     }
 
-    /// The message format, with the CAP sender filled in from `cap`.
-    pub fn format(&self) -> AlertFormat {
+    /// The message format, with the CAP sender filled in from `cap`;
+    /// CAP texts in `languages` (the deployment's) unless `cap` names its own.
+    pub fn format(&self, languages: &[String]) -> AlertFormat {
         match self.format {
             SinkFormat::Json => AlertFormat::Json,
             SinkFormat::Cap => {
-                let mut from = CapSender::default();
+                let mut from = CapSender {
+                    languages: languages.to_vec(),
+                    ..CapSender::default()
+                };
                 if let Some(c) = &self.cap {
                     from.sender = c.sender.clone();
-                    if let Some(n) = &c.sender_name {
-                        from.name = n.clone();
+                    match &c.sender_name {
+                        Some(SenderName::One(n)) => from.name = n.clone(),
+                        Some(SenderName::PerLanguage(names)) => {
+                            if let Some(first) = names.get("en").or(names.values().next()) {
+                                from.name = first.clone();
+                            }
+                            from.names = names.clone();
+                        }
+                        None => {}
                     }
-                    if let Some(l) = &c.language {
-                        from.language = l.clone();
+                    if let Some(l) = &c.languages {
+                        from.languages = l.clone();
+                    } else if let Some(l) = &c.language {
+                        from.languages = vec![l.clone()];
+                    }
+                    if let Some(v) = c.valid_for {
+                        from.valid_for_s = v.as_secs() as i64;
                     }
                     if let Some(code) = &c.issuer_code {
                         from.issuer_code = code.clone();
@@ -107,6 +141,6 @@ impl KafkaSinkConfig {
                 KafkaAlertSink::new(ctx.bootstrap_servers, &self.topic, ctx.producer_properties)?
             }
         };
-        Ok(sink.with_format(self.format()))
+        Ok(sink.with_format(self.format(ctx.languages)))
     }
 }

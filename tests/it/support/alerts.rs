@@ -23,6 +23,31 @@ pub fn assert_valid_alert(alert: &serde_json::Value) {
     );
 }
 
+/// Panic unless `xml` validates against the official CAP 1.2 schema
+/// (xmllint, from Debian's libxml2-utils, which `.ci/run` installs).
+pub fn assert_valid_cap(xml: &str) {
+    use std::io::Write;
+    let xsd = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/data/CAP-v1.2.xsd");
+    let mut child = std::process::Command::new("xmllint")
+        .args(["--noout", "--schema", xsd, "-"])
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("xmllint (libxml2-utils) validates CAP documents");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(xml.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "CAP document does not validate:\n{}\n{xml}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
 #[test]
 fn schema_rejects_a_broken_alert() {
     let mut alert: serde_json::Value =

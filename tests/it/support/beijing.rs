@@ -82,6 +82,7 @@ pub fn stations(place: impl Fn(&str) -> (String, String)) -> yujing_ingest::Sens
                 grid,
                 lat: 39.9,
                 lon: 116.4,
+                names: Default::default(),
             }
         })
         .collect();

@@ -24,7 +24,7 @@ pub mod metrics;
 pub mod tls;
 pub mod wait;
 
-pub use alerts::assert_valid_alert;
+pub use alerts::{assert_valid_alert, assert_valid_cap};
 pub(crate) use city::{City, Cluster, Receiver, T0, TOPICS};
 pub use external::{CPU_HEAVY, ExternalProcess, external_program};
 pub use kafka::{committed_offset, read_topic, read_topic_with};
