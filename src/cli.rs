@@ -483,6 +483,14 @@ pub async fn run_until(
         server = server.with_board(b.clone());
         eprintln!("board at http://{addr}/board");
     }
+    let feed = config
+        .feed
+        .clone()
+        .map(|f| crate::feed::Feed::new(f, &languages.tags(), config.state_dir.as_deref()));
+    if let Some(f) = &feed {
+        server = server.with_feed(f.clone());
+        eprintln!("CAP feed at http://{addr}/feed/cap.atom");
+    }
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let server_task = tokio::spawn(server.serve(async {
         let _ = stop_rx.await;
@@ -505,6 +513,7 @@ pub async fn run_until(
         force_stop: force,
         responses,
         board,
+        feed,
     };
     let board_to_close = setup.board.clone();
     let result = pipeline::run(setup, shutdown).await;

@@ -19,6 +19,8 @@
 //!   warnings, responses, served from embedded assets.
 //! - [`response_api`]: the responders' HTTP API (acknowledge, dispatch,
 //!   refer, close), answered by the pipeline's response book.
+//! - [`feed`]: the public CAP feed (`/feed/cap.atom`): an Atom index of
+//!   the current CAP messages, each served by its identifier.
 //! - [`feedback_export`]: `yujing feedback export`, responders' verdicts
 //!   from the response topic as backtest labels.
 //! - [`backtest`]: `yujing backtest`, history through the engine, scored.
@@ -48,6 +50,7 @@ pub mod cli;
 pub mod config;
 pub mod demo;
 pub mod destinations;
+pub mod feed;
 pub mod feedback_export;
 pub mod fetch;
 pub mod metrics_server;

@@ -27,6 +27,7 @@ pub struct MetricsServer {
     state: AppState,
     api: Option<crate::response_api::Api>,
     board: Option<crate::board::Board>,
+    feed: Option<crate::feed::Feed>,
 }
 
 #[derive(Clone)]
@@ -50,6 +51,7 @@ impl MetricsServer {
             state,
             api: None,
             board: None,
+            feed: None,
         })
     }
 
@@ -59,6 +61,12 @@ impl MetricsServer {
     /// city's rules.
     pub fn with_reload(mut self, tx: ReloadSender, token: Option<String>) -> Self {
         self.state.reload = Some((tx, token.filter(|t| !t.is_empty())));
+        self
+    }
+
+    /// Serve the public CAP feed (`/feed/cap.atom`, `/feed/cap/{id}.xml`).
+    pub fn with_feed(mut self, feed: crate::feed::Feed) -> Self {
+        self.feed = Some(feed);
         self
     }
 
@@ -109,6 +117,15 @@ impl MetricsServer {
                     .route("/api/v1/board/events", get(events))
                     .route("/api/v1/board/timeline", get(timeline))
                     .with_state(board),
+            );
+        }
+        if let Some(feed) = self.feed {
+            use crate::feed::http::{atom, document};
+            app = app.merge(
+                Router::new()
+                    .route("/feed/cap.atom", get(atom))
+                    .route("/feed/cap/{file}", get(document))
+                    .with_state(feed),
             );
         }
         let app = app.layer(axum::middleware::from_fn(limit_body));

@@ -292,6 +292,7 @@ pub async fn pipeline_throughput(
         force_stop: None,
         responses: None,
         board: None,
+        feed: None,
     };
     // Time from the first reading to the last (the group join takes seconds).
     let counted = metrics

@@ -91,6 +91,10 @@ pub struct Config {
     /// without it): `board: {}`.
     #[serde(default)]
     pub board: Option<BoardConfig>,
+    /// The public CAP feed at `/feed/cap.atom` on the metrics port (off
+    /// without it).
+    #[serde(default)]
+    pub feed: Option<crate::feed::FeedConfig>,
     /// The languages warnings are written in, in order: the first is the
     /// main one, and CAP documents carry one `<info>` per language in this
     /// order. Built in: `zh-CN`, `en`. Default `[zh-CN, en]`.
@@ -534,6 +538,9 @@ impl Config {
     }
 
     pub fn validate(&self) -> Result<(), String> {
+        if let Some(f) = &self.feed {
+            f.validate()?;
+        }
         for sink in &self.sinks {
             sink.validate()?;
             if self.kafka.transactional_id.is_some()

@@ -254,6 +254,7 @@ pub async fn run(
             cap_sinks: Vec::new(),
         }),
         board: Some(board),
+        feed: None,
     };
     let stop = async {
         tokio::select! {

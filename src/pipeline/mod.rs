@@ -140,6 +140,8 @@ pub struct Setup {
     /// With `board:`, what the board shows, kept as alerts and response
     /// changes are published.
     pub board: Option<crate::board::Board>,
+    /// With `feed:`, the public CAP feed, kept as alerts are published.
+    pub feed: Option<crate::feed::Feed>,
 }
 
 /// What a run did, for the closing summary.
@@ -196,6 +198,7 @@ struct State {
     /// The response book and its units, with a responsibility file.
     responses: Option<responses::ResponseLoop>,
     board: Option<crate::board::Board>,
+    feed: Option<crate::feed::Feed>,
 }
 
 /// The readings consumer's name in `/health`.
@@ -414,6 +417,7 @@ async fn run_pipeline(
         refused_dir: setup.state_dir.clone(),
         responses: response_loop,
         board: setup.board,
+        feed: setup.feed,
     };
     for sink in &state.sinks {
         state.stop_report.add_sink(sink.name(), sink.in_flight());
@@ -621,6 +625,9 @@ impl State {
             self.deliver(&alerts).await?;
             if let Some(b) = &self.board {
                 b.on_alerts(&alerts);
+            }
+            if let Some(f) = &self.feed {
+                f.on_alerts(&alerts);
             }
             self.respond_to(transitions, &alerts).await?;
         }

@@ -16,6 +16,7 @@ mod demo;
 mod deploy;
 mod e2e;
 mod faults;
+mod feed;
 mod feedback;
 mod golden;
 mod prometheus;
