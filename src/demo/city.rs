@@ -30,63 +30,94 @@ const HOUR_MS: f64 = 3_600_000.0;
 
 struct District {
     name: &'static str,
+    /// Its Chinese name, as residents and the bureau write it.
+    name_zh: &'static str,
     code: &'static str,
     short: &'static str,
     lat: f64,
     lon: f64,
     streets: [&'static str; 3],
+    streets_zh: [&'static str; 3],
 }
 
 const DISTRICTS: [District; 6] = [
     District {
         name: "Yuzhong",
+        name_zh: "渝中区",
         code: "500103",
         short: "yz",
         lat: 29.556,
         lon: 106.568,
         streets: ["Jiefangbei", "Chaotianmen", "Daxigou"],
+        streets_zh: ["解放碑街道", "朝天门街道", "大溪沟街道"],
     },
     District {
         name: "Jiangbei",
+        name_zh: "江北区",
         code: "500105",
         short: "jb",
         lat: 29.606,
         lon: 106.574,
         streets: ["Guanyinqiao", "Wulidian", "Huaxinjie"],
+        streets_zh: ["观音桥街道", "五里店街道", "华新街街道"],
     },
     District {
         name: "Shapingba",
+        name_zh: "沙坪坝区",
         code: "500106",
         short: "spb",
         lat: 29.541,
         lon: 106.456,
         streets: ["Xiaolongkan", "Tianxingqiao", "Ciqikou"],
+        streets_zh: ["小龙坎街道", "天星桥街道", "磁器口街道"],
     },
     District {
         name: "Jiulongpo",
+        name_zh: "九龙坡区",
         code: "500107",
         short: "jlp",
         lat: 29.502,
         lon: 106.511,
         streets: ["Yangjiaping", "Shiqiaopu", "Xiejiawan"],
+        streets_zh: ["杨家坪街道", "石桥铺街道", "谢家湾街道"],
     },
     District {
         name: "Nan'an",
+        name_zh: "南岸区",
         code: "500108",
         short: "na",
         lat: 29.523,
         lon: 106.644,
         streets: ["Nanping", "Tongyuanju", "Danzishi"],
+        streets_zh: ["南坪街道", "铜元局街道", "弹子石街道"],
     },
     District {
         name: "Yubei",
+        name_zh: "渝北区",
         code: "500112",
         short: "yb",
         lat: 29.718,
         lon: 106.631,
         streets: ["Longxi", "Shuangfengqiao", "Huilongba"],
+        streets_zh: ["龙溪街道", "双凤桥街道", "回龙坝街道"],
     },
 ];
+
+/// Area names per language: 渝北区 / Yubei District, 龙溪街道 / Longxi
+/// Subdistrict, 第1网格 / grid 1 (within its street).
+fn names(d: &District, street: usize, grid: usize) -> std::collections::BTreeMap<String, String> {
+    [
+        ("district@zh-CN", d.name_zh.to_owned()),
+        ("district@en", format!("{} District", d.name)),
+        ("street@zh-CN", d.streets_zh[street].to_owned()),
+        ("street@en", format!("{} Subdistrict", d.streets[street])),
+        ("grid@zh-CN", format!("第{grid}网格")),
+        ("grid@en", format!("grid {grid}")),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_owned(), v))
+    .collect()
+}
 
 /// The city's sensor registry.
 pub fn sensors() -> Vec<Sensor> {
@@ -110,7 +141,7 @@ pub fn sensors() -> Vec<Sensor> {
                         grid: grid.clone(),
                         lat: ((glat + dlat) * 1e5).round() / 1e5,
                         lon: ((glon + dlon) * 1e5).round() / 1e5,
-                        names: Default::default(),
+                        names: names(d, si, gi + 1),
                     });
                 };
                 for k in 0..3 {
