@@ -184,10 +184,16 @@ function since(iso) {
   return m < 60 ? `${m} min` : `${Math.floor(m / 60)} h ${m % 60} min`;
 }
 
+// The alert's texts in the page's language (yujing writes them per language).
+const textOf = (a) => (a.texts && (a.texts[state.lang] || a.texts.en || Object.values(a.texts)[0])) || null;
+
 function row(a) {
   const r = state.responses.get(a.warning_id);
   const overdue = r && r.deadline && Date.parse(r.deadline) < Date.now();
-  const area = `${a.group.by} ${a.group.key}${a.group.district ? " · " + a.group.district : ""}`;
+  const text = textOf(a);
+  const area = text ? text.area : `${a.group.by} ${a.group.key}${a.group.district ? " · " + a.group.district : ""}`;
+  const what = text ? text.event : (a.rule.description || a.rule.id);
+  const instruction = text && text.instruction ? `<div class="meta instruction">${esc(text.instruction)}</div>` : "";
   const trend = a.trend && a.trend.expected_crossing_at ? ` · ${t("crossing")} ${esc(a.trend.expected_crossing_at)}` : "";
   let resp = "";
   if (r) {
@@ -212,9 +218,9 @@ function row(a) {
   }
   return `<li class="warning${overdue ? " overdue" : ""}" data-warning-id="${esc(a.warning_id)}" data-grade="${esc(a.grade)}" style="border-left-color:${COLOURS[a.grade]}">` +
     `<div class="head"><span class="grade g-${esc(a.grade)}">${esc(t(a.grade))}</span>` +
-    `<span class="rule">${esc(a.rule.description || a.rule.id)}</span></div>` +
+    `<span class="rule">${esc(what)}</span></div>` +
     `<div class="meta">${esc(area)} · ${t("value")} ${esc(a.value)} / ${t("threshold")} ${esc(a.threshold)}${esc(a.rule.unit ? " " + a.rule.unit : "")}` +
-    ` · ${t("since")} ${since(a.started_at)}${trend}</div>${resp}${actions}</li>`;
+    ` · ${t("since")} ${since(a.started_at)}${trend}</div>${instruction}${resp}${actions}</li>`;
 }
 
 function visible() {

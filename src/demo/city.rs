@@ -179,11 +179,28 @@ pub fn registry() -> SensorRegistry {
 
 /// The registry as CSV (the format of `deploy/examples/sensors.csv`).
 pub fn registry_csv() -> String {
-    let mut s = String::from("sensor_id,kind,district,district_code,street,grid,lat,lon\n");
+    let mut s = String::from(
+        "sensor_id,kind,district,district@zh-CN,district@en,district_code,\
+         street,street@zh-CN,street@en,grid,grid@zh-CN,grid@en,lat,lon\n",
+    );
     for x in sensors() {
+        let n = |k: &str| x.names.get(k).cloned().unwrap_or_default();
         s.push_str(&format!(
-            "{},{},{},{},{},{},{},{}\n",
-            x.sensor_id, x.kind, x.district, x.district_code, x.street, x.grid, x.lat, x.lon
+            "{},{},{},{},{},{},{},{},{},{},{},{},{},{}\n",
+            x.sensor_id,
+            x.kind,
+            x.district,
+            n("district@zh-CN"),
+            n("district@en"),
+            x.district_code,
+            x.street,
+            n("street@zh-CN"),
+            n("street@en"),
+            x.grid,
+            n("grid@zh-CN"),
+            n("grid@en"),
+            x.lat,
+            x.lon
         ));
     }
     s
