@@ -87,6 +87,9 @@ pub enum Command {
     },
     /// Run rules over history and score them; compare two rule sets.
     Backtest(Box<crate::backtest::args::BacktestArgs>),
+    /// Pick rule settings from history and labels for a false-warning
+    /// budget (each rule's `tune:` space), holding out part of the history.
+    Tune(Box<crate::tune::args::TuneArgs>),
     /// Publish history (JSONL or CSV) to a Kafka topic as readings.
     Replay(Box<crate::replay::ReplayArgs>),
     /// Publish the demo's synthetic city to a real broker, stamped from now.
@@ -209,6 +212,7 @@ pub fn main() -> ExitCode {
     let result = runtime.block_on(async {
         match cli.command {
             Command::Backtest(args) => Ok(crate::backtest::args::main(*args).await),
+            Command::Tune(args) => Ok(crate::tune::args::main(*args).await),
             Command::Replay(args) => crate::replay::run(&args)
                 .await
                 .map(|r| {

@@ -19,6 +19,8 @@
 //!   warnings, responses, served from embedded assets.
 //! - [`response_api`]: the responders' HTTP API (acknowledge, dispatch,
 //!   refer, close), answered by the pipeline's response book.
+//! - [`tune`]: `yujing tune`, rule settings searched on history and labels
+//!   for a false-warning budget, scored on a held-out part.
 //! - [`feed`]: the public CAP feed (`/feed/cap.atom`): an Atom index of
 //!   the current CAP messages, each served by its identifier.
 //! - [`feedback_export`]: `yujing feedback export`, responders' verdicts
@@ -62,3 +64,4 @@ pub mod response_api;
 pub mod rules_tool;
 pub mod telemetry;
 pub mod topics;
+pub mod tune;

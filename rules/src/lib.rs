@@ -11,6 +11,8 @@
 //! - [`template`]: `{{ value }}` templates in labels, annotations and texts.
 //! - [`language`]: the languages warnings are written in (zh-CN and en
 //!   built in, more from files): their words and default texts.
+//! - [`tune`]: a rule's search space for `yujing tune` (`tune:`), checked
+//!   by applying its ends to the rule.
 //! - [`series`]: the compact series notation of rule tests (`80+5x12`).
 //! - [`baseline`]: rules graded by deviation from a group's own past
 //!   (robust trailing median/MAD, or the same hour of day or week).
@@ -50,6 +52,7 @@ pub mod series;
 pub mod sql;
 pub mod state;
 pub mod template;
+pub mod tune;
 mod validate;
 pub mod window_set;
 

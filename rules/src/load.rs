@@ -62,6 +62,21 @@ pub const RULE_KEYS: &[&str] = &[
     "allowed_lateness",
     "baseline",
     "text",
+    "tune",
+];
+
+/// Keys `tune:` may not search: what a rule is and what it says.
+const UNTUNABLE: &[&str] = &[
+    "id",
+    "tune",
+    "text",
+    "description",
+    "labels",
+    "annotations",
+    "metric",
+    "metrics",
+    "sql",
+    "category",
 ];
 
 impl RuleSet {
@@ -484,7 +499,16 @@ fn read_rules(
                 "a rule must be a mapping of keys".into(),
             ),
         }
-        let rule = validate(&mut fields, group);
+        let mut rule = validate(&mut fields, group);
+        if let (Some(r), Some(map)) = (&rule, item.as_mapping()) {
+            let tuned = tune_problems(map, defaults, group, &r.tune);
+            if !tuned.is_empty() {
+                rule = None;
+            }
+            fields
+                .problems
+                .extend(tuned.into_iter().map(|(k, m)| (Origin::Rule, k, m)));
+        }
         for (origin, key, message) in fields.problems {
             let (line, column) = match origin {
                 Origin::Rule if id.is_empty() => (1, 1),
@@ -508,6 +532,52 @@ fn read_rules(
             rules.push(rule);
         }
     }
+}
+
+/// Why a rule's `tune:` space could make it invalid: each end of each
+/// range and each choice is applied to the rule and the result validated.
+fn tune_problems(
+    item: &Mapping,
+    defaults: &Mapping,
+    group: &str,
+    params: &[crate::tune::TuneParam],
+) -> Vec<(String, String)> {
+    let mut out = Vec::new();
+    for p in params {
+        let key = format!("tune.{}", p.path);
+        let top = p.path.split('.').next().unwrap_or_default();
+        if !RULE_KEYS.contains(&top) || UNTUNABLE.contains(&top) {
+            out.push((
+                key.clone(),
+                format!("{key}: `{top}` is not a setting tune can search"),
+            ));
+            continue;
+        }
+        for value in p.space.extremes() {
+            let mut rule = item.clone();
+            rule.remove("tune");
+            let shown = serde_yaml_ng::to_string(&value).unwrap_or_default();
+            let shown = shown.trim();
+            if !crate::tune::set(&mut rule, &p.path, value.clone()) {
+                out.push((key.clone(), format!("{key}: no such setting in the rule")));
+                break;
+            }
+            let mut f = Fields::new(defaults);
+            for (k, v) in &rule {
+                f.rule
+                    .insert(k.as_str().unwrap_or_default().to_owned(), v.clone());
+            }
+            validate(&mut f, group);
+            if let Some((_, _, why)) = f.problems.first() {
+                out.push((
+                    key.clone(),
+                    format!("{key}: with {shown} the rule is invalid: {why}"),
+                ));
+                break;
+            }
+        }
+    }
+    out
 }
 
 fn unknown_key_message(key: &str) -> String {
@@ -619,3 +689,7 @@ mod tests;
 #[cfg(test)]
 #[path = "load_text_tests.rs"]
 mod text_tests;
+
+#[cfg(test)]
+#[path = "load_tune_tests.rs"]
+mod tune_tests;

@@ -30,31 +30,21 @@ pub fn locate_in_item(text: &str, anchor: &str, value: &str, key: &str) -> (usiz
         .unwrap_or(start);
     let item_indent = indent(lines[item_start]);
     // A dotted key (`text.en.headline`) is found part by part, each after
-    // the one before it.
+    // the one before it; a remainder may also be one key with dots in it
+    // (`tune: {above.blue: …}`).
+    let item = (item_start, item_indent);
+    let parts: Vec<&str> = key.split('.').collect();
     let mut found: Option<(usize, usize)> = None;
-    for part in key.split('.') {
-        let key_prefix = format!("{part}:");
-        let (from_line, from_col) = found.map_or((item_start, 0), |(l, c)| (l, c + 1));
-        let mut hit = None;
-        for (i, line) in lines.iter().enumerate().skip(from_line) {
-            if i > item_start && line.trim_start().starts_with("- ") && indent(line) <= item_indent
-            {
-                break;
-            }
-            if i > item_start && !line.trim().is_empty() && indent(line) < item_indent {
-                break;
-            }
-            // A key may also sit in a flow mapping: `above: { blue: 75, purple: 1 }`.
-            let skip = if i == from_line { from_col } else { 0 };
-            if let Some(col) = line
-                .get(skip..)
-                .and_then(|rest| find_key(rest, &key_prefix))
-            {
-                hit = Some((i, skip + col));
-                break;
-            }
+    for (n, part) in parts.iter().enumerate() {
+        let from = found.map_or((item_start, 0), |(l, c)| (l, c + 1));
+        let rest = parts[n..].join(".");
+        if n + 1 < parts.len()
+            && let Some(h) = find_in_item(&lines, item, from, &rest)
+        {
+            found = Some(h);
+            break;
         }
-        match hit {
+        match find_in_item(&lines, item, from, part) {
             Some(h) => found = Some(h),
             None => break,
         }
@@ -63,6 +53,34 @@ pub fn locate_in_item(text: &str, anchor: &str, value: &str, key: &str) -> (usiz
         Some((line, col)) => (line + 1, col + 1),
         None => (start + 1, anchor_col + 1),
     }
+}
+
+/// The first `key:` of the item starting at `item_start` (indented
+/// `item_indent`), at or after `(from_line, from_col)`.
+fn find_in_item(
+    lines: &[&str],
+    (item_start, item_indent): (usize, usize),
+    (from_line, from_col): (usize, usize),
+    key: &str,
+) -> Option<(usize, usize)> {
+    let key_prefix = format!("{key}:");
+    for (i, line) in lines.iter().enumerate().skip(from_line) {
+        if i > item_start && line.trim_start().starts_with("- ") && indent(line) <= item_indent {
+            break;
+        }
+        if i > item_start && !line.trim().is_empty() && indent(line) < item_indent {
+            break;
+        }
+        // A key may also sit in a flow mapping: `above: { blue: 75, purple: 1 }`.
+        let skip = if i == from_line { from_col } else { 0 };
+        if let Some(col) = line
+            .get(skip..)
+            .and_then(|rest| find_key(rest, &key_prefix))
+        {
+            return Some((i, skip + col));
+        }
+    }
+    None
 }
 
 /// Line and column of a top-level `key:`.

@@ -245,6 +245,8 @@ pub struct Rule {
     pub descriptions: BTreeMap<String, String>,
     /// `text:` per language: what people read (see [`crate::language`]).
     pub texts: BTreeMap<String, RuleText>,
+    /// `tune:`: the search space of `yujing tune` (unused by the engine).
+    pub tune: Vec<crate::tune::TuneParam>,
 }
 
 /// What a rule says to people in one language; what it leaves out comes
@@ -309,6 +311,7 @@ impl Rule {
             allowed_lateness_ms: None,
             descriptions: BTreeMap::new(),
             texts: BTreeMap::new(),
+            tune: Vec::new(),
         }
     }
 

@@ -240,6 +240,15 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
     let labels = templates(f, "labels");
     let annotations = templates(f, "annotations");
     let texts = texts(f);
+    let tune = match f.raw("tune") {
+        Some(v) => crate::tune::parse(&v).unwrap_or_else(|problems| {
+            for (key, message) in problems {
+                f.fail(&key, message);
+            }
+            Vec::new()
+        }),
+        None => Vec::new(),
+    };
 
     if f.problems.len() > before {
         return None;
@@ -271,6 +280,7 @@ pub(crate) fn validate(f: &mut Fields<'_>, group: &str) -> Option<Rule> {
         baseline,
         descriptions,
         texts,
+        tune,
     })
 }
 

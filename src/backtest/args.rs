@@ -45,7 +45,7 @@ pub struct HistoryArgs {
 
 impl HistoryArgs {
     /// Pipeline settings for the history's time zone.
-    fn pipeline(&self) -> PipelineConfig {
+    pub(crate) fn pipeline(&self) -> PipelineConfig {
         PipelineConfig {
             time_zone: self.time_zone.clone(),
             ..PipelineConfig::default()

@@ -88,9 +88,27 @@ pub struct BacktestOptions {
     pub progress: bool,
 }
 
-/// Run the backtest, write its outputs to `options.out`, and return the
-/// summary (whose `failed_checks` decide the exit code).
-pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, BacktestError> {
+/// The history and labels loaded once, for a backtest or a tuning search.
+pub struct Prepared {
+    pub settings: yujing_engine::EngineSettings,
+    pub times: yujing_sinks::TimeFormat,
+    pub history: History,
+    pub registry: SensorRegistry,
+    pub measurements: Option<Measurements>,
+    /// Each sensor's first and last reading.
+    pub spans: Vec<Option<(i64, i64)>>,
+    /// The last reading's time.
+    pub data_end: i64,
+    /// Labelled events the history covers, if labels were given.
+    pub events: Option<Vec<score::Event>>,
+    /// Responders' verdicts among the labels.
+    pub verdicts: Vec<verdicts::Verdict>,
+    /// Series-hours of the labelled series (all series without labels).
+    pub series_hours: HashMap<String, f64>,
+}
+
+/// Load the history, the registry, the measurements and the labels.
+pub fn prepare(options: &BacktestOptions) -> Result<Prepared, BacktestError> {
     let settings = options.pipeline.engine_settings();
     let utc_offset_ms = settings.time_zone.utc_offset_ms();
     let times = yujing_sinks::TimeFormat::new(utc_offset_ms);
@@ -129,7 +147,6 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         }
         None => (None, None, Vec::new()),
     };
-    // Series-hours of the labelled series (all series without events).
     let series_hours: HashMap<String, f64> = history
         .sensors
         .iter()
@@ -137,6 +154,36 @@ pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, Back
         .filter(|(id, _)| labelled.as_ref().is_none_or(|l| l.contains(id)))
         .filter_map(|(id, span)| span.map(|(a, b)| (id.clone(), (b - a) as f64 / 3_600_000.0)))
         .collect();
+    Ok(Prepared {
+        settings,
+        times,
+        history,
+        registry,
+        measurements,
+        spans,
+        data_end,
+        events,
+        verdicts,
+        series_hours,
+    })
+}
+
+/// Run the backtest, write its outputs to `options.out`, and return the
+/// summary (whose `failed_checks` decide the exit code).
+pub async fn backtest(options: &BacktestOptions) -> Result<report::Summary, BacktestError> {
+    let Prepared {
+        settings,
+        times,
+        history,
+        registry,
+        measurements,
+        spans: _,
+        data_end,
+        events,
+        verdicts,
+        series_hours,
+    } = prepare(options)?;
+    let utc_offset_ms = settings.time_zone.utc_offset_ms();
     let groups = sensors_by_group(&registry);
     let figures = |paths: &[PathBuf], outcome: RunOutcome| {
         let episodes = score::episodes(&outcome.changes, |t| {

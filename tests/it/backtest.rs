@@ -510,9 +510,14 @@ metrics:
     }
 }
 
-/// An alert without the wall-clock time it was sent.
+/// An alert without the wall-clock time it was sent, and without its
+/// texts: the live pipeline writes them in the config's languages, a
+/// backtest timeline (for scoring) leaves them out; both are rendered from
+/// the fields compared here.
 fn comparable(mut m: Value) -> Value {
-    m.as_object_mut().unwrap().remove("emitted_at");
+    let fields = m.as_object_mut().unwrap();
+    fields.remove("emitted_at");
+    fields.remove("texts");
     m
 }
 

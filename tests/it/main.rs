@@ -28,5 +28,6 @@ mod restart;
 mod security;
 mod stop;
 mod support;
+mod tune;
 mod webhook;
 mod windows;
