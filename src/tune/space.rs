@@ -117,14 +117,26 @@ pub fn apply(doc: &Value, knobs: &[Knob], candidate: &Candidate) -> String {
     serde_yaml_ng::to_string(&doc).unwrap_or_default()
 }
 
-/// A knob's value as the rules file writes it now, for reports.
+/// A knob's value as the rules file writes it now (in the rule, else in
+/// its group's `defaults`), for reports.
 pub fn current(doc: &Value, knob: &Knob) -> Option<Value> {
-    let mut doc = doc.clone();
-    let mut at: &Value = &Value::Mapping(rule_mut(&mut doc, &knob.rule)?.clone());
-    for part in knob.param.path.split('.') {
-        at = at.get(part)?;
-    }
-    Some(at.clone())
+    let lookup = |mut at: &Value| {
+        for part in knob.param.path.split('.') {
+            at = at.get(part)?;
+        }
+        Some(at.clone())
+    };
+    let mut copy = doc.clone();
+    let rule = Value::Mapping(rule_mut(&mut copy, &knob.rule)?.clone());
+    lookup(&rule).or_else(|| {
+        let is = |v: &Value| v.get("id").and_then(Value::as_str) == Some(knob.rule.as_str());
+        let group = doc.get("groups")?.as_sequence()?.iter().find(|g| {
+            g.get("rules")
+                .and_then(Value::as_sequence)
+                .is_some_and(|rules| rules.iter().any(is))
+        })?;
+        lookup(group.get("defaults")?)
+    })
 }
 
 /// The mapping of the rule with `id`, at the top level or in a group.
@@ -166,7 +178,11 @@ pub fn shown(v: &Value) -> String {
 mod tests {
     use super::*;
 
-    const RULES: &str = "groups:\n  - name: g\n    rules:\n      - id: dev\n        metric: value\n        window: 1h\n        baseline: { method: robust, history: 7d }\n        above: { blue: 3, red: 8 }\n        tune: { above.blue: [2, 4], baseline.history: [3d, 7d, 14d] }\n";
+    const RULES: &str = "groups:\n  - name: g\n    defaults: { for: 2h }\n    rules:\n      - id: dev\n        metric: value\n        window: 1h\n        baseline: { method: robust, history: 7d }\n        above: { blue: 3, red: 8 }\n        tune: { above.blue: [2, 4], baseline.history: [3d, 7d, 14d] }\n";
+
+    fn knobs_of(set: &RuleSet) -> Vec<Knob> {
+        knobs(set)
+    }
 
     fn setup() -> (Value, Vec<Knob>) {
         let set = RuleSet::parse(std::path::Path::new("r.yaml"), RULES).unwrap();
@@ -203,5 +219,13 @@ mod tests {
         assert_eq!(set.rules[0].levels[0].threshold, 2.5);
         assert_eq!(current(&doc, &knobs[0]), Some(Value::from(3)));
         assert_eq!(shown(&current(&doc, &knobs[1]).unwrap()), "7d");
+        // A setting the rule takes from its group's defaults.
+        let set = RuleSet::parse(
+            std::path::Path::new("r.yaml"),
+            &RULES.replace("baseline.history: [3d, 7d, 14d]", "for: [0, 3h]"),
+        )
+        .unwrap();
+        let from_defaults = &knobs_of(&set)[1];
+        assert_eq!(current(&doc, from_defaults), Some(Value::from("2h")));
     }
 }
