@@ -485,6 +485,23 @@ mod tests {
     }
 
     #[test]
+    fn a_language_file_adds_a_language() {
+        let dir = std::env::temp_dir().join(format!("yujing-lang-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("zh-HK.yaml");
+        let text = include_str!("lang/zh-CN.yaml")
+            .replace("tag: zh-CN", "tag: zh-HK")
+            .replace("蓝色预警（IV级）", "藍色預警（IV級）");
+        std::fs::write(&path, text).unwrap();
+        let langs = Languages::new(&["zh-HK".into(), "en".into()], &[path]).unwrap();
+        assert_eq!(langs.tags(), ["zh-HK", "en"]);
+        let hk = langs.get("zh-HK").unwrap();
+        assert_eq!(hk.signals.get(Grade::Blue), "藍色預警（IV級）");
+        let e = Language::load(&dir.join("missing.yaml")).unwrap_err();
+        assert!(e.contains("cannot read language file"), "{e}");
+    }
+
+    #[test]
     fn unknown_or_repeated_languages_are_refused() {
         let e = Languages::new(&["fr".into()], &[]).unwrap_err();
         assert!(e.contains("unknown language fr"), "{e}");
