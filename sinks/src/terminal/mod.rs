@@ -21,6 +21,8 @@ pub struct TerminalSink {
     out: Box<dyn Write + Send>,
     colour: bool,
     language: Option<String>,
+    /// The built-in words of `language` (its units), looked up once.
+    vocabulary: Option<yujing_rules::Language>,
 }
 
 impl TerminalSink {
@@ -29,11 +31,13 @@ impl TerminalSink {
             out,
             colour,
             language: None,
+            vocabulary: None,
         }
     }
 
     /// Lines in `language` (the alerts' texts in it).
     pub fn with_language(mut self, language: String) -> Self {
+        self.vocabulary = yujing_rules::Language::builtin(&language);
         self.language = Some(language);
         self
     }
@@ -50,7 +54,12 @@ impl TerminalSink {
             writeln!(
                 self.out,
                 "{}",
-                line_in(a, self.colour, self.language.as_deref())
+                line_in(
+                    a,
+                    self.colour,
+                    self.language.as_deref(),
+                    self.vocabulary.as_ref()
+                )
             )?;
         }
         self.out.flush()?;
@@ -73,17 +82,20 @@ fn ansi(grade: Option<&str>) -> &'static str {
 }
 
 /// The text of one line (without newline), in `language` when the alert
-/// has texts in it.
-pub fn line_in(a: &AlertMessage, colour: bool, language: Option<&str>) -> String {
+/// has texts in it; units in `vocabulary`'s words when given.
+pub fn line_in(
+    a: &AlertMessage,
+    colour: bool,
+    language: Option<&str>,
+    vocabulary: Option<&yujing_rules::Language>,
+) -> String {
     let Some(text) = language.and_then(|l| a.texts.get(l)) else {
         return line(a, colour);
     };
-    let unit = language
-        .and_then(yujing_rules::Language::builtin)
-        .map_or_else(
-            || format!(" {}", a.rule.unit),
-            |lang| lang.unit(&a.rule.unit),
-        );
+    let unit = vocabulary.map_or_else(
+        || format!(" {}", a.rule.unit),
+        |lang| lang.unit(&a.rule.unit),
+    );
     let sym = if a.direction == "below" { "<" } else { ">" };
     let measure = match (a.value, a.threshold, &a.grade) {
         (Some(v), Some(t), Some(_)) => {
