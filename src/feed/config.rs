@@ -13,7 +13,7 @@ use std::time::Duration;
 use serde::Deserialize;
 use yujing_rules::Grade;
 use yujing_sinks::cap::CapSender;
-use yujing_sinks::kafka::config::SenderName;
+use yujing_sinks::kafka::config::LocalText;
 
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -27,7 +27,7 @@ pub struct FeedConfig {
     pub min_grade: Grade,
     /// The feed's title, one or per language. Default "yujing warnings".
     #[serde(default)]
-    pub title: Option<SenderName>,
+    pub title: Option<LocalText>,
     /// Who issues the CAP documents.
     pub cap: FeedSender,
     /// How long a resolved warning's cancel stays listed. Default 1h.
@@ -46,7 +46,7 @@ pub struct FeedSender {
     pub sender: String,
     /// CAP `<senderName>`: one, or one per language.
     #[serde(default)]
-    pub sender_name: Option<SenderName>,
+    pub sender_name: Option<LocalText>,
     /// GB/T 35965.1 issuer code (8 digits). Default `00000000`.
     #[serde(default)]
     pub issuer_code: Option<String>,
@@ -92,15 +92,10 @@ impl FeedConfig {
 
     /// The feed's title in `language`.
     pub fn title(&self, language: &str) -> String {
-        match &self.title {
-            Some(SenderName::One(t)) => t.clone(),
-            Some(SenderName::PerLanguage(m)) => m
-                .get(language)
-                .or_else(|| m.values().next())
-                .cloned()
-                .unwrap_or_default(),
-            None => "yujing warnings".into(),
-        }
+        self.title
+            .as_ref()
+            .map_or("yujing warnings", |t| t.get(language))
+            .to_owned()
     }
 }
 
@@ -112,15 +107,8 @@ impl FeedSender {
             languages: languages.to_vec(),
             ..CapSender::default()
         };
-        match &self.sender_name {
-            Some(SenderName::One(n)) => from.name = n.clone(),
-            Some(SenderName::PerLanguage(names)) => {
-                if let Some(n) = names.get("en").or(names.values().next()) {
-                    from.name = n.clone();
-                }
-                from.names = names.clone();
-            }
-            None => {}
+        if let Some(n) = &self.sender_name {
+            n.apply_to(&mut from);
         }
         if let Some(code) = &self.issuer_code {
             from.issuer_code = code.clone();

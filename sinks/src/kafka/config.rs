@@ -31,12 +31,35 @@ pub enum SinkFormat {
     Cap,
 }
 
-/// `sender_name`: one for every language, or one per language.
+/// A text people read: one for every language, or one per language
+/// (`{zh-CN: 重庆市生态环境局, en: Chongqing EEB}`).
 #[derive(Debug, Clone, Deserialize)]
 #[serde(untagged)]
-pub enum SenderName {
+pub enum LocalText {
     One(String),
     PerLanguage(std::collections::BTreeMap<String, String>),
+}
+
+impl LocalText {
+    /// The text in `language`, else the English one, else the first.
+    pub fn get(&self, language: &str) -> &str {
+        match self {
+            LocalText::One(t) => t,
+            LocalText::PerLanguage(m) => m
+                .get(language)
+                .or_else(|| m.get("en"))
+                .or_else(|| m.values().next())
+                .map_or("", String::as_str),
+        }
+    }
+
+    /// Set `from`'s `<senderName>` (its default, and one per language).
+    pub fn apply_to(&self, from: &mut CapSender) {
+        from.name = self.get("en").to_owned();
+        if let LocalText::PerLanguage(names) = self {
+            from.names = names.clone();
+        }
+    }
 }
 
 /// Who issues CAP alerts.
@@ -48,7 +71,7 @@ pub struct CapConfig {
     /// CAP `<senderName>`: one name, or one per language
     /// (`{zh-CN: 重庆市生态环境局, en: Chongqing Ecology and Environment Bureau}`).
     #[serde(default)]
-    pub sender_name: Option<SenderName>,
+    pub sender_name: Option<LocalText>,
     /// Languages of the `<info>` blocks, in order (default: every language
     /// the deployment writes, `languages:` at the top of the config). A tag
     /// with a region (`en-US`) takes the texts of its language (`en`).
@@ -107,15 +130,8 @@ impl KafkaSinkConfig {
                 };
                 if let Some(c) = &self.cap {
                     from.sender = c.sender.clone();
-                    match &c.sender_name {
-                        Some(SenderName::One(n)) => from.name = n.clone(),
-                        Some(SenderName::PerLanguage(names)) => {
-                            if let Some(first) = names.get("en").or(names.values().next()) {
-                                from.name = first.clone();
-                            }
-                            from.names = names.clone();
-                        }
-                        None => {}
+                    if let Some(n) = &c.sender_name {
+                        n.apply_to(&mut from);
                     }
                     if let Some(l) = &c.languages {
                         from.languages = l.clone();
