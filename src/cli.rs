@@ -149,10 +149,7 @@ pub fn main() -> ExitCode {
         cli.command,
         Command::Demo { .. } | Command::Bench { .. }
     ));
-    let default_languages: Vec<String> = yujing_rules::language::BUILTIN_TAGS
-        .iter()
-        .map(|t| t.to_string())
-        .collect();
+    let default_languages = yujing_rules::language::default_tags();
     let check = match &cli.command {
         Command::CheckRules { files } => Some((files, None, default_languages.as_slice())),
         Command::Rules(RulesCommand::Check {

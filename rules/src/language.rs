@@ -283,6 +283,12 @@ const BUILTIN: [(&str, &str); 2] = [
 /// Tags of the built-in languages.
 pub const BUILTIN_TAGS: [&str; 2] = ["zh-CN", "en"];
 
+/// The languages a deployment writes when its config names none: the
+/// built-in ones, zh-CN first.
+pub fn default_tags() -> Vec<String> {
+    BUILTIN_TAGS.iter().map(|t| t.to_string()).collect()
+}
+
 impl Language {
     /// A built-in language: `zh-CN` or `en`.
     pub fn builtin(tag: &str) -> Option<Language> {

@@ -98,19 +98,12 @@ pub struct Config {
     /// The languages warnings are written in, in order: the first is the
     /// main one, and CAP documents carry one `<info>` per language in this
     /// order. Built in: `zh-CN`, `en`. Default `[zh-CN, en]`.
-    #[serde(default = "default_languages")]
+    #[serde(default = "yujing_rules::language::default_tags")]
     pub languages: Vec<String>,
     /// More languages: YAML files shaped like the built-in ones (see
     /// `docs/bilingual.md`); relative to this file.
     #[serde(default)]
     pub language_files: Vec<PathBuf>,
-}
-
-fn default_languages() -> Vec<String> {
-    yujing_rules::language::BUILTIN_TAGS
-        .iter()
-        .map(|t| t.to_string())
-        .collect()
 }
 
 /// The board's settings (`board: {}` turns it on).

@@ -98,7 +98,7 @@ pub async fn run(
         Some(p) => RuleSet::load_checked(
             std::slice::from_ref(p),
             Some(&measurements.names()),
-            &Languages::builtin().tags(),
+            &yujing_rules::language::default_tags(),
         )?,
         None => RuleSet::parse(Path::new("deploy/examples/rules.yaml"), DEFAULT_RULES)?,
     };
