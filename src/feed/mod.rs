@@ -50,8 +50,6 @@ pub struct Entry {
     /// Headline and summary in the feed's language.
     pub title: String,
     pub summary: String,
-    /// The CAP 1.2 document.
-    pub document: String,
     /// Wall clock (ms) when a cancel arrived: it leaves the feed after
     /// `cancel_listed_for`.
     pub cancelled_at_ms: Option<i64>,
@@ -71,6 +69,9 @@ pub struct Feed {
 #[derive(Default, Serialize, Deserialize)]
 struct Live {
     entries: BTreeMap<String, Entry>,
+    /// Each listed entry's CAP 1.2 document, by identifier (kept apart so
+    /// that listing the feed copies no documents).
+    documents: BTreeMap<String, String>,
     /// Wall clock (ms) of the last change, the feed's `updated` when it
     /// lists nothing.
     changed_at_ms: i64,
@@ -150,17 +151,30 @@ impl Feed {
                 cancelled,
                 title: text.map_or_else(|| a.summary.clone(), |t| t.headline.clone()),
                 summary: text.map_or_else(|| a.summary.clone(), |t| t.summary.clone()),
-                document: cap_xml(a, &self.sender),
                 cancelled_at_ms: cancelled.then_some(now),
             };
-            live.entries.insert(a.warning_id.clone(), entry);
+            let id = entry.identifier.clone();
+            if let Some(old) = live.entries.insert(a.warning_id.clone(), entry)
+                && old.identifier != id
+            {
+                live.documents.remove(&old.identifier);
+            }
+            live.documents.insert(id, cap_xml(a, &self.sender));
             changed = true;
         }
         let keep_ms = self.config.cancel_listed_for.as_millis() as i64;
-        let before = live.entries.len();
-        live.entries
-            .retain(|_, e| e.cancelled_at_ms.is_none_or(|at| now - at < keep_ms));
-        changed |= live.entries.len() != before;
+        let gone: Vec<String> = live
+            .entries
+            .iter()
+            .filter(|(_, e)| e.cancelled_at_ms.is_some_and(|at| now - at >= keep_ms))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in &gone {
+            if let Some(e) = live.entries.remove(id) {
+                live.documents.remove(&e.identifier);
+            }
+        }
+        changed |= !gone.is_empty();
         if changed {
             live.changed_at_ms = now;
             self.save(&live);
@@ -199,10 +213,7 @@ impl Feed {
     /// A listed message's CAP document by its identifier.
     pub fn document(&self, identifier: &str) -> Option<String> {
         let live = self.inner.lock().unwrap_or_else(|e| e.into_inner());
-        live.entries
-            .values()
-            .find(|e| e.identifier == identifier)
-            .map(|e| e.document.clone())
+        live.documents.get(identifier).cloned()
     }
 
     pub fn config(&self) -> &FeedConfig {
