@@ -22,7 +22,7 @@ pub struct TerminalSink {
     colour: bool,
     language: Option<String>,
     /// The built-in words of `language` (its units), looked up once.
-    vocabulary: Option<yujing_rules::Language>,
+    vocabulary: Option<Box<yujing_rules::Language>>,
 }
 
 impl TerminalSink {
@@ -37,7 +37,7 @@ impl TerminalSink {
 
     /// Lines in `language` (the alerts' texts in it).
     pub fn with_language(mut self, language: String) -> Self {
-        self.vocabulary = yujing_rules::Language::builtin(&language);
+        self.vocabulary = yujing_rules::Language::builtin(&language).map(Box::new);
         self.language = Some(language);
         self
     }
@@ -58,7 +58,7 @@ impl TerminalSink {
                     a,
                     self.colour,
                     self.language.as_deref(),
-                    self.vocabulary.as_ref()
+                    self.vocabulary.as_deref()
                 )
             )?;
         }
