@@ -57,7 +57,7 @@ mod validate;
 pub mod window_set;
 
 pub use aggregate::{Trend, WindowAggregate, WindowAggregator};
-pub use baseline::{Baseline, BaselineBook, BaselineMethod, Deviation, Side};
+pub use baseline::{Baseline, BaselineBook, BaselineMethod, Deviation, Shift, Side};
 pub use error::{Problem, RulesError};
 pub use grade::{Direction, Grade};
 pub use language::{Language, Languages, PhraseKind};

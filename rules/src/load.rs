@@ -673,6 +673,18 @@ impl<'a> Fields<'a> {
         self.problems.push((origin, key.to_owned(), message));
     }
 
+    /// Record a problem with `inner` inside `key`'s value (`baseline.shift`),
+    /// or with `key` itself when `inner` is empty.
+    pub(crate) fn fail_within(&mut self, key: &str, inner: &str, message: String) {
+        let origin = self.lookup(key).map_or(Origin::Rule, |(_, o)| o);
+        let at = if inner.is_empty() {
+            key.to_owned()
+        } else {
+            format!("{key}.{inner}")
+        };
+        self.problems.push((origin, at, message));
+    }
+
     fn fail_at(&mut self, origin: Origin, key: &str, message: String) {
         self.problems.push((origin, key.to_owned(), message));
     }

@@ -442,3 +442,39 @@ fn fuzz_regressions() {
     }
     assert!(n >= 2, "{n} inputs in {}", dir.display());
 }
+
+#[test]
+fn a_baseline_second_opinion_is_refused_where_it_is_wrong() {
+    let e = one_error(
+        "\
+rules:
+  - id: noise
+    metric: noise_db
+    window: 1h
+    baseline:
+      method: robust
+      history: 7d
+      confirm_over: 90m
+    above: { blue: 3 }
+",
+    );
+    assert!(
+        e.starts_with("rules.yaml:8:7: rule \"noise\": ")
+            && e.contains(
+                "confirm_over: 1h 30m must be a whole number (2 or more) of window slides (1h)"
+            ),
+        "{e}"
+    );
+    let e = one_error(
+        "\
+rules:
+  - id: noise
+    metric: noise_db
+    window: 1h
+    baseline: { method: trend, history: 7d, shift: { limit: -1 } }
+    above: { blue: 3 }
+",
+    );
+    assert!(e.starts_with("rules.yaml:5:45: "), "{e}");
+    assert!(e.contains("limit -1 above 0"), "{e}");
+}

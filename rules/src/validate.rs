@@ -340,7 +340,7 @@ fn baseline(
 ) -> Option<crate::baseline::Baseline> {
     let value = f.raw("baseline")?;
     let parsed = crate::baseline::parse(value, slide_ms.unwrap_or(0))
-        .map_err(|m| f.fail("baseline", m))
+        .map_err(|(key, m)| f.fail_within("baseline", key, m))
         .ok()?;
     if direction == Direction::Below {
         f.fail(
