@@ -89,7 +89,11 @@ fn candidates_csv(t: &Tuned) -> String {
         let _ = write!(out, "{}", o.candidate.id);
         for (k, v) in t.knobs.iter().zip(&o.candidate.values) {
             let v = v.clone().or_else(|| space::current(&t.doc, k));
-            let _ = write!(out, ",{}", v.as_ref().map_or(String::new(), shown));
+            let _ = write!(
+                out,
+                ",{}",
+                csv_text(&v.as_ref().map_or(String::new(), shown))
+            );
         }
         for s in [&o.figures.tuning, &o.figures.held_out] {
             let _ = write!(
@@ -247,4 +251,26 @@ fn tradeoff_svg(options: &TuneOptions, t: &Tuned) -> String {
         w - m
     );
     s
+}
+
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+fn csv_text(text: &str) -> String {
+    if text.contains([',', '"', '\n']) {
+        format!("\"{}\"", text.replace('"', "\"\""))
+    } else {
+        text.to_owned()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_csv_field_with_a_comma_is_quoted() {
+        assert_eq!(super::csv_text("7d"), "7d");
+        assert_eq!(
+            super::csv_text("{drift: 0.5, limit: 40}"),
+            "\"{drift: 0.5, limit: 40}\""
+        );
+        assert_eq!(super::csv_text("a \"b\", c"), "\"a \"\"b\"\", c\"");
+    }
 }

@@ -163,10 +163,23 @@ fn rule_mut<'a>(doc: &'a mut Value, id: &str) -> Option<&'a mut Mapping> {
         .as_mapping_mut()
 }
 
-/// A value for a table cell.
+/// A value for a table cell or a line of the report, on one line: a
+/// mapping or list in YAML's flow style (`{drift: 0.5, limit: 40}`).
 pub fn shown(v: &Value) -> String {
     match v {
         Value::String(s) => s.clone(),
+        Value::Mapping(m) => {
+            let pairs: Vec<String> = m
+                .iter()
+                .map(|(k, v)| format!("{}: {}", shown(k), shown(v)))
+                .collect();
+            format!("{{{}}}", pairs.join(", "))
+        }
+        Value::Sequence(items) => {
+            let items: Vec<String> = items.iter().map(shown).collect();
+            format!("[{}]", items.join(", "))
+        }
+        Value::Tagged(t) => shown(&t.value),
         other => serde_yaml_ng::to_string(other)
             .unwrap_or_default()
             .trim()
@@ -219,6 +232,8 @@ mod tests {
         assert_eq!(set.rules[0].levels[0].threshold, 2.5);
         assert_eq!(current(&doc, &knobs[0]), Some(Value::from(3)));
         assert_eq!(shown(&current(&doc, &knobs[1]).unwrap()), "7d");
+        let shift: Value = serde_yaml_ng::from_str("{drift: 0.5, limit: 40}").unwrap();
+        assert_eq!(shown(&shift), "{drift: 0.5, limit: 40}");
         // A setting the rule takes from its group's defaults.
         let set = RuleSet::parse(
             std::path::Path::new("r.yaml"),
