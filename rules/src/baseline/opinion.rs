@@ -17,31 +17,23 @@ pub(super) fn opinion(
     period_ms: i64,
     min: u32,
 ) -> Option<Deviation> {
-    let (expected, spread) = match method {
-        BaselineMethod::Robust => {
-            let mut values: Vec<f64> = past.iter().map(|(_, v)| *v).collect();
-            if values.len() < min as usize {
-                return None;
-            }
-            robust_centre(&mut values)
+    let (expected, spread) = if method == BaselineMethod::Trend {
+        if past.len() < min as usize {
+            return None;
         }
-        BaselineMethod::Seasonal => {
-            let mut values: Vec<f64> = past
-                .iter()
-                .filter(|(t, _)| (end - t) % period_ms.max(1) == 0)
-                .map(|(_, v)| *v)
-                .collect();
-            if values.len() < min as usize {
-                return None;
-            }
-            robust_centre(&mut values)
+        trend_at(past, end)
+    } else {
+        // Robust: every past value; seasonal: those whole periods back.
+        let seasonal = method == BaselineMethod::Seasonal;
+        let mut values: Vec<f64> = past
+            .iter()
+            .filter(|(t, _)| !seasonal || (end - t) % period_ms.max(1) == 0)
+            .map(|(_, v)| *v)
+            .collect();
+        if values.len() < min as usize {
+            return None;
         }
-        BaselineMethod::Trend => {
-            if past.len() < min as usize {
-                return None;
-            }
-            trend_at(past, end)
-        }
+        robust_centre(&mut values)
     };
     Some(Deviation {
         observed,
@@ -104,7 +96,7 @@ fn least_squares(points: impl Iterator<Item = (f64, f64)> + Clone) -> (f64, f64)
 /// end of `past`, where at least half of the span's windows are there:
 /// the series a longer scale is judged on.
 pub(super) fn means_over(past: &Past, over_ms: i64, slide_ms: i64) -> Vec<(i64, f64)> {
-    let needed = ((over_ms / slide_ms.max(1)) as usize).div_ceil(2);
+    let needed = half_the_windows(over_ms, slide_ms);
     let mut out = Vec::with_capacity(past.len());
     let (mut first, mut sum) = (0, 0.0);
     for (i, &(end, v)) in past.iter().enumerate() {
@@ -114,7 +106,7 @@ pub(super) fn means_over(past: &Past, over_ms: i64, slide_ms: i64) -> Vec<(i64, 
             first += 1;
         }
         let n = i + 1 - first;
-        if n >= needed.max(1) {
+        if n >= needed {
             out.push((end, sum / n as f64));
         }
     }
@@ -130,10 +122,16 @@ pub(super) fn mean_ending(
     over_ms: i64,
     slide_ms: i64,
 ) -> Option<f64> {
-    let needed = ((over_ms / slide_ms.max(1)) as usize).div_ceil(2);
+    let needed = half_the_windows(over_ms, slide_ms);
     let within = past.iter().rev().take_while(|(t, _)| *t > end - over_ms);
     let (n, sum) = within.fold((1usize, observed), |(n, s), (_, v)| (n + 1, s + v));
     (n >= needed).then(|| sum / n as f64)
+}
+
+/// Windows a span of `over_ms` needs for its mean: half of its slides,
+/// at least one.
+fn half_the_windows(over_ms: i64, slide_ms: i64) -> usize {
+    ((over_ms / slide_ms.max(1)) as usize).div_ceil(2).max(1)
 }
 
 /// Median and spread: 1.4826 × MAD, floored by the mean absolute deviation

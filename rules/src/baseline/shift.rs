@@ -10,12 +10,13 @@ use super::Shift;
 /// One group's two sums, and what each side has seen since it left zero.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
 pub(super) struct ShiftSums {
-    up: Side,
-    down: Side,
+    up: Run,
+    down: Run,
 }
 
+/// One direction's sum and the run behind it.
 #[derive(Debug, Clone, Copy, Default, PartialEq, serde::Serialize, serde::Deserialize)]
-struct Side {
+struct Run {
     sum: f64,
     /// The first window end of the current run (while `sum > 0`).
     since: i64,
@@ -24,12 +25,12 @@ struct Side {
     windows: u32,
 }
 
-impl Side {
+impl Run {
     /// Add one window; `true` when the sum passes the limit.
     fn add(&mut self, spec: Shift, end: i64, z: f64, residual: f64) -> bool {
         let sum = self.sum + z.min(spec.limit / 2.0) - spec.drift;
         if sum <= 0.0 {
-            *self = Side::default();
+            *self = Run::default();
             return false;
         }
         if self.sum == 0.0 {
