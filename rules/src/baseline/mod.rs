@@ -208,7 +208,9 @@ pub(crate) fn parse(value: Value, slide_ms: i64) -> Result<Baseline, SpecError> 
         return fail(
             "period",
             format!(
-                "baseline: the period ({period_ms} ms) must be a whole number of window slides ({slide_ms} ms)"
+                "baseline: the period ({}) must be a whole number of window slides ({})",
+                crate::model::format_ms(period_ms),
+                crate::model::format_ms(slide_ms)
             ),
         );
     }
@@ -223,7 +225,7 @@ pub(crate) fn parse(value: Value, slide_ms: i64) -> Result<Baseline, SpecError> 
         return fail(
             "min_history",
             format!(
-                "baseline: min_history {min_history} must be between 1 and the {available} values the history holds"
+                "baseline: min_history {min_history} must be between 1 and the {available} values the history holds (lengthen `history` or lower `min_history`)"
             ),
         );
     }
@@ -231,7 +233,7 @@ pub(crate) fn parse(value: Value, slide_ms: i64) -> Result<Baseline, SpecError> 
         return fail(
             "confirm",
             format!(
-                "confirm: {} needs {} values and the history holds {}",
+                "confirm: {} needs {} values and the history holds {}: lengthen `history`",
                 c.as_str(),
                 c.default_min(),
                 holds(c)
