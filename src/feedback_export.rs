@@ -168,7 +168,8 @@ fn sensors_of(registry: &SensorRegistry, level: &str, key: &str) -> Vec<String> 
     }
 }
 
-fn csv_cell(s: &str) -> String {
+/// A CSV field: quoted when it holds a comma, a quote or a line break.
+pub(crate) fn csv_cell(s: &str) -> String {
     if s.contains([',', '"', '\n']) {
         format!("\"{}\"", s.replace('"', "\"\""))
     } else {

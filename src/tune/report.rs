@@ -11,6 +11,7 @@ use super::space::{self, shown};
 use super::{TuneOptions, Tuned};
 use crate::backtest::report::write;
 use crate::backtest::score::Score;
+use crate::feedback_export::csv_cell;
 
 pub fn write_all(options: &TuneOptions, t: &Tuned) -> Result<(), crate::backtest::BacktestError> {
     std::fs::create_dir_all(&options.out).map_err(|e| crate::backtest::BacktestError::Write {
@@ -92,7 +93,7 @@ fn candidates_csv(t: &Tuned) -> String {
             let _ = write!(
                 out,
                 ",{}",
-                csv_text(&v.as_ref().map_or(String::new(), shown))
+                csv_cell(&v.as_ref().map_or(String::new(), shown))
             );
         }
         for s in [&o.figures.tuning, &o.figures.held_out] {
@@ -253,24 +254,15 @@ fn tradeoff_svg(options: &TuneOptions, t: &Tuned) -> String {
     s
 }
 
-/// A CSV field: quoted when it holds a comma, a quote or a line break.
-fn csv_text(text: &str) -> String {
-    if text.contains([',', '"', '\n']) {
-        format!("\"{}\"", text.replace('"', "\"\""))
-    } else {
-        text.to_owned()
-    }
-}
-
 #[cfg(test)]
 mod tests {
     #[test]
     fn a_csv_field_with_a_comma_is_quoted() {
-        assert_eq!(super::csv_text("7d"), "7d");
+        assert_eq!(super::csv_cell("7d"), "7d");
         assert_eq!(
-            super::csv_text("{drift: 0.5, limit: 40}"),
+            super::csv_cell("{drift: 0.5, limit: 40}"),
             "\"{drift: 0.5, limit: 40}\""
         );
-        assert_eq!(super::csv_text("a \"b\", c"), "\"a \"\"b\"\", c\"");
+        assert_eq!(super::csv_cell("a \"b\", c"), "\"a \"\"b\"\", c\"");
     }
 }
