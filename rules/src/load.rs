@@ -669,8 +669,7 @@ impl<'a> Fields<'a> {
 
     /// Record a problem with `key` (its value is wrong).
     pub(crate) fn fail(&mut self, key: &str, message: String) {
-        let origin = self.lookup(key).map_or(Origin::Rule, |(_, o)| o);
-        self.problems.push((origin, key.to_owned(), message));
+        self.fail_within(key, "", message);
     }
 
     /// Record a problem with `inner` inside `key`'s value (`baseline.shift`),
