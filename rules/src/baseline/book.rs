@@ -134,11 +134,13 @@ impl BaselineBook {
                 d.deviation = Some(deviation);
                 out.push(d);
             }
-            values.insert(end_ms, a.value);
+            // A correction (late readings re-closing this window) replaces
+            // its value; the level-shift sums have counted it already.
+            let corrected = values.insert(end_ms, a.value).is_some();
             while values.first_key_value().is_some_and(|(t, _)| *t < from) {
                 values.pop_first();
             }
-            if let (Some(spec), Some(p)) = (b.shift, primary) {
+            if let (Some(spec), Some(p), false) = (b.shift, primary, corrected) {
                 let sums = self
                     .shifts
                     .entry(rule.id.clone())

@@ -320,3 +320,30 @@ fn new_keys_are_checked_where_they_are() {
     .unwrap();
     assert_eq!((off.confirm, off.shift), (None, None));
 }
+
+#[test]
+fn a_corrected_window_counts_once_toward_a_level_shift() {
+    let r = rule(Baseline {
+        history_ms: 2 * 24 * H,
+        min_history: 12,
+        shift: Some(Shift {
+            drift: 0.5,
+            limit: 20.0,
+        }),
+        ..PLAIN
+    });
+    let normal: Vec<f64> = (0..48)
+        .map(|h| if h % 2 == 0 { 11.0 } else { 9.0 })
+        .collect();
+    let mut once = BaselineBook::new();
+    run(&mut once, &r, &normal);
+    let mut twice = once.clone();
+    // Two windows of 20, the second closed again by late readings.
+    for book in [&mut once, &mut twice] {
+        for end in [49 * H, 50 * H] {
+            book.deviations(&r, end, &[agg(&r, end, 20.0)]);
+        }
+    }
+    twice.deviations(&r, 50 * H, &[agg(&r, 50 * H, 20.0)]);
+    assert_eq!(twice, once, "the correction is not a third window");
+}
